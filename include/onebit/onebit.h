@@ -1,0 +1,116 @@
+// pyonebit C++ core: public API.
+//
+// Affine low-bit quantization in MLX's format (1-bit first) and quantized
+// matrix products. Plain C++17, no Python: usable from any host program.
+//
+// Every operation is split in two steps:
+//   plan_*  validates the arguments and computes the output shapes/dtypes
+//           (throws onebit::ValueError / onebit::TypeError with messages of
+//           the form "[op] ...");
+//   run     executes a plan into caller-allocated, C-contiguous outputs.
+// The split lets a host (the Python binding, a framework) allocate outputs in
+// its own memory between the two steps.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace onebit {
+
+// ---------------------------------------------------------------- errors
+// Both derive from std::invalid_argument so C++ callers can catch either.
+struct ValueError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+struct TypeError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+// ---------------------------------------------------------------- arrays
+enum class DType : std::uint8_t { float32, float16, bfloat16, uint32, unsupported };
+
+const char* dtype_name(DType dtype);
+std::size_t dtype_size(DType dtype);  // 0 for unsupported
+
+// A C-contiguous array owned by the caller. `label` names the caller's dtype
+// when it is unsupported here (e.g. "int64"), so errors can name it.
+struct ArrayRef {
+  void* data = nullptr;
+  DType dtype = DType::unsupported;
+  std::vector<std::int64_t> shape;
+  std::string label;
+
+  std::int64_t size() const;  // number of elements
+};
+
+// ---------------------------------------------------------------- format
+enum class Mode : std::uint8_t { affine, symmetric };
+
+const char* mode_name(Mode mode);
+Mode parse_mode(const std::string& name, const char* op);  // throws ValueError
+
+struct QuantSpec {
+  int bits = 1;
+  int group_size = 128;
+  Mode mode = Mode::affine;
+};
+
+// Supported values, for help texts and sweeps (the same tables validate).
+std::vector<int> supported_bits();
+std::vector<int> supported_group_sizes();
+
+// ---------------------------------------------------------------- quantize
+struct QuantizePlan {
+  ArrayRef w;
+  QuantSpec spec;
+  std::int64_t rows = 0, K = 0;          // w viewed as (rows, K)
+  std::vector<std::int64_t> wq_shape;    // (..., N, K*bits/32), uint32
+  std::vector<std::int64_t> scales_shape;  // (..., N, K/group_size), dtype of w
+  bool has_biases = true;                // false in symmetric mode
+};
+QuantizePlan plan_quantize(const ArrayRef& w, const QuantSpec& spec);
+// Throws ValueError if w holds NaN or Inf. biases may be null in symmetric mode.
+void quantize(const QuantizePlan& plan, std::uint32_t* wq, void* scales, void* biases);
+
+// ---------------------------------------------------------------- dequantize
+struct DequantizePlan {
+  ArrayRef wq, scales, biases;  // biases.data == nullptr in symmetric mode
+  QuantSpec spec;
+  std::int64_t rows = 0, K = 0;
+  DType out_dtype = DType::float32;
+  std::vector<std::int64_t> out_shape;
+};
+// out_dtype null means "dtype of scales".
+DequantizePlan plan_dequantize(const ArrayRef& wq, const ArrayRef& scales,
+                               const ArrayRef* biases, const QuantSpec& spec,
+                               const DType* out_dtype = nullptr);
+void dequantize(const DequantizePlan& plan, void* out);
+
+// ---------------------------------------------------------------- matmul
+// transpose=true:  out = x @ W.T, W of shape (..., N, K) packed along K.
+// transpose=false: out = x @ W,   W of shape (..., K, N) packed along N.
+// Batch dims of x and W broadcast; a 1-D x is one row and the row axis is
+// dropped from the output. Output dtype = promote(x, scales) as in MLX.
+struct MatmulPlan {
+  ArrayRef x, wq, scales, biases;
+  QuantSpec spec;
+  bool transpose = true;
+  std::int64_t M = 0, N = 0, K = 0;
+  // One entry per output batch: element offsets of x's and W's matrices
+  // (W offsets count matrices, applied to wq, scales and biases alike).
+  std::vector<std::int64_t> x_batch, w_batch;
+  DType out_dtype = DType::float32;
+  std::vector<std::int64_t> out_shape;
+};
+MatmulPlan plan_quantized_matmul(const ArrayRef& x, const ArrayRef& wq,
+                                 const ArrayRef& scales, const ArrayRef* biases,
+                                 bool transpose, const QuantSpec& spec);
+// backend: a name from backends(); "" picks the best one.
+void quantized_matmul(const MatmulPlan& plan, void* out, const std::string& backend = "");
+
+// Names of the backends usable on this machine, best first.
+std::vector<std::string> backends();
+
+}  // namespace onebit

@@ -1,0 +1,56 @@
+"""pyonebit: 1-bit (and low-bit) quantized matrix multiply for NumPy.
+
+Weights are stored in MLX's affine format (``w_hat = scale * q + bias`` per
+group of ``group_size`` elements along the last axis, codes packed into
+uint32), or in a symmetric 1-bit mode (``+d``/``-d`` per group, no bias).
+"""
+from ._core import backends
+from ._core import dequantize as _dequantize
+from ._core import quantize as _quantize
+from ._core import quantized_matmul as _quantized_matmul
+from ._core import supported_bits, supported_group_sizes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "quantize",
+    "dequantize",
+    "quantized_matmul",
+    "backends",
+    "supported_bits",
+    "supported_group_sizes",
+    "__version__",
+]
+
+
+def quantize(w, group_size=128, bits=1, mode="affine"):
+    """Quantize ``w`` (float32/float16/bfloat16, shape ``(..., N, K)``).
+
+    Returns ``(wq, scales, biases)``: ``wq`` uint32 of shape
+    ``(..., N, K * bits // 32)``, ``scales``/``biases`` of shape
+    ``(..., N, K // group_size)`` in the dtype of ``w``. Bit-for-bit equal to
+    ``mlx.core.quantize`` (MLX 0.32.4) in affine mode. ``mode="symmetric"``
+    (bits=1 only) returns ``(wq, scales, None)`` with ``scales`` the mean of
+    ``|w|`` per group and bit 1 marking ``w >= 0``.
+    """
+    return _quantize(w, group_size, bits, mode)
+
+
+def dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine", dtype=None):
+    """Expand packed weights back to floats (``dtype`` defaults to that of
+    ``scales``). Equal to ``mlx.core.dequantize`` bit for bit."""
+    return _dequantize(wq, scales, biases, group_size, bits, mode, dtype)
+
+
+def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
+                     mode="affine", backend=None):
+    """``x @ dequantize(wq).T`` (``transpose=True``) or ``x @ dequantize(wq)``
+    without ever materialising the dequantized weights.
+
+    Batch dimensions of ``x`` and ``wq`` broadcast; a 1-D ``x`` is one row.
+    Activations are never rounded and sums accumulate in float32 or wider.
+    The result dtype is that of ``x`` when it equals that of ``scales``, else
+    float32 (as in MLX). ``backend`` names one of :func:`backends`
+    (``None`` picks the best).
+    """
+    return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend)

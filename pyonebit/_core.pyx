@@ -1,0 +1,150 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# distutils: language = c++
+"""Thin binding over the C++ core: converts NumPy buffers to ArrayRefs,
+allocates outputs, releases the GIL around kernels. All validation happens in
+C++ (plan_* functions); errors arrive as ValueError/TypeError."""
+
+from libc.stdint cimport int64_t, uint32_t
+from libcpp cimport bool as cbool
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+cimport numpy as cnp
+import numpy as np
+import ml_dtypes
+
+from pyonebit._onebit cimport (
+    CArrayRef, CDType, CDequantizePlan, CMatmulPlan, CMode, CQuantSpec,
+    CQuantizePlan,
+)
+from pyonebit cimport _onebit as core
+
+cnp.import_array()
+
+_NP_DTYPES = {
+    CDType.float32: np.dtype(np.float32),
+    CDType.float16: np.dtype(np.float16),
+    CDType.bfloat16: np.dtype(ml_dtypes.bfloat16),
+    CDType.uint32: np.dtype(np.uint32),
+}
+_CORE_DTYPES = {v: k for k, v in _NP_DTYPES.items()}
+
+
+cdef CDType _core_dtype(dt):
+    return _CORE_DTYPES.get(dt, CDType.unsupported)
+
+
+def _as_array(obj, str name, str op):
+    """A native-byte-order, C-contiguous ndarray view of obj (copying only
+    when obj is strided or byte-swapped)."""
+    if obj is None:
+        raise TypeError(f"[{op}] {name} must be an array, got None")
+    a = np.asarray(obj)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if not a.flags.c_contiguous:
+        a = a.copy(order="C")
+    return a
+
+
+cdef CArrayRef _ref(cnp.ndarray a):
+    cdef CArrayRef r
+    r.data = cnp.PyArray_DATA(a)
+    r.dtype = _core_dtype(a.dtype)
+    r.shape = (<object>a).shape
+    if r.dtype == CDType.unsupported:
+        r.label = str(a.dtype).encode()
+    return r
+
+
+cdef CQuantSpec _spec(group_size, bits, mode, str op) except *:
+    cdef CQuantSpec s
+    for name, value in (("group_size", group_size), ("bits", bits)):
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            raise TypeError(f"[{op}] {name} must be an int, got {type(value).__name__}")
+    if not isinstance(mode, str):
+        raise TypeError(f"[{op}] mode must be a str, got {type(mode).__name__}")
+    s.group_size = group_size
+    s.bits = bits
+    s.mode = core.parse_mode(mode.encode(), op.encode())
+    return s
+
+
+cdef _empty(vector[int64_t] shape, CDType dtype):
+    return np.empty(tuple(shape), dtype=_NP_DTYPES[dtype])
+
+
+def quantize(w, group_size=128, bits=1, mode="affine"):
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, "quantize")
+    a = _as_array(w, "w", "quantize")
+    cdef CQuantizePlan plan = core.plan_quantize(_ref(a), spec)
+    wq = _empty(plan.wq_shape, CDType.uint32)
+    scales = np.empty(tuple(plan.scales_shape), dtype=a.dtype)
+    biases = np.empty(tuple(plan.scales_shape), dtype=a.dtype) if plan.has_biases else None
+    cdef uint32_t* wq_ptr = <uint32_t*>cnp.PyArray_DATA(wq)
+    cdef void* s_ptr = cnp.PyArray_DATA(scales)
+    cdef void* b_ptr = cnp.PyArray_DATA(biases) if biases is not None else NULL
+    with nogil:
+        core.quantize(plan, wq_ptr, s_ptr, b_ptr)
+    return wq, scales, biases
+
+
+def dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine", dtype=None):
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, "dequantize")
+    cdef CDType out_dtype
+    cdef CDType* out_dtype_ptr = NULL
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        out_dtype = _core_dtype(dt)
+        if out_dtype == CDType.unsupported or out_dtype == CDType.uint32:
+            raise TypeError(f"[dequantize] dtype must be float32, float16 or bfloat16, got {dt}")
+        out_dtype_ptr = &out_dtype
+    a_wq = _as_array(wq, "wq", "dequantize")
+    a_s = _as_array(scales, "scales", "dequantize")
+    a_b = _as_array(biases, "biases", "dequantize") if biases is not None else None
+    cdef CArrayRef r_b
+    if a_b is not None:
+        r_b = _ref(a_b)
+    cdef CDequantizePlan plan = core.plan_dequantize(
+        _ref(a_wq), _ref(a_s), &r_b if a_b is not None else NULL, spec, out_dtype_ptr)
+    out = _empty(plan.out_shape, plan.out_dtype)
+    cdef void* out_ptr = cnp.PyArray_DATA(out)
+    with nogil:
+        core.dequantize(plan, out_ptr)
+    return out
+
+
+def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
+                     mode="affine", backend=None):
+    op = "quantized_matmul"
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, op)
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"[{op}] backend must be a str or None, got {type(backend).__name__}")
+    cdef string backend_name = backend.encode() if backend is not None else b""
+    a_x = _as_array(x, "x", op)
+    a_wq = _as_array(wq, "wq", op)
+    a_s = _as_array(scales, "scales", op)
+    a_b = _as_array(biases, "biases", op) if biases is not None else None
+    cdef CArrayRef r_b
+    if a_b is not None:
+        r_b = _ref(a_b)
+    cdef CMatmulPlan plan = core.plan_quantized_matmul(
+        _ref(a_x), _ref(a_wq), _ref(a_s), &r_b if a_b is not None else NULL,
+        <cbool>bool(transpose), spec)
+    out = _empty(plan.out_shape, plan.out_dtype)
+    cdef void* out_ptr = cnp.PyArray_DATA(out)
+    with nogil:
+        core.quantized_matmul(plan, out_ptr, backend_name)
+    return out
+
+
+def backends():
+    return [name.decode() for name in core.backends()]
+
+
+def supported_bits():
+    return list(core.supported_bits())
+
+
+def supported_group_sizes():
+    return list(core.supported_group_sizes())

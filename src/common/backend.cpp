@@ -1,0 +1,29 @@
+#include "backend.h"
+
+namespace onebit {
+
+const std::vector<Backend>& compiled_backends() {
+  static const std::vector<Backend> all = {cpu::backend()};
+  return all;
+}
+
+std::vector<std::string> backends() {
+  std::vector<std::string> names;
+  for (const Backend& b : compiled_backends())
+    if (b.available()) names.emplace_back(b.name);
+  return names;
+}
+
+const Backend& find_backend(const std::string& name) {
+  for (const Backend& b : compiled_backends())
+    if (b.available() && (name.empty() || name == b.name)) return b;
+  std::string have;
+  for (const std::string& n : backends()) have += (have.empty() ? "'" : ", '") + n + "'";
+  throw ValueError("[quantized_matmul] backend '" + name + "' is not available; available: " + have);
+}
+
+void quantized_matmul(const MatmulPlan& plan, void* out, const std::string& backend) {
+  find_backend(backend).run(plan, out);
+}
+
+}  // namespace onebit

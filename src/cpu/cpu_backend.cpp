@@ -1,0 +1,60 @@
+// The CPU backend: walks the broadcast batch, widens activations to float32
+// (exact) and narrows results to the output dtype around the 2-D kernels.
+#include <vector>
+
+#include "../common/backend.h"
+#include "../common/dtype.h"
+#include "../common/format.h"
+#include "reference.h"
+
+namespace onebit {
+namespace cpu {
+
+namespace {
+
+void run(const MatmulPlan& p, void* out) {
+  const std::int64_t M = p.M, N = p.N, K = p.K;
+  const std::int64_t packed_rows = p.transpose ? N : K;
+  const std::int64_t packed_len = p.transpose ? K : N;
+  const std::int64_t w_words = packed_rows * format::words_per_row(packed_len, p.spec.bits);
+  const std::int64_t w_groups = packed_rows * (packed_len / p.spec.group_size);
+  const std::size_t xsize = dtype_size(p.x.dtype), osize = dtype_size(p.out_dtype);
+  const std::size_t ssize = dtype_size(p.scales.dtype);
+  const bool widen_x = p.x.dtype != DType::float32, narrow_out = p.out_dtype != DType::float32;
+  std::vector<float> xbuf(widen_x ? static_cast<std::size_t>(M * K) : 0);
+  std::vector<float> obuf(narrow_out ? static_cast<std::size_t>(M * N) : 0);
+
+  for (std::size_t b = 0; b < p.x_batch.size(); ++b) {
+    const char* xb = static_cast<const char*>(p.x.data) + p.x_batch[b] * xsize;
+    char* ob = static_cast<char*>(out) + b * M * N * osize;
+    if (widen_x) convert(xb, p.x.dtype, xbuf.data(), DType::float32, M * K);
+    const std::int64_t wb = p.w_batch[b];
+    QmmArgs a;
+    a.x = widen_x ? xbuf.data() : reinterpret_cast<const float*>(xb);
+    a.wq = static_cast<const std::uint32_t*>(p.wq.data) + wb * w_words;
+    a.scales = static_cast<const char*>(p.scales.data) + wb * w_groups * ssize;
+    a.biases = p.biases.data ? static_cast<const char*>(p.biases.data) + wb * w_groups * ssize
+                             : nullptr;
+    a.scale_dtype = p.scales.dtype;
+    a.out = narrow_out ? obuf.data() : reinterpret_cast<float*>(ob);
+    a.M = M;
+    a.N = N;
+    a.K = K;
+    a.spec = p.spec;
+    a.transpose = p.transpose;
+    reference_qmm(a);
+    if (narrow_out) convert(obuf.data(), DType::float32, ob, p.out_dtype, M * N);
+  }
+}
+
+bool always() { return true; }
+
+}  // namespace
+
+const Backend& backend() {
+  static const Backend cpu{"cpu", always, run};
+  return cpu;
+}
+
+}  // namespace cpu
+}  // namespace onebit
