@@ -38,6 +38,18 @@ GroupParams affine_params(float wmin, float wmax, int bits) {
   return {edge / q0, edge};
 }
 
+// Sum of |v| over a power-of-two length in a fixed binary tree (v[i] +=
+// v[i + half], halving), in float32. The fixed order makes the symmetric scale
+// reproducible by any kernel (a GPU reduction can follow the same tree), and
+// a tree over equal magnitudes is exact, so {-d, +d} groups recover d exactly.
+// Overwrites v.
+float pairwise_abs_sum(float* v, int n) {
+  for (int i = 0; i < n; ++i) v[i] = std::abs(v[i]);
+  for (int half = n / 2; half >= 1; half /= 2)
+    for (int i = 0; i < half; ++i) v[i] += v[i + half];
+  return v[0];
+}
+
 template <class T>
 void quantize_rows(const QuantizePlan& plan, std::uint32_t* wq, void* scales_out,
                    void* biases_out) {
@@ -56,7 +68,6 @@ void quantize_rows(const QuantizePlan& plan, std::uint32_t* wq, void* scales_out
     for (std::int64_t j = 0; j < groups; ++j) {
       const std::int64_t base = r * K + j * gs;
       float wmin = INFINITY, wmax = -INFINITY;
-      float abs_sum = 0;  // symmetric only: summed in float32, in element order
       for (int i = 0; i < gs; ++i) {
         g[i] = T::load(w[base + i]);
         if (!std::isfinite(g[i]))
@@ -64,15 +75,14 @@ void quantize_rows(const QuantizePlan& plan, std::uint32_t* wq, void* scales_out
                            std::to_string(base + i) + ")");
         wmin = std::min(wmin, g[i]);
         wmax = std::max(wmax, g[i]);
-        abs_sum += std::abs(g[i]);
       }
       const std::int64_t gi = r * groups + j;
       if (plan.spec.mode == Mode::symmetric) {
         // d = mean |w|, the least-squares scale for the sign pattern;
         // bit 1 for w >= 0, bit 0 for w < 0.
-        scales[gi] = T::store(abs_sum / static_cast<float>(gs));
         for (int i = 0; i < gs; ++i)
           if (g[i] >= 0) format::write_code(row, j * gs + i, 1, 1);
+        scales[gi] = T::store(pairwise_abs_sum(g.data(), gs) / static_cast<float>(gs));
         continue;
       }
       const GroupParams p = affine_params(wmin, wmax, bits);

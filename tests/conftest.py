@@ -1,0 +1,96 @@
+"""Shared helpers: an independent NumPy model of the format (unpacking and
+float64 dequantization that do not use pyonebit), MLX conversions, and the
+tolerance every matmul comparison uses."""
+import os
+import zlib
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import pyonebit
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+FLOAT_DTYPES = [np.dtype(np.float32), np.dtype(np.float16), BF16]
+BITS = pyonebit.supported_bits()
+GROUP_SIZES = pyonebit.supported_group_sizes()
+
+
+def dtype_id(dt):
+    return np.dtype(dt).name
+
+
+def unpack_codes(wq, bits, length):
+    """Codes of a packed array, shape (..., length): read wq as a little-endian
+    bit stream, element k at bits [k*bits, (k+1)*bits)."""
+    wq = np.ascontiguousarray(wq, dtype="<u4")
+    lead = wq.shape[:-1]
+    by = wq.reshape(-1, wq.shape[-1]).view(np.uint8)
+    stream = np.unpackbits(by, axis=1, bitorder="little")[:, : length * bits]
+    weights = (1 << np.arange(bits, dtype=np.uint32)).astype(np.uint32)
+    codes = (stream.reshape(-1, length, bits).astype(np.uint32) * weights).sum(-1)
+    return codes.reshape(lead + (length,)).astype(np.uint32)
+
+
+def w_hat64(wq, scales, biases, bits, group_size, mode="affine"):
+    """The exact dequantized weights in float64: scale*q + bias (affine) or
+    +/-scale (symmetric), laid out like the packed rows."""
+    length = scales.shape[-1] * group_size
+    q = unpack_codes(wq, bits, length).astype(np.float64)
+    s = np.repeat(scales.astype(np.float64), group_size, axis=-1)
+    if mode == "symmetric":
+        return np.where(q > 0, s, -s)
+    return s * q + np.repeat(biases.astype(np.float64), group_size, axis=-1)
+
+
+def matmul64(x, what, transpose):
+    x64 = x.astype(np.float64)
+    w = np.swapaxes(what, -1, -2) if transpose else what
+    if x.ndim == 1:
+        return x64 @ w
+    return np.matmul(x64, w)
+
+
+def assert_matmul_close(out, x, what, transpose, out_dtype):
+    """Float32 summation-order error bound: |err| <= 8*sqrt(K)*2^-24*sum|x*w|,
+    plus the rounding of the output dtype. A single wrong weight bit moves a
+    result by about |x_k|*scale, far above this bound for the shapes tested."""
+    ref = matmul64(x, what, transpose)
+    absw = np.abs(np.swapaxes(what, -1, -2) if transpose else what)
+    absx = np.abs(x.astype(np.float64))
+    mag = absx @ absw if x.ndim == 1 else np.matmul(absx, absw)
+    K = x.shape[-1]
+    eps_out = float(np.finfo(out_dtype).eps) if out_dtype != BF16 else 2.0**-7
+    # Absolute floor: float16 results can be subnormal (units of 2^-24).
+    floor = 2.0**-24 if out_dtype == np.float16 else 1e-30
+    tol = 8 * np.sqrt(max(K, 1)) * 2.0**-24 * mag + eps_out * np.abs(ref) + floor
+    assert out.dtype == out_dtype
+    assert out.shape == ref.shape
+    err = np.abs(out.astype(np.float64) - ref)
+    bad = err > tol
+    assert not bad.any(), (
+        f"{bad.sum()} of {bad.size} outputs off; worst err {err.max():.3g} "
+        f"vs tol {tol.flat[np.argmax(err)]:.3g}"
+    )
+
+
+def random_weights(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(np.float32).astype(dtype)
+
+
+@pytest.fixture
+def rng(request):
+    # One stream per test, stable across runs and independent of test order.
+    seed = zlib.crc32(request.node.nodeid.encode())
+    return np.random.default_rng(seed)
+
+
+def require_mlx():
+    """MLX is the compatibility peer: in CI it must be present, never skipped."""
+    try:
+        import mlx.core as mx
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("mlx is not installed (pip install 'mlx[cpu]==0.32.4')")
+    return mx
