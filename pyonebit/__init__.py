@@ -4,6 +4,11 @@ Weights are stored in MLX's affine format (``w_hat = scale * q + bias`` per
 group of ``group_size`` elements along the last axis, codes packed into
 uint32), or in a symmetric 1-bit mode (``+d``/``-d`` per group, no bias).
 """
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
 from ._core import backends
 from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
@@ -23,7 +28,9 @@ __all__ = [
 ]
 
 
-def quantize(w, group_size=128, bits=1, mode="affine"):
+def quantize(
+    w: npt.ArrayLike, group_size: int = 128, bits: int = 1, mode: str = "affine"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Quantize ``w`` (float32/float16/bfloat16, shape ``(..., N, K)``).
 
     Returns ``(wq, scales, biases)``: ``wq`` uint32 of shape
@@ -36,14 +43,31 @@ def quantize(w, group_size=128, bits=1, mode="affine"):
     return _quantize(w, group_size, bits, mode)
 
 
-def dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine", dtype=None):
+def dequantize(
+    wq: npt.ArrayLike,
+    scales: npt.ArrayLike,
+    biases: npt.ArrayLike | None = None,
+    group_size: int = 128,
+    bits: int = 1,
+    mode: str = "affine",
+    dtype: npt.DTypeLike | None = None,
+) -> np.ndarray:
     """Expand packed weights back to floats (``dtype`` defaults to that of
     ``scales``). Equal to ``mlx.core.dequantize`` bit for bit."""
     return _dequantize(wq, scales, biases, group_size, bits, mode, dtype)
 
 
-def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
-                     mode="affine", backend=None):
+def quantized_matmul(
+    x: npt.ArrayLike,
+    wq: npt.ArrayLike,
+    scales: npt.ArrayLike,
+    biases: npt.ArrayLike | None = None,
+    transpose: bool = True,
+    group_size: int = 128,
+    bits: int = 1,
+    mode: str = "affine",
+    backend: str | None = None,
+) -> np.ndarray:
     """``x @ dequantize(wq).T`` (``transpose=True``) or ``x @ dequantize(wq)``
     without ever materialising the dequantized weights.
 
