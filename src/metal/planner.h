@@ -1,0 +1,50 @@
+// The Metal planner: pure C++, no Metal headers. From a validated operation
+// and the device's capabilities it decides which kernel runs, with which
+// template parameters (encoded in the kernel name), grid, threadgroup size,
+// buffer bindings and threadgroup memory. The host encoder (macOS) and the
+// emulator both execute its Dispatches, so routing is unit-tested everywhere.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "onebit/onebit.h"
+
+namespace onebit {
+namespace metal {
+
+struct DeviceCaps {
+  std::string name = "emulated";
+  int simd_width = 32;
+  int max_threads_per_threadgroup = 1024;
+  std::int64_t max_threadgroup_memory = 32768;  // bytes
+  bool nax = false;                             // Metal 4 tensor ops usable (M5-class)
+};
+
+// What a buffer binding points at. Matmul kernels use wq..w_offsets as in
+// README.md; quantize binds the float weights as `x` and writes wq/scales/
+// biases; dequantize reads wq/scales/biases and writes `y`.
+enum class Operand : std::uint8_t { wq, scales, biases, x, y, x_offsets, w_offsets, bytes };
+
+struct Binding {
+  int index;                        // [[buffer(index)]]
+  Operand operand;
+  std::vector<std::uint8_t> bytes;  // contents when operand == bytes (constant structs)
+};
+
+struct Dispatch {
+  std::string kernel;  // instantiated kernel name, e.g. "qmv_fast_float16_gs_64_b_1"
+  std::array<std::uint32_t, 3> threadgroups{1, 1, 1};   // threadgroups per grid
+  std::array<std::uint32_t, 3> threads{1, 1, 1};        // threads per threadgroup
+  std::vector<Binding> buffers;                         // in index order, no gaps
+  std::vector<std::int64_t> threadgroup_memory;         // bytes of [[threadgroup(j)]]
+};
+
+// T is the dtype the kernel runs in (the plan's output dtype; the executor
+// widens x, scales and biases to it beforehand).
+Dispatch plan_matmul(const MatmulPlan& plan, const DeviceCaps& caps);
+
+}  // namespace metal
+}  // namespace onebit
