@@ -9,12 +9,17 @@
 
 #include <cstdint>
 
+#include "format_values.h"
+
 namespace onebit {
 namespace format {
 
-// Supported bit widths and group sizes (the validation tables).
-constexpr int kBits[] = {1, 2, 3, 4, 5, 6, 8};
-constexpr int kGroupSizes[] = {32, 64, 128};
+// Supported bit widths and group sizes (the validation tables), expanded
+// from the lists in format_values.h that the shaders instantiate from.
+#define ONEBIT_TABLE_ENTRY(unused, value) value,
+constexpr int kBits[] = {ONEBIT_FOR_EACH_BITS(ONEBIT_TABLE_ENTRY, _)};
+constexpr int kGroupSizes[] = {ONEBIT_FOR_EACH_GROUP_SIZE(ONEBIT_TABLE_ENTRY, _)};
+#undef ONEBIT_TABLE_ENTRY
 
 template <int N>
 constexpr bool contains(const int (&table)[N], int value) {
@@ -28,7 +33,7 @@ constexpr bool contains(const int (&table)[N], int value) {
 constexpr std::int64_t words_per_row(std::int64_t K, int bits) { return K * bits / 32; }
 
 // The floor applied to the affine scale so a constant group stays finite.
-constexpr float kScaleFloor = 1e-7f;
+constexpr float kScaleFloor = ONEBIT_SCALE_FLOOR;
 
 // Code of element k in a packed row.
 inline std::uint32_t read_code(const std::uint8_t* row, std::int64_t k, int bits) {
