@@ -7,7 +7,8 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-CORE_SOURCES = sorted(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp"))
+CORE_SOURCES = sorted(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp")
+                      + glob.glob("src/metal/*.cpp"))
 
 # -ffp-contract=off: the reference kernels and the quantizer define results bit
 # for bit; an implicit multiply-add fusion would change them.
@@ -18,7 +19,7 @@ if sys.platform == "darwin":
 extension = Extension(
     "pyonebit._core",
     sources=["pyonebit/_core.pyx"] + CORE_SOURCES,
-    include_dirs=["include", "pyonebit", np.get_include()],
+    include_dirs=["include", "src", "pyonebit", np.get_include()],
     language="c++",
     extra_compile_args=compile_args,
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],

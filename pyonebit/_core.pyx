@@ -14,8 +14,8 @@ import numpy as np
 import ml_dtypes
 
 from pyonebit._onebit cimport (
-    CArrayRef, CDType, CDequantizePlan, CMatmulPlan, CMode, CQuantSpec,
-    CQuantizePlan,
+    CArrayRef, CBinding, CDeviceCaps, CDispatch, CDType, CDequantizePlan, CMatmulPlan, CMode,
+    CQuantSpec, CQuantizePlan,
 )
 from pyonebit cimport _onebit as core
 
@@ -74,6 +74,38 @@ cdef _empty(vector[int64_t] shape, CDType dtype):
     return np.empty(tuple(shape), dtype=_NP_DTYPES[dtype])
 
 
+cdef CDequantizePlan _dequantize_plan(list keep, wq, scales, biases, CQuantSpec spec,
+                                      CDType* out_dtype) except *:
+    """Validated plan; the arrays it points into are appended to keep."""
+    op = "dequantize"
+    a_wq = _as_array(wq, "wq", op)
+    a_s = _as_array(scales, "scales", op)
+    a_b = _as_array(biases, "biases", op) if biases is not None else None
+    keep += [a_wq, a_s, a_b]
+    cdef CArrayRef r_b
+    if a_b is not None:
+        r_b = _ref(a_b)
+    return core.plan_dequantize(_ref(a_wq), _ref(a_s), &r_b if a_b is not None else NULL, spec,
+                                out_dtype)
+
+
+cdef CMatmulPlan _matmul_plan(list keep, x, wq, scales, biases, transpose,
+                              CQuantSpec spec) except *:
+    """Validated plan; the arrays it points into are appended to keep."""
+    op = "quantized_matmul"
+    a_x = _as_array(x, "x", op)
+    a_wq = _as_array(wq, "wq", op)
+    a_s = _as_array(scales, "scales", op)
+    a_b = _as_array(biases, "biases", op) if biases is not None else None
+    keep += [a_x, a_wq, a_s, a_b]
+    cdef CArrayRef r_b
+    if a_b is not None:
+        r_b = _ref(a_b)
+    return core.plan_quantized_matmul(_ref(a_x), _ref(a_wq), _ref(a_s),
+                                      &r_b if a_b is not None else NULL,
+                                      <cbool>bool(transpose), spec)
+
+
 def quantize(w, group_size=128, bits=1, mode="affine"):
     cdef CQuantSpec spec = _spec(group_size, bits, mode, "quantize")
     a = _as_array(w, "w", "quantize")
@@ -99,14 +131,8 @@ def dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine", d
         if out_dtype == CDType.unsupported or out_dtype == CDType.uint32:
             raise TypeError(f"[dequantize] dtype must be float32, float16 or bfloat16, got {dt}")
         out_dtype_ptr = &out_dtype
-    a_wq = _as_array(wq, "wq", "dequantize")
-    a_s = _as_array(scales, "scales", "dequantize")
-    a_b = _as_array(biases, "biases", "dequantize") if biases is not None else None
-    cdef CArrayRef r_b
-    if a_b is not None:
-        r_b = _ref(a_b)
-    cdef CDequantizePlan plan = core.plan_dequantize(
-        _ref(a_wq), _ref(a_s), &r_b if a_b is not None else NULL, spec, out_dtype_ptr)
+    keep = []
+    cdef CDequantizePlan plan = _dequantize_plan(keep, wq, scales, biases, spec, out_dtype_ptr)
     out = _empty(plan.out_shape, plan.out_dtype)
     cdef void* out_ptr = cnp.PyArray_DATA(out)
     with nogil:
@@ -121,16 +147,8 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     if backend is not None and not isinstance(backend, str):
         raise TypeError(f"[{op}] backend must be a str or None, got {type(backend).__name__}")
     cdef string backend_name = backend.encode() if backend is not None else b""
-    a_x = _as_array(x, "x", op)
-    a_wq = _as_array(wq, "wq", op)
-    a_s = _as_array(scales, "scales", op)
-    a_b = _as_array(biases, "biases", op) if biases is not None else None
-    cdef CArrayRef r_b
-    if a_b is not None:
-        r_b = _ref(a_b)
-    cdef CMatmulPlan plan = core.plan_quantized_matmul(
-        _ref(a_x), _ref(a_wq), _ref(a_s), &r_b if a_b is not None else NULL,
-        <cbool>bool(transpose), spec)
+    keep = []
+    cdef CMatmulPlan plan = _matmul_plan(keep, x, wq, scales, biases, transpose, spec)
     out = _empty(plan.out_shape, plan.out_dtype)
     cdef void* out_ptr = cnp.PyArray_DATA(out)
     with nogil:
@@ -148,3 +166,58 @@ def supported_bits():
 
 def supported_group_sizes():
     return list(core.supported_group_sizes())
+
+
+# ---------------------------------------------------------------- Metal planner
+# Private: the Metal planner's decision for an operation, for routing tests on
+# machines without Metal. Arguments as for the public functions.
+
+cdef dict _dispatch_dict(const CDispatch& d):
+    cdef const CBinding* b
+    buffers, params = [], {}
+    for i in range(d.buffers.size()):
+        b = &d.buffers[i]
+        buffers.append((b.index, core.operand_name(b.operand).decode()))
+        if b.bytes.size():
+            params[b.index] = bytes(b.bytes)
+    return {
+        "kernel": d.kernel.decode(),
+        "threadgroups": (d.threadgroups[0], d.threadgroups[1], d.threadgroups[2]),
+        "threads": (d.threads[0], d.threads[1], d.threads[2]),
+        "buffers": buffers,
+        "params": params,
+        "threadgroup_memory": list(d.threadgroup_memory),
+    }
+
+
+cdef CDeviceCaps _caps(dict caps) except *:
+    cdef CDeviceCaps c
+    if caps:
+        c.simd_width = caps.get("simd_width", c.simd_width)
+        c.max_threads_per_threadgroup = caps.get("max_threads_per_threadgroup",
+                                                 c.max_threads_per_threadgroup)
+        c.max_threadgroup_memory = caps.get("max_threadgroup_memory", c.max_threadgroup_memory)
+    return c
+
+
+def _metal_plan(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
+                mode="affine", caps=None):
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, "quantized_matmul")
+    keep = []
+    cdef CMatmulPlan plan = _matmul_plan(keep, x, wq, scales, biases, transpose, spec)
+    return _dispatch_dict(core.plan_matmul(plan, _caps(caps)))
+
+
+def _metal_plan_quantize(w, group_size=128, bits=1, mode="affine", caps=None):
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, "quantize")
+    a = _as_array(w, "w", "quantize")
+    cdef CQuantizePlan plan = core.plan_quantize(_ref(a), spec)
+    return _dispatch_dict(core.metal_plan_quantize(plan, _caps(caps)))
+
+
+def _metal_plan_dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine",
+                           caps=None):
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, "dequantize")
+    keep = []
+    cdef CDequantizePlan plan = _dequantize_plan(keep, wq, scales, biases, spec, NULL)
+    return _dispatch_dict(core.metal_plan_dequantize(plan, _caps(caps)))

@@ -1,6 +1,6 @@
 # Declarations of the C++ core's public API (include/onebit/onebit.h).
 # C-prefixed names keep them apart from the Python-level objects.
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t
 from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -65,3 +65,38 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     void quantized_matmul(const CMatmulPlan& plan, void* out,
                           const string& backend) except +raise_py_error
     vector[string] backends()
+
+
+# The Metal planner (src/metal/planner.h): pure C++, exposed for routing tests.
+cdef extern from "<array>" namespace "std" nogil:
+    cdef cppclass CDim3 "std::array<std::uint32_t, 3>":
+        uint32_t& operator[](size_t)
+
+
+cdef extern from "metal/planner.h" namespace "onebit::metal" nogil:
+    cdef cppclass CDeviceCaps "onebit::metal::DeviceCaps":
+        int simd_width
+        int max_threads_per_threadgroup
+        int64_t max_threadgroup_memory
+
+    cdef enum class COperand "onebit::metal::Operand":
+        pass
+
+    cdef cppclass CBinding "onebit::metal::Binding":
+        int index
+        COperand operand
+        vector[uint8_t] bytes
+
+    cdef cppclass CDispatch "onebit::metal::Dispatch":
+        string kernel
+        CDim3 threadgroups
+        CDim3 threads
+        vector[CBinding] buffers
+        vector[int64_t] threadgroup_memory
+
+    const char* operand_name(COperand operand)
+    CDispatch plan_matmul(const CMatmulPlan& plan, const CDeviceCaps& caps) except +raise_py_error
+    CDispatch metal_plan_quantize "onebit::metal::plan_quantize"(
+        const CQuantizePlan& plan, const CDeviceCaps& caps) except +raise_py_error
+    CDispatch metal_plan_dequantize "onebit::metal::plan_dequantize"(
+        const CDequantizePlan& plan, const CDeviceCaps& caps) except +raise_py_error

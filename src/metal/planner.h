@@ -27,6 +27,7 @@ struct DeviceCaps {
 // README.md; quantize binds the float weights as `x` and writes wq/scales/
 // biases; dequantize reads wq/scales/biases and writes `y`.
 enum class Operand : std::uint8_t { wq, scales, biases, x, y, x_offsets, w_offsets, bytes };
+const char* operand_name(Operand operand);  // "wq", ..., "bytes"
 
 struct Binding {
   int index;                        // [[buffer(index)]]
@@ -44,7 +45,23 @@ struct Dispatch {
 
 // T is the dtype the kernel runs in (the plan's output dtype; the executor
 // widens x, scales and biases to it beforehand).
+// A Dispatch with a zero in `threadgroups` has nothing to compute (an empty
+// output); executors skip it. Throws ValueError when a dimension does not fit
+// the kernels' 32-bit indexing.
 Dispatch plan_matmul(const MatmulPlan& plan, const DeviceCaps& caps);
+
+// T is the dtype of w. The executor must reject non-finite w before running
+// it (the kernel cannot raise; the CPU reference does).
+Dispatch plan_quantize(const QuantizePlan& plan, const DeviceCaps& caps);
+
+// T is the dtype of the scales: the kernel writes T and the executor converts
+// to plan.out_dtype when it differs (the reference rounds to T first too).
+Dispatch plan_dequantize(const DequantizePlan& plan, const DeviceCaps& caps);
+
+// Name of the kernel instantiated from template `kernel` for these template
+// parameters: "<kernel>_<dtype>_gs_<group_size>_b_<bits>[_sym]". The only
+// place host code builds these names (kernels/instantiate.h is the shader's).
+std::string kernel_name(const char* kernel, DType dtype, const QuantSpec& spec);
 
 }  // namespace metal
 }  // namespace onebit

@@ -1,0 +1,238 @@
+"""The Metal planner (src/metal/planner.cpp) on any machine: which kernel each
+shape routes to, the grid and threadgroup geometry, buffer bindings, constant
+bytes and threadgroup memory; and that every kernel name it can produce is
+instantiated by the .metal sources (checked with the C preprocessor)."""
+import glob
+import os
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+import pyonebit
+from pyonebit._core import _metal_plan, _metal_plan_dequantize, _metal_plan_quantize
+from conftest import BF16, BITS, FLOAT_DTYPES, GROUP_SIZES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KERNELS = os.path.join(ROOT, "src", "metal", "kernels")
+MATMUL_OPERANDS = ["wq", "scales", "biases", "x", "y", "bytes", "x_offsets", "w_offsets"]
+
+
+def operands(bits, group_size, rows, packed, dtype=np.float32, batch=(), mode="affine"):
+    """Zero-filled wq/scales/biases of W with `rows` packed rows of `packed` values."""
+    wq = np.zeros(batch + (rows, packed * bits // 32), np.uint32)
+    s = np.zeros(batch + (rows, packed // group_size), dtype)
+    return wq, s, (None if mode == "symmetric" else s.copy())
+
+
+def plan(M, N, K, transpose=True, bits=1, group_size=32, dtype=np.float32, xdtype=None,
+         x_batch=(), w_batch=(), mode="affine", caps=None):
+    rows, packed = (N, K) if transpose else (K, N)
+    wq, s, b = operands(bits, group_size, rows, packed, dtype, w_batch, mode)
+    x = np.zeros(x_batch + ((K,) if M is None else (M, K)), xdtype or dtype)
+    return _metal_plan(x, wq, s, b, transpose=transpose, group_size=group_size, bits=bits,
+                       mode=mode, caps=caps)
+
+
+def base(d):
+    """The kernel template of a dispatch (or of a kernel name)."""
+    name = d if isinstance(d, str) else d["kernel"]
+    return name.split("_float")[0].split("_bfloat")[0]
+
+
+def matmul_params(d):
+    return struct.unpack("<3i", d["params"][5])
+
+
+# ------------------------------------------------------------------ routing
+
+@pytest.mark.parametrize("K", [64, 128])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_small_k_routes_to_quad(K, bits):
+    # Trap: K = 64 with 1 bit gives each quad lane 16 codes, half a word.
+    for gs in (32, 64):
+        if K % gs == 0:
+            d = plan(1, 100, K, bits=bits, group_size=gs)
+            assert base(d) == "qmv_quad"
+            assert d["threads"] == (32, 2, 1)
+            assert d["threadgroups"] == (2, 1, 1)  # 64 rows per threadgroup
+
+
+def test_aligned_shapes_route_to_qmv_fast():
+    # Trap: 1 bit, group 32: a lane's 64 values span two groups.
+    d = plan(1, 8, 2048, bits=1, group_size=32)
+    assert d["kernel"] == "qmv_fast_float32_gs_32_b_1"
+    assert d["threadgroups"] == (1, 1, 1) and d["threads"] == (32, 2, 1)
+    assert base(plan(1, 4096, 4096, bits=4, group_size=64)) == "qmv_fast"
+    assert base(plan(1, 16, 1024, bits=2, group_size=128)) == "qmv_fast"
+
+
+@pytest.mark.parametrize("N,K,bits", [
+    (8, 1024, 1),    # 1 bit needs K % 2048: the tail of a lane's 64 values is past K
+    (8, 3072, 1),    # a partial block at the end
+    (8, 96, 2),      # K not a multiple of the block
+    (9, 2048, 1),    # N not a multiple of 8 rows per threadgroup
+    (4096, 11008, 1),  # the seed's ffn_down: K = 11008 is not a multiple of 2048
+])
+def test_unaligned_shapes_route_to_qmv(N, K, bits):
+    d = plan(1, N, K, bits=bits, group_size=32)
+    aligned = K % (2048 if bits == 1 else 1024) == 0 and N % 8 == 0
+    assert base(d) == ("qmv_fast" if aligned else "qmv")
+    assert d["threadgroups"][0] == -(-N // 8)
+
+
+def test_vector_matrix_routes_by_k():
+    assert base(plan(1, 256, 512, transpose=False)) == "qvm"
+    assert base(plan(1, 256, 1023, transpose=False)) == "qvm"
+    d = plan(1, 256, 1024, transpose=False)
+    assert base(d) == "qvm_split_k"
+    assert d["threads"] == (256, 1, 1)
+    assert d["threadgroups"] == (2, 1, 1)  # 128 columns per threadgroup
+    assert d["threadgroup_memory"] == [8 * 128 * 4]
+    d = plan(1, 96, 67, transpose=False)
+    assert base(d) == "qvm" and d["threads"] == (32, 2, 1) and d["threadgroups"] == (1, 1, 1)
+    assert d["threadgroup_memory"] == []
+
+
+@pytest.mark.parametrize("M", [2, 5, 32, 33])
+@pytest.mark.parametrize("transpose", [True, False])
+def test_matrix_routes_to_qmm(M, transpose):
+    # Trap: M smaller than the 32-row tile (M = 2, 5) and M = 33 (a second tile of 1 row).
+    d = plan(M, 67 if transpose else 96, 128 if transpose else 67, transpose=transpose)
+    assert base(d) == ("qmm_t" if transpose else "qmm_n")
+    N = 67 if transpose else 96
+    assert d["threadgroups"] == (-(-N // 32), -(-M // 32), 1)
+    assert d["threads"] == (128, 1, 1)
+    assert d["threadgroup_memory"] == [32 * 32 * 4] * 3
+
+
+def test_one_dimensional_x_is_a_vector():
+    assert base(plan(None, 8, 2048)) == "qmv_fast"
+    assert base(plan(None, 256, 64, transpose=False)) == "qvm"
+
+
+# ------------------------------------------------------------------ names, grid, bindings
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_kernel_dtype_is_the_output_dtype(dtype):
+    d = plan(1, 8, 2048, dtype=dtype)
+    assert d["kernel"] == f"qmv_fast_{np.dtype(dtype).name}_gs_32_b_1"
+    # Mixed dtypes promote to float32: the kernel runs in float32.
+    d = plan(1, 8, 2048, dtype=dtype, xdtype=np.float32 if dtype != np.float32 else np.float16)
+    assert d["kernel"] == "qmv_fast_float32_gs_32_b_1"
+
+
+def test_symmetric_binds_scales_as_biases():
+    d = plan(3, 40, 256, mode="symmetric", group_size=128)
+    assert d["kernel"] == "qmm_t_float32_gs_128_b_1_sym"
+    assert d["buffers"][2] == (2, "scales")
+
+
+@pytest.mark.parametrize("transpose", [True, False])
+@pytest.mark.parametrize("M", [1, 4])
+def test_bindings_follow_the_abi(M, transpose):
+    d = plan(M, 64, 96 if transpose else 64, transpose=transpose)
+    assert d["buffers"] == list(enumerate(MATMUL_OPERANDS))
+    N, K = (64, 96) if transpose else (64, 64)
+    assert matmul_params(d) == (M, N, K)
+
+
+def test_batches_run_on_grid_z():
+    d = plan(1, 8, 2048, x_batch=(3, 1), w_batch=(4,))
+    assert d["threadgroups"][2] == 12
+    d = plan(5, 8, 64, x_batch=(2,), w_batch=(2,))
+    assert d["threadgroups"][2] == 2
+
+
+def test_empty_output_plans_no_threadgroups():
+    assert 0 in plan(0, 8, 64)["threadgroups"]
+    assert plan(1, 8, 2048, x_batch=(0,))["threadgroups"][2] == 0
+    # K = 0 still runs: the kernels write zeros.
+    assert 0 not in plan(1, 8, 0)["threadgroups"]
+
+
+def test_device_caps_are_checked():
+    with pytest.raises(ValueError, match="threadgroup memory"):
+        plan(4, 64, 64, caps={"max_threadgroup_memory": 8192})
+    with pytest.raises(ValueError, match="simdgroup width of 32"):
+        plan(1, 8, 2048, caps={"simd_width": 64})
+    with pytest.raises(ValueError, match="threads per threadgroup"):
+        plan(1, 256, 2048, transpose=False, caps={"max_threads_per_threadgroup": 128})
+
+
+# ------------------------------------------------------------------ quantize / dequantize
+
+@pytest.mark.parametrize("mode", ["affine", "symmetric"])
+def test_quantize_plan(mode):
+    w = np.zeros((3, 5, 256), BF16)
+    d = _metal_plan_quantize(w, group_size=64, bits=1, mode=mode)
+    assert d["kernel"] == "quantize_bfloat16_gs_64_b_1" + ("_sym" if mode == "symmetric" else "")
+    assert d["threads"] == (256, 1, 1)
+    assert d["threadgroups"] == (-(-15 * 4 // 8), 1, 1)  # 8 groups (simdgroups) per threadgroup
+    assert d["buffers"] == [(0, "wq"), (1, "scales"),
+                            (2, "scales" if mode == "symmetric" else "biases"), (3, "x"),
+                            (4, "bytes")]
+    assert struct.unpack("<2i", d["params"][4]) == (15, 256)
+
+
+def test_dequantize_plan():
+    wq, s, b = operands(4, 128, 7, 384, np.float16)
+    d = _metal_plan_dequantize(wq, s, b, group_size=128, bits=4)
+    assert d["kernel"] == "dequantize_float16_gs_128_b_4"
+    assert d["threads"] == (256, 1, 1)
+    assert d["threadgroups"] == (-(-7 * 384 // 32 // 256), 1, 1)  # one pack of 32 per thread
+    assert d["buffers"] == [(0, "wq"), (1, "scales"), (2, "biases"), (3, "y"), (4, "bytes")]
+    assert struct.unpack("<2i", d["params"][4]) == (7, 384)
+
+
+# ------------------------------------------------------------------ names vs. shaders
+
+@pytest.fixture(scope="module")
+def instantiated_names(tmp_path_factory):
+    """Kernel names the .metal files instantiate, by expanding their
+    instantiation hook with the C preprocessor (no MSL compiler needed)."""
+    cpp = shutil.which("clang") or shutil.which("gcc") or shutil.which("cpp")
+    if cpp is None:
+        pytest.skip("no C preprocessor on PATH")
+    stub = tmp_path_factory.mktemp("msl")
+    (stub / "metal_stdlib").write_text("")
+    names = set()
+    for path in glob.glob(os.path.join(KERNELS, "*.metal")):
+        out = subprocess.run(
+            [cpp, "-E", "-P", "-x", "c++", "-I", str(stub),
+             "-DONEBIT_INSTANTIATE_KERNEL(name,func,T,gs,bits,sym)=ONEBIT_KERNEL_NAME_IS name",
+             path], capture_output=True, text=True, check=True).stdout
+        for part in out.split("ONEBIT_KERNEL_NAME_IS")[1:]:
+            # Adjacent string literals: "qmv" "_" "float32" ... -> one name.
+            literal = part.split(";")[0].split("template")[0].split("ONEBIT")[0]
+            names.add("".join(p for p in literal.split('"')[1::2]))
+    return names
+
+
+def test_every_planned_kernel_is_instantiated(instantiated_names):
+    planned = set()
+    for dtype in FLOAT_DTYPES:
+        for gs in GROUP_SIZES:
+            for bits in BITS:
+                modes = ["affine", "symmetric"] if bits == 1 else ["affine"]
+                for mode in modes:
+                    for M, N, K, tr in [(1, 8, 2048 * gs // 32, True), (1, 9, 4 * gs, True),
+                                        (1, 9, 128, True), (1, 4 * gs, 64, False),
+                                        (1, 4 * gs, 4096, False), (5, 33, 2 * gs, True),
+                                        (5, 2 * gs, 7, False)]:
+                        if tr and K % gs:
+                            continue
+                        d = plan(M, N, K, transpose=tr, bits=bits, group_size=gs, dtype=dtype,
+                                 mode=mode)
+                        planned.add(d["kernel"])
+                    w = np.zeros((2, 4 * gs), dtype)
+                    planned.add(_metal_plan_quantize(w, gs, bits, mode)["kernel"])
+                    wq, s, b = operands(bits, gs, 2, 4 * gs, dtype, mode=mode)
+                    planned.add(_metal_plan_dequantize(wq, s, b, gs, bits, mode)["kernel"])
+    bases = {base(name) for name in planned}
+    assert bases == {"qmv_quad", "qmv_fast", "qmv", "qvm", "qvm_split_k", "qmm_t", "qmm_n",
+                     "quantize", "dequantize"}
+    missing = planned - instantiated_names
+    assert not missing, sorted(missing)[:10]
