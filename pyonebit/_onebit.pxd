@@ -65,3 +65,12 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     void quantized_matmul(const CMatmulPlan& plan, void* out,
                           const string& backend) except +raise_py_error
     vector[string] backends()
+
+    cdef cppclass CTraceEntry "onebit::TraceEntry":
+        string backend
+        string kernel
+        uint32_t grid[3]
+        uint32_t threadgroup[3]
+
+    size_t trace_start()
+    vector[CTraceEntry] trace_stop(size_t token)
