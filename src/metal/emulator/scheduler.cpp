@@ -1,7 +1,6 @@
 // Lockstep execution of emulated threadgroups: one fiber per GPU thread,
 // collectives as synchronisation points, threadgroups spread over CPU threads.
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "context_switch.h"
 #include "kernel_abi.h"
 #include "lockstep.h"
 
@@ -31,7 +31,7 @@ constexpr std::size_t kStackBytes = 256 * 1024;
 enum class State : std::uint8_t { runnable, waiting, finished };
 
 struct Fiber {
-  ucontext_t context;
+  FiberContext context;
   State state = State::runnable;
   Scope scope = Scope::simdgroup;
   Site site{nullptr, nullptr, 0};
@@ -100,7 +100,7 @@ class ThreadgroupRunner {
     f.state = State::waiting;
     f.scope = scope;
     f.site = site;
-    swapcontext(&f.context, &scheduler_context_);
+    switch_fiber(f.context, scheduler_context_);
     return {ex.deposits[parity], ex.live[parity], lane};
   }
 
@@ -127,18 +127,16 @@ class ThreadgroupRunner {
       r->fibers_[i].error = std::current_exception();
     }
     r->fibers_[i].state = State::finished;
-    // Returning resumes uc_link: the scheduler.
+    switch_fiber(r->fibers_[i].context, r->scheduler_context_);  // never resumed
+    __builtin_unreachable();
   }
 
   void start_fiber(int i) {
     Fiber& f = fibers_[i];
     f = Fiber{};
-    getcontext(&f.context);
     const long page = sysconf(_SC_PAGESIZE);
-    f.context.uc_stack.ss_sp = stacks_ + i * kStackBytes + page;
-    f.context.uc_stack.ss_size = kStackBytes - page;
-    f.context.uc_link = &scheduler_context_;
-    makecontext(&f.context, &ThreadgroupRunner::fiber_main, 0);
+    prepare_fiber(f.context, stacks_ + i * kStackBytes + page, kStackBytes - page,
+                  &ThreadgroupRunner::fiber_main);
   }
 
   [[noreturn]] void fail(const std::string& what) {
@@ -167,7 +165,7 @@ class ThreadgroupRunner {
       for (int i = 0; i < threads_; ++i) {
         if (fibers_[i].state != State::runnable) continue;
         current_ = i;
-        swapcontext(&scheduler_context_, &fibers_[i].context);
+        switch_fiber(scheduler_context_, fibers_[i].context);
         if (fibers_[i].error) std::rethrow_exception(fibers_[i].error);
       }
       if (!release()) break;
@@ -247,7 +245,7 @@ class ThreadgroupRunner {
   std::vector<void*> slots_;
   unsigned char* stacks_ = nullptr;
   std::size_t stacks_bytes_ = 0;
-  ucontext_t scheduler_context_;
+  FiberContext scheduler_context_;
   int current_ = 0;
   std::array<std::uint32_t, 3> tgid_{0, 0, 0};
 };
