@@ -14,6 +14,7 @@ from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
+from ._trace import Trace, trace
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,8 @@ __all__ = [
     "backends",
     "supported_bits",
     "supported_group_sizes",
+    "trace",
+    "Trace",
     "__version__",
 ]
 

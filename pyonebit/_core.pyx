@@ -168,6 +168,18 @@ def supported_group_sizes():
     return list(core.supported_group_sizes())
 
 
+def _trace_start():
+    return core.trace_start()
+
+
+def _trace_stop(size_t token):
+    return [
+        {"backend": e.backend.decode(), "kernel": e.kernel.decode(),
+         "grid": tuple(e.grid), "threadgroup": tuple(e.threadgroup)}
+        for e in core.trace_stop(token)
+    ]
+
+
 # ---------------------------------------------------------------- Metal planner
 # Private: the Metal planner's decision for an operation, for routing tests on
 # machines without Metal. Arguments as for the public functions.

@@ -66,6 +66,15 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
                           const string& backend) except +raise_py_error
     vector[string] backends()
 
+    cdef cppclass CTraceEntry "onebit::TraceEntry":
+        string backend
+        string kernel
+        uint32_t grid[3]
+        uint32_t threadgroup[3]
+
+    size_t trace_start()
+    vector[CTraceEntry] trace_stop(size_t token)
+
 
 # The Metal planner (src/metal/planner.h): pure C++, exposed for routing tests.
 cdef extern from "<array>" namespace "std" nogil:

@@ -113,4 +113,17 @@ void quantized_matmul(const MatmulPlan& plan, void* out, const std::string& back
 // Names of the backends usable on this machine, best first.
 std::vector<std::string> backends();
 
+// ---------------------------------------------------------------- tracing
+// What a backend dispatched: for Metal (real or emulated) the kernel, its
+// threadgroups per grid and threads per threadgroup; for the CPU the kernel
+// and its work split (grid = N x M x batches, threadgroup = threads used).
+struct TraceEntry {
+  std::string backend, kernel;
+  std::uint32_t grid[3], threadgroup[3];
+};
+// Starts recording (nestable); returns a token for trace_stop.
+std::size_t trace_start();
+// Entries recorded since the matching trace_start, from every thread.
+std::vector<TraceEntry> trace_stop(std::size_t token);
+
 }  // namespace onebit

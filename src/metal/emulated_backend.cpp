@@ -1,0 +1,79 @@
+// The "metal-emulated" backend: executes the planner's Metal dispatches on
+// the CPU emulator, running the very kernel sources macOS compiles. Built
+// where the real Metal backend is not, so every test runs the shaders.
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "../common/backend.h"
+#include "../common/dtype.h"
+#include "../common/trace.h"
+#include "emulator/kernel_abi.h"
+#include "planner.h"
+
+namespace onebit {
+namespace metal {
+
+namespace {
+
+// Kernels run in the output dtype: widen other inputs to it (always exact,
+// the output dtype being the promotion of x and scales).
+const void* in_dtype(const ArrayRef& a, DType t, std::vector<unsigned char>& buffer) {
+  if (a.dtype == t || a.data == nullptr) return a.data;
+  buffer.resize(static_cast<std::size_t>(a.size()) * dtype_size(t));
+  convert(a.data, a.dtype, buffer.data(), t, a.size());
+  return buffer.data();
+}
+
+void run(const MatmulPlan& p, void* out) {
+  if (p.x_batch.empty() || p.M == 0 || p.N == 0) return;
+  if (p.K == 0) {  // an empty sum: no kernel has anything to read
+    std::memset(out, 0, static_cast<std::size_t>(p.x_batch.size() * p.M * p.N) *
+                            dtype_size(p.out_dtype));
+    return;
+  }
+  const DType t = p.out_dtype;
+  std::vector<unsigned char> xbuf, sbuf, bbuf;
+  const void* x = in_dtype(p.x, t, xbuf);
+  const void* scales = in_dtype(p.scales, t, sbuf);
+  const void* biases = p.biases.data ? in_dtype(p.biases, t, bbuf) : scales;
+
+  const Dispatch d = plan_matmul(p, DeviceCaps{});
+  emu::Launch l;
+  l.kernel = emu::find_kernel(d.kernel);
+  if (!l.kernel)
+    throw std::logic_error("[metal-emulated] the planner chose " + d.kernel +
+                           ", which this build does not contain");
+  for (const Binding& b : d.buffers) {
+    const void* ptr = nullptr;
+    switch (b.operand) {
+      case Operand::wq: ptr = p.wq.data; break;
+      case Operand::scales: ptr = scales; break;
+      case Operand::biases: ptr = biases; break;
+      case Operand::x: ptr = x; break;
+      case Operand::y: ptr = out; break;
+      case Operand::x_offsets: ptr = p.x_batch.data(); break;
+      case Operand::w_offsets: ptr = p.w_batch.data(); break;
+      case Operand::bytes: ptr = b.bytes.data(); break;
+    }
+    // Kernel parameters are const-correct; the emulator's slots are untyped.
+    l.buffers.push_back(const_cast<void*>(ptr));
+  }
+  l.threadgroups = d.threadgroups;
+  l.threads = d.threads;
+  l.threadgroup_memory = d.threadgroup_memory;
+  emu::launch(l);
+  trace_record("metal-emulated", d.kernel, d.threadgroups.data(), d.threads.data());
+}
+
+bool always() { return true; }
+
+}  // namespace
+
+const Backend& emulated_backend() {
+  static const Backend b{"metal-emulated", always, run};
+  return b;
+}
+
+}  // namespace metal
+}  // namespace onebit
