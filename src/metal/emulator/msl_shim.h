@@ -178,7 +178,7 @@ struct MatrixAccess {
   const volatile void* pointer;
   ulong stride;
   ulong origin_x, origin_y;
-  bool transpose;
+  ulong transpose;  // not bool: lanes compare this struct with memcmp, and padding bytes are indeterminate
 };
 
 // Verifies every live lane passed the same arguments; returns the exchange.
