@@ -6,11 +6,23 @@
 // The hook: ONEBIT_INSTANTIATE_KERNEL(name, func, T, group_size, bits, symmetric)
 // is called once per instantiation with `name` a string literal and the rest
 // the template arguments of `func`. Metal gets an explicit instantiation with
-// [[host_name]]; the emulator defines the macro before including a .metal
-// file to register func<T, group_size, bits, symmetric> under `name` instead.
+// [[host_name]]. Under the emulator (its shim defines
+// ONEBIT_EMULATOR_REGISTER) each instantiation is registered in the
+// emulator's kernel table instead. A build may also define the macro itself
+// before including a .metal file.
 #pragma once
 
 #include "../../common/format_values.h"
+
+#if !defined(ONEBIT_INSTANTIATE_KERNEL) && defined(ONEBIT_EMULATOR_REGISTER)
+// ONEBIT_EMULATOR_REGISTER names its registrar after __LINE__, and one
+// ONEBIT_INSTANTIATE_ALL line registers hundreds of kernels: each goes into a
+// namespace of its own.
+#define ONEBIT_INSTANTIATE_KERNEL(name, func, T, group_size, bits, symmetric) \
+  namespace ONEBIT_EMU_CONCAT(onebit_instance_, __COUNTER__) {               \
+  ONEBIT_EMULATOR_REGISTER(name, func<T, group_size, bits, symmetric>)       \
+  }
+#endif
 
 #ifndef ONEBIT_INSTANTIATE_KERNEL
 #define ONEBIT_INSTANTIATE_KERNEL(name, func, T, group_size, bits, symmetric) \

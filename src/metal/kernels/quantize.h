@@ -24,7 +24,9 @@
 
 using namespace metal;
 
-#pragma clang fp contract(off)
+#ifdef __clang__
+#pragma clang fp contract(off)  // the Metal compiler is clang; the emulator builds with -ffp-contract=off
+#endif
 
 namespace onebit {
 namespace shader {
@@ -35,13 +37,13 @@ struct AffineParams {
 
 // MLX's affine rule (reference.cpp affine_params).
 inline AffineParams affine_params(float wmin, float wmax, int bits) {
-  if (bits == 1) return AffineParams{metal::max(wmax - wmin, ONEBIT_SCALE_FLOOR), wmin};
+  if (bits == 1) return AffineParams{::metal::max(wmax - wmin, ONEBIT_SCALE_FLOOR), wmin};
   const float n_bins = float((1 << bits) - 1);
-  const bool min_is_edge = metal::abs(wmin) > metal::abs(wmax);
-  float scale = metal::max((wmax - wmin) / n_bins, ONEBIT_SCALE_FLOOR);
+  const bool min_is_edge = ::metal::abs(wmin) > ::metal::abs(wmax);
+  float scale = ::metal::max((wmax - wmin) / n_bins, ONEBIT_SCALE_FLOOR);
   scale = min_is_edge ? scale : -scale;
   const float edge = min_is_edge ? wmin : wmax;
-  const float q0 = metal::rint(edge / scale);
+  const float q0 = ::metal::rint(edge / scale);
   if (q0 == 0.0f) return AffineParams{scale, 0.0f};
   return AffineParams{edge / q0, edge};
 }
@@ -68,7 +70,7 @@ inline void quantize_group(device uint32_t* wq, device T* scales, device T* bias
     // d = mean |w| with the reference's tree: v[i] += v[i + half] for half =
     // gs/2 .. 1. Halves >= 32 pair values inside a lane, then lanes.
     for (int j = 0; j < per_lane; ++j) codes[j] = v[j] >= 0.0f ? 1u : 0u;
-    for (int j = 0; j < per_lane; ++j) v[j] = metal::abs(v[j]);
+    for (int j = 0; j < per_lane; ++j) v[j] = ::metal::abs(v[j]);
     for (int half_lanes = per_lane / 2; half_lanes >= 1; half_lanes /= 2)
       for (int j = 0; j < half_lanes; ++j) v[j] += v[j + half_lanes];
     float sum = v[0];
@@ -78,16 +80,16 @@ inline void quantize_group(device uint32_t* wq, device T* scales, device T* bias
   } else {
     float wmin = v[0], wmax = v[0];
     for (int j = 1; j < per_lane; ++j) {
-      wmin = metal::min(wmin, v[j]);
-      wmax = metal::max(wmax, v[j]);
+      wmin = ::metal::min(wmin, v[j]);
+      wmax = ::metal::max(wmax, v[j]);
     }
     wmin = simd_min(wmin);
     wmax = simd_max(wmax);
     const AffineParams p = affine_params(wmin, wmax, bits);
     const float n_bins = float((1 << bits) - 1);
     for (int j = 0; j < per_lane; ++j) {
-      const float q = metal::rint((v[j] - p.bias) / p.scale);  // ties to even
-      codes[j] = uint(metal::clamp(q, 0.0f, n_bins));
+      const float q = ::metal::rint((v[j] - p.bias) / p.scale);  // ties to even
+      codes[j] = uint(::metal::clamp(q, 0.0f, n_bins));
     }
     scale = p.scale;
     bias = p.bias;
