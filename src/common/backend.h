@@ -24,4 +24,8 @@ namespace cpu {
 const Backend& backend();
 }
 
+namespace metal {
+const Backend& emulated_backend();  // built with ONEBIT_WITH_METAL_EMULATOR
+}
+
 }  // namespace onebit
