@@ -62,6 +62,10 @@ inline GroupCoef group_coef(const device T* scales, const device T* biases, long
   return GroupCoef{s, float(biases[group])};
 }
 
+// W_hat of one code in float32 with a single rounding (exact in symmetric
+// mode): the accurate form for kernels that do not share sums of x.
+inline float dequantize_code(GroupCoef c, uint code) { return ::metal::fma(c.q, float(code), c.one); }
+
 // n consecutive activations as float (exact for every T) and their sum.
 template <typename T, int n>
 inline float load_x(const device T* x, thread float* out) {

@@ -6,9 +6,9 @@
 //   qmm_t  transpose=True:  y = x @ W_hat.T, W (N, K) packed along K.
 //   qmm_n  transpose=False: y = x @ W_hat,   W (K, N) packed along N.
 //
-// The tiles are float32: x widened exactly, W_hat = q * code + one formed in
-// float32 and never rounded to T, so the result differs from x @ W_hat only by
-// float32 summation order (the contract of README.md). The W tile is stored
+// The tiles are float32: x widened exactly, W_hat formed in float32 with one
+// rounding (dequantize_code) and never rounded to T, so the result differs
+// from x @ W_hat only by float32 rounding (the contract of README.md). The W tile is stored
 // k-major (w_tile[k * BN + n]) for both kernels so the B operand loads without
 // a transposed simdgroup_load.
 //
@@ -52,7 +52,7 @@ inline void stage_w_run(const thread MatmulOperands<T>& op, int row, bool row_ok
   const GroupCoef c = group_coef<T, symmetric>(op.scales, op.biases,
                                                long(row) * op.row_groups + start / group_size);
   const device uint8_t* run = run_at<bits>(op.w + row * op.row_bytes, start);
-  for (int i = 0; i < kQmmLoadRun; ++i) dst[i * step] = c.q * float(code_at<bits>(run, i)) + c.one;
+  for (int i = 0; i < kQmmLoadRun; ++i) dst[i * step] = dequantize_code(c, code_at<bits>(run, i));
 }
 
 template <typename T, int group_size, int bits, bool symmetric, bool transposed>

@@ -4,9 +4,14 @@
 //
 // A simdgroup owns kQvmColumnsPerSimdgroup = 128 columns: lane l works on
 // column pack (l % 4) (32 columns, inside one group) and on the rows
-// k = l / 4 (mod 8) of its K range. Per row it needs one scale and bias, so
-// the group algebra becomes: acc_i += (x_k*q) * code_i, common += x_k*one,
-// the bias term added once per lane instead of once per column.
+// k = l / 4 (mod 8) of its K range, with one scale and bias per row.
+//
+// Here the group algebra (bias term factored out) does not pay: each x_k
+// meets one code per column, so nothing is shared, and factoring
+// x_k*scale*code + x_k*bias loses accuracy where W_hat is near zero (a grid
+// point of the 2..8-bit quantizer) with few rows to average it out (K is
+// free here, possibly 1). Each weight is formed as fma(scale, code, bias),
+// one rounding relative to W_hat itself, then multiplied by x_k.
 //
 //   qvm          each of kQvmSimdgroups simdgroups takes its own 128 columns
 //                and all of K.
@@ -31,22 +36,17 @@ template <typename T, int group_size, int bits, bool symmetric>
 inline void qvm_columns(const thread MatmulOperands<T>& op, int col, long k_begin, long k_end,
                         uint simd_lid, thread float* acc) {
   const long group = col / group_size;
-  float common = 0.0f;
   for (int i = 0; i < kPackValues; ++i) acc[i] = 0.0f;
   for (long k = k_begin + simd_lid / kQvmLanesN; k < k_end; k += kQvmLanesK) {
     const float xk = float(op.x[k]);
     const GroupCoef c = group_coef<T, symmetric>(op.scales, op.biases, k * op.row_groups + group);
-    const float xq = xk * c.q;
-    common += xk * c.one;
     const device uint8_t* run = run_at<bits>(op.w + k * op.row_bytes, col);
-    for (int i = 0; i < kPackValues; ++i) acc[i] += xq * float(code_at<bits>(run, i));
+    for (int i = 0; i < kPackValues; ++i) acc[i] += xk * dequantize_code(c, code_at<bits>(run, i));
   }
   // Lanes l, l^4, l^8, l^16 share the columns: a butterfly over the K lanes.
-  for (int i = 0; i < kPackValues; ++i) {
-    float v = acc[i] + common;
-    for (int mask = kQvmLanesN; mask < kSimdWidth; mask *= 2) v += simd_shuffle_xor(v, ushort(mask));
-    acc[i] = v;
-  }
+  for (int i = 0; i < kPackValues; ++i)
+    for (int mask = kQvmLanesN; mask < kSimdWidth; mask *= 2)
+      acc[i] += simd_shuffle_xor(acc[i], ushort(mask));
 }
 
 // First column of the lane's pack in a block of 128 columns, and whether it
