@@ -14,6 +14,8 @@ from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
+from ._core import metal_stats
+from ._memory import aligned_empty
 
 __version__ = "0.1.0"
 
@@ -24,6 +26,8 @@ __all__ = [
     "backends",
     "supported_bits",
     "supported_group_sizes",
+    "metal_stats",
+    "aligned_empty",
     "__version__",
 ]
 

@@ -148,3 +148,14 @@ def supported_bits():
 
 def supported_group_sizes():
     return list(core.supported_group_sizes())
+
+
+# ---------------------------------------------------------------- metal
+def metal_stats():
+    """How the Metal backend reached NumPy memory since the process started:
+    ``built`` (compiled with Metal), ``wrapped`` (arrays bound without a copy),
+    ``copied_inputs`` / ``copied_outputs`` (fallback copies when Metal refused
+    to wrap the memory)."""
+    cdef core.CMetalStats s = core.metal_stats_snapshot()
+    return {"built": s.built, "wrapped": s.wrapped,
+            "copied_inputs": s.copied_inputs, "copied_outputs": s.copied_outputs}
