@@ -20,7 +20,8 @@ def aligned_empty(
 ) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts at a multiple of
     ``alignment`` bytes (default: the OS page size, 16 KiB on Apple silicon)
-    and whose allocation is padded to a whole number of such blocks."""
+    and whose allocation is padded to a whole number of such blocks. (Empty
+    arrays have no data to align; NumPy gives them a placeholder pointer.)"""
     dtype = np.dtype(dtype)
     shape = (operator.index(shape),) if not isinstance(shape, tuple) else tuple(map(operator.index, shape))
     if any(d < 0 for d in shape):

@@ -21,6 +21,10 @@ HOST_SOURCES = sorted(glob.glob(os.path.join(HOST, "*.cpp")))
 
 @pytest.fixture(scope="module")
 def clang():
+    if sys.platform == "darwin":
+        # The stubs would shadow the real SDK headers; on macOS the extension
+        # build itself compiles (and links) these files.
+        pytest.skip("Linux check; macOS builds the host code for real")
     cxx = shutil.which("clang++")
     if cxx is None:
         pytest.skip("clang++ is not installed (apt-get install clang)")
