@@ -15,6 +15,7 @@ import tempfile
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\b")
+CONDITIONAL_END = re.compile(r"^\s*#\s*(endif|else|elif)\b")
 DELIMITER = "onebit_msl"  # raw string literal delimiter; must not occur in a source
 
 
@@ -23,7 +24,7 @@ def _resolve(name, including_dir, roots):
         path = os.path.normpath(os.path.join(base, name))
         if os.path.isfile(path):
             return path
-    raise FileNotFoundError(f'#include "{name}" (from {including_dir}) not found in {roots}')
+    return None
 
 
 def inline_includes(path, roots, base, stack=()):
@@ -33,7 +34,10 @@ def inline_includes(path, roots, base, stack=()):
     ``#pragma once``, which only works across real files), so conditional
     includes keep their preprocessor meaning. ``#line`` markers make compile
     errors name the original file and line. `<...>` includes are kept: the
-    Metal compiler provides them (metal_stdlib and friends).
+    Metal compiler provides them (metal_stdlib and friends). So is a quoted
+    include found nowhere (with a warning): it may sit in a branch the Metal
+    compiler never takes (an emulator-only header, say); if it is reached, the
+    run-time compile reports it with the file and line.
     """
     rel = os.path.relpath(path, base).replace(os.sep, "/")
     if path in stack:  # an include cycle: the outer guard already covers it
@@ -42,14 +46,20 @@ def inline_includes(path, roots, base, stack=()):
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f.read().splitlines(), start=1):
             match = INCLUDE.match(line)
-            if match:
-                child = _resolve(match.group(1), os.path.dirname(path), roots)
+            child = match and _resolve(match.group(1), os.path.dirname(path), roots)
+            if match and not child:
+                print(f"pyonebit: {rel}:{number}: {match.group(1)} not found; include kept as is")
+            if child:
                 guard = "ONEBIT_EMBEDDED_" + re.sub(r"\W", "_", os.path.relpath(child, base)).upper()
                 out += [f"#ifndef {guard}", f"#define {guard}",
                         inline_includes(child, roots, base, stack + (path,)),
                         "#endif", f'#line {number + 1} "{rel}"']
             elif PRAGMA_ONCE.match(line):
                 out.append("")  # keeps line numbers; the guard above replaces it
+            elif CONDITIONAL_END.match(line):
+                # A #line inside a skipped branch is ignored; resynchronise
+                # where the branch ends.
+                out += [line, f'#line {number + 1} "{rel}"']
             else:
                 out.append(line)
     return "\n".join(out)
