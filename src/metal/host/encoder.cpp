@@ -68,6 +68,10 @@ MTL::Size size_of(const std::array<std::uint32_t, 3>& v) { return MTL::Size(v[0]
 }  // namespace
 
 void execute(Device& device, const Dispatch& dispatch, const Operands& operands) {
+  // The planner marks a dispatch with nothing to compute by a zero grid
+  // dimension (an empty output).
+  for (std::uint32_t n : dispatch.threadgroups)
+    if (n == 0) return;
   MTL::ComputePipelineState* state = pipeline(device, dispatch.kernel);
   check_threads(dispatch, state);
   const std::vector<Resolved> bindings = resolve(device.mtl.get(), dispatch, operands);

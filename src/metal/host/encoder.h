@@ -18,7 +18,8 @@ inline Bound& operand(Operands& operands, Operand which) {
   return operands[static_cast<std::size_t>(which)];
 }
 
-// Encodes `dispatch` with `operands` bound, commits and waits for completion.
+// Encodes `dispatch` with `operands` bound, commits and waits for completion
+// (nothing, when a threadgroup count is zero: an empty output).
 // Throws std::runtime_error for pipeline errors, a binding without a buffer,
 // and command buffer failures (with Metal's description).
 void execute(Device& device, const Dispatch& dispatch, const Operands& operands);
