@@ -77,7 +77,6 @@ struct Pool : Obj {
 Kernel g_kernel = nullptr;
 Counters g_counters;
 std::vector<Dispatched> g_dispatched;
-std::map<std::string, Obj*> g_classes;
 thread_local std::vector<Pool*> t_pools;
 
 Buffer::~Buffer() { --g_counters.live_buffers; }
@@ -278,7 +277,6 @@ std::uintptr_t send(Obj* self, const std::string& s, va_list ap) {
       return 0;
     }
     if (s == "endEncoding") {
-      d.ended = true;
       --e->owner->open_encoders;
       e->owner->work.push_back(d);
       return 0;

@@ -36,7 +36,6 @@ struct Dispatched {
   std::map<unsigned long, Bound> buffers;            // by [[buffer(i)]]
   std::map<unsigned long, unsigned long> tg_memory;  // by [[threadgroup(j)]]
   unsigned long grid[3] = {0, 0, 0}, threads[3] = {0, 0, 0};
-  bool ended = false;
 };
 
 // What the "GPU" runs at commit; the test installs it.
