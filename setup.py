@@ -32,7 +32,7 @@ if sys.platform == "darwin" and platform.machine() == "arm64":
     kernels = embed_kernels.kernel_sources(os.path.join("src", "metal", "kernels"), ["src", "include"], ".")
     embed_kernels.write_header(os.path.join(generated, "onebit_metal_sources.h"), kernels,
                                embed_kernels.build_metallib(kernels))
-    metal_sources = sorted(glob.glob("src/metal/*.cpp") + glob.glob("src/metal/host/*.cpp"))
+    metal_sources = sorted(glob.glob("src/metal/host/*.cpp"))  # the planner is core (every platform)
     metal_include_dirs = [fetch_metal_cpp.metal_cpp_dir(), generated]
     metal_macros = [("ONEBIT_WITH_METAL", "1")]
     metal_link_args = ["-framework", "Metal", "-framework", "Foundation", "-framework", "QuartzCore"]
