@@ -3,7 +3,14 @@
 namespace onebit {
 
 const std::vector<Backend>& compiled_backends() {
-  static const std::vector<Backend> all = {cpu::backend()};
+  // "cpu" stays first (the default): it is the reference the Metal kernels
+  // are validated against, and Metal is chosen by name.
+  static const std::vector<Backend> all = {
+      cpu::backend(),
+#ifdef ONEBIT_WITH_METAL
+      metal::backend(),
+#endif
+  };
   return all;
 }
 

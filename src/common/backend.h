@@ -24,4 +24,10 @@ namespace cpu {
 const Backend& backend();
 }
 
+#ifdef ONEBIT_WITH_METAL
+namespace metal {
+const Backend& backend();  // src/metal/host/backend.cpp (macOS builds)
+}
+#endif
+
 }  // namespace onebit
