@@ -1,20 +1,23 @@
 """Build of the pyonebit extension: the C++ core (include/, src/) plus the
 Cython binding. The core's sources are globbed so this file never lists them."""
 import glob
+import os
+import platform
 import sys
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-CORE_SOURCES = sorted(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp")
-                      + glob.glob("src/metal/*.cpp"))
-
 # The "metal-emulated" backend: the Metal kernels compiled as C++ and run by
 # the lockstep emulator (src/metal/emulator), so the shaders are tested on
 # machines without a GPU. Its include directory provides <metal_stdlib>.
-EMULATOR_SOURCES = sorted(glob.glob("src/metal/emulator/*.cpp"))
+EMULATOR_SOURCES = sorted(glob.glob("src/metal/emulator/*.cpp") + glob.glob("src/metal/emulated_*.cpp"))
 EMULATOR_INCLUDE = "src/metal/emulator/include"
+
+# The planner (src/metal/*.cpp) is pure C++ and builds everywhere.
+CORE_SOURCES = sorted(set(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp")
+                          + glob.glob("src/metal/*.cpp")) - set(EMULATOR_SOURCES))
 
 # -ffp-contract=off: the reference kernels and the quantizer define results bit
 # for bit; an implicit multiply-add fusion would change them.
@@ -24,14 +27,43 @@ compile_args = ["-std=c++17", "-O3", "-ffp-contract=off", "-fvisibility=hidden",
 if sys.platform == "darwin":
     compile_args += ["-mmacosx-version-min=11.0"]
 
+# ---------------------------------------------------------------- Metal
+# macOS on Apple silicon only; other builds are unchanged. The host code uses
+# metal-cpp (METAL_CPP_DIR, else fetched into a user cache; never vendored).
+# The kernels are embedded in a generated header, plus a metallib when the
+# `xcrun metal` toolchain works (src/metal/host/embed_kernels.py).
+metal_sources, metal_include_dirs, metal_macros, metal_link_args = [], [], [], []
+if sys.platform == "darwin" and platform.machine() == "arm64":
+    sys.path.insert(0, os.path.join("src", "metal", "host"))
+    import embed_kernels
+    import fetch_metal_cpp
+
+    generated = os.path.join("build", "generated")
+    kernels = embed_kernels.kernel_sources(os.path.join("src", "metal", "kernels"), ["src", "include"], ".")
+    embed_kernels.write_header(os.path.join(generated, "onebit_metal_sources.h"), kernels,
+                               embed_kernels.build_metallib(kernels))
+    metal_sources = sorted(glob.glob("src/metal/host/*.cpp"))  # the planner is core (every platform)
+    metal_include_dirs = [fetch_metal_cpp.metal_cpp_dir(), generated]
+    metal_macros = [("ONEBIT_WITH_METAL", "1")]
+    metal_link_args = ["-framework", "Metal", "-framework", "Foundation", "-framework", "QuartzCore"]
+
+# Where real Metal is built the emulator is not (it exists to stand in for
+# Metal); everywhere else the "metal-emulated" backend runs the shaders.
+if metal_sources:
+    backend_sources, backend_include_dirs, backend_macros = metal_sources, metal_include_dirs, metal_macros
+else:
+    backend_sources = EMULATOR_SOURCES
+    backend_include_dirs = [EMULATOR_INCLUDE]
+    backend_macros = [("ONEBIT_WITH_METAL_EMULATOR", "1")]
+
 extension = Extension(
     "pyonebit._core",
-    sources=["pyonebit/_core.pyx"] + CORE_SOURCES + EMULATOR_SOURCES,
-    include_dirs=["include", "src", "pyonebit", EMULATOR_INCLUDE, np.get_include()],
+    sources=["pyonebit/_core.pyx"] + CORE_SOURCES + backend_sources,
+    include_dirs=["include", "src", "pyonebit", np.get_include()] + backend_include_dirs,
     language="c++",
     extra_compile_args=compile_args,
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
-                   ("ONEBIT_WITH_METAL_EMULATOR", "1")],
+    extra_link_args=metal_link_args,
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")] + backend_macros,
 )
 
 setup(ext_modules=cythonize([extension], language_level=3))

@@ -233,3 +233,13 @@ def _metal_plan_dequantize(wq, scales, biases=None, group_size=128, bits=1, mode
     keep = []
     cdef CDequantizePlan plan = _dequantize_plan(keep, wq, scales, biases, spec, NULL)
     return _dispatch_dict(core.metal_plan_dequantize(plan, _caps(caps)))
+
+# ---------------------------------------------------------------- metal
+def metal_stats():
+    """How the Metal backend reached NumPy memory since the process started:
+    ``built`` (compiled with Metal), ``wrapped`` (arrays bound without a copy),
+    ``copied_inputs`` / ``copied_outputs`` (fallback copies when Metal refused
+    to wrap the memory)."""
+    cdef core.CMetalStats s = core.metal_stats_snapshot()
+    return {"built": s.built, "wrapped": s.wrapped,
+            "copied_inputs": s.copied_inputs, "copied_outputs": s.copied_outputs}
