@@ -8,6 +8,7 @@ import sys
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 # The "metal-emulated" backend: the Metal kernels compiled as C++ and run by
 # the lockstep emulator (src/metal/emulator), so the shaders are tested on
@@ -56,6 +57,25 @@ else:
     backend_include_dirs = [EMULATOR_INCLUDE]
     backend_macros = [("ONEBIT_WITH_METAL_EMULATOR", "1")]
 
+# The emulated kernels include the Metal 4 tensor ops, whose descriptor is a
+# class-type template argument: that one file is C++20 (GCC >= 10, clang >= 12).
+CXX20_SOURCES = {os.path.normpath("src/metal/emulated_kernels.cpp")}
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        compile_one = self.compiler._compile
+
+        def compile_with_std(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            if os.path.normpath(src) in CXX20_SOURCES:
+                extra_postargs = [a for a in extra_postargs if not a.startswith("-std=")]
+                extra_postargs += ["-std=c++20", "-Wno-volatile"]
+            compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts)
+
+        self.compiler._compile = compile_with_std
+        super().build_extensions()
+
+
 extension = Extension(
     "pyonebit._core",
     sources=["pyonebit/_core.pyx"] + CORE_SOURCES + backend_sources,
@@ -66,4 +86,4 @@ extension = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")] + backend_macros,
 )
 
-setup(ext_modules=cythonize([extension], language_level=3))
+setup(ext_modules=cythonize([extension], language_level=3), cmdclass={"build_ext": BuildExt})

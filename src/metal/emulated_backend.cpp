@@ -38,7 +38,9 @@ void run(const MatmulPlan& p, void* out) {
   const void* scales = in_dtype(p.scales, t, sbuf);
   const void* biases = p.biases.data ? in_dtype(p.biases, t, bbuf) : scales;
 
-  const Dispatch d = plan_matmul(p, DeviceCaps{});
+  DeviceCaps caps;  // no NAX hardware here: NAX kernels run when PYONEBIT_NAX=on
+  caps.nax_policy = nax_policy_from_env();
+  const Dispatch d = plan_matmul(p, caps);
   emu::Launch l;
   l.kernel = emu::find_kernel(d.kernel);
   if (!l.kernel)

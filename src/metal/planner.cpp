@@ -4,6 +4,7 @@
 // size or threads per threadgroup cannot leave host and shader disagreeing.
 #include "planner.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -88,8 +89,26 @@ bool is_quad_k(std::int64_t K) {
   return false;
 }
 
+// NAX (qmm_t_nax): only where a kernel exists, i.e. transposed products of
+// half or bfloat activations (kernels/qmm_nax.h says why not qmm_n or
+// float32); automatically only on a NAX device and from one full tile of
+// rows: the tensor op runs 32 x 32 tiles, and below that qmm_t's 8x8
+// simdgroup matrices waste less on padding rows.
+constexpr std::int64_t kNaxMinM = kNaxBM;
+
+bool use_nax(const MatmulPlan& p, const DeviceCaps& caps) {
+  const bool exists = p.transpose && p.M > kVectorMaxM && p.out_dtype != DType::float32;
+  switch (caps.nax_policy) {
+    case NaxPolicy::off: return false;
+    case NaxPolicy::on: return exists;
+    case NaxPolicy::automatic: return exists && caps.nax && p.M >= kNaxMinM;
+  }
+  return false;
+}
+
 // The kernel template for a matmul, by the rules above.
-const char* choose_matmul_kernel(const MatmulPlan& p) {
+const char* choose_matmul_kernel(const MatmulPlan& p, const DeviceCaps& caps) {
+  if (use_nax(p, caps)) return "qmm_t_nax";
   if (p.M > kVectorMaxM) return p.transpose ? "qmm_t" : "qmm_n";
   if (!p.transpose) return p.K >= kSplitKMinK ? "qvm_split_k" : "qvm";
   if (is_quad_k(p.K)) return "qmv_quad";
@@ -100,6 +119,15 @@ const char* choose_matmul_kernel(const MatmulPlan& p) {
 constexpr std::int64_t kFloat = sizeof(float);
 
 }  // namespace
+
+NaxPolicy nax_policy_from_env() {
+  const char* v = std::getenv("PYONEBIT_NAX");
+  const std::string s = v ? v : "";
+  if (s.empty() || s == "auto") return NaxPolicy::automatic;
+  if (s == "on") return NaxPolicy::on;
+  if (s == "off") return NaxPolicy::off;
+  value_error("quantized_matmul", "PYONEBIT_NAX='" + s + "' is not one of auto, on, off");
+}
 
 const char* operand_name(Operand operand) {
   switch (operand) {
@@ -126,12 +154,19 @@ Dispatch plan_matmul(const MatmulPlan& p, const DeviceCaps& caps) {
   params.M = dim32(p.M, "M", op);
   params.N = dim32(p.N, "N", op);
   params.K = dim32(p.K, "K", op);
-  const std::string base = choose_matmul_kernel(p);
+  const std::string base = choose_matmul_kernel(p, caps);
 
   Dispatch d;
   d.kernel = kernel_name(base.c_str(), p.out_dtype, p.spec);
   d.threadgroups[2] = grid_dim(static_cast<std::int64_t>(p.x_batch.size()), 1, op);
-  if (base == "qmm_t" || base == "qmm_n") {
+  if (base == "qmm_t_nax") {
+    const std::int64_t t = static_cast<std::int64_t>(dtype_size(p.out_dtype));
+    d.threadgroups[0] = grid_dim(p.N, kNaxBN, op);
+    d.threadgroups[1] = grid_dim(p.M, kNaxBM, op);
+    d.threads = {kNaxThreads, 1, 1};
+    d.threadgroup_memory = {kNaxBM * p.spec.group_size * t, kNaxBN * p.spec.group_size * t,
+                            kNaxBM * kFloat};
+  } else if (base == "qmm_t" || base == "qmm_n") {
     d.threadgroups[0] = grid_dim(p.N, kQmmBN, op);
     d.threadgroups[1] = grid_dim(p.M, kQmmBM, op);
     d.threads = {kQmmThreads, 1, 1};

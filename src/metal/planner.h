@@ -15,12 +15,24 @@
 namespace onebit {
 namespace metal {
 
+// When the planner may route to the NAX kernels (PYONEBIT_NAX=auto|on|off).
+enum class NaxPolicy : std::uint8_t {
+  automatic,  // when the device has NAX and the shape benefits
+  on,         // whenever a NAX kernel exists for the call (tests, tuning)
+  off,
+};
+
+// The policy named by PYONEBIT_NAX (unset or empty: automatic); ValueError
+// for any other value.
+NaxPolicy nax_policy_from_env();
+
 struct DeviceCaps {
   std::string name = "emulated";
   int simd_width = 32;
   int max_threads_per_threadgroup = 1024;
   std::int64_t max_threadgroup_memory = 32768;  // bytes
   bool nax = false;                             // Metal 4 tensor ops usable (M5-class)
+  NaxPolicy nax_policy = NaxPolicy::automatic;  // the user's choice, not a device property
 };
 
 // What a buffer binding points at. Matmul kernels use wq..w_offsets as in

@@ -58,7 +58,9 @@ void run(const MatmulPlan& p, void* out) {
   operand(ops, Operand::x_offsets) = offsets(mtl, p.x_batch);
   operand(ops, Operand::w_offsets) = offsets(mtl, p.w_batch);
 
-  execute(device, plan_matmul(p, device.caps), ops);
+  DeviceCaps caps = device.caps;
+  caps.nax_policy = nax_policy_from_env();
+  execute(device, plan_matmul(p, caps), ops);
   finish_output(operand(ops, Operand::y));
 }
 

@@ -49,6 +49,14 @@ enum : int {
   kQmmThreads = kQmmSimdgroups * kSimdWidth,
   kQmmLoadRun = kQmmBM * kQmmBK / kQmmThreads,  // values each thread loads per tile
 
+  // qmm_t_nax: a 32x32 output tile per threadgroup of 4 simdgroups, one
+  // group of K per step (the tensor op's k is the group size).
+  kNaxBM = 32,
+  kNaxBN = 32,
+  kNaxSimdgroups = 4,
+  kNaxThreads = kNaxSimdgroups * kSimdWidth,
+  kNaxThreadsPerRow = kNaxThreads / kNaxBM,  // threads staging one tile row
+
   // quantize: one simdgroup per group, 8 groups per threadgroup.
   kQuantizeSimdgroups = 8,
   // dequantize: one pack (32 values) per thread.
