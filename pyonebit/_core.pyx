@@ -204,7 +204,9 @@ cdef dict _dispatch_dict(const CDispatch& d):
 
 cdef CDeviceCaps _caps(dict caps) except *:
     cdef CDeviceCaps c
+    c.nax_policy = core.nax_policy_from_env()  # as the backends do
     if caps:
+        c.nax = caps.get("nax", c.nax)
         c.simd_width = caps.get("simd_width", c.simd_width)
         c.max_threads_per_threadgroup = caps.get("max_threads_per_threadgroup",
                                                  c.max_threads_per_threadgroup)

@@ -85,10 +85,17 @@ cdef extern from "<array>" namespace "std" nogil:
 
 
 cdef extern from "metal/planner.h" namespace "onebit::metal" nogil:
+    cdef enum class CNaxPolicy "onebit::metal::NaxPolicy":
+        pass
+
+    CNaxPolicy nax_policy_from_env() except +raise_py_error
+
     cdef cppclass CDeviceCaps "onebit::metal::DeviceCaps":
         int simd_width
         int max_threads_per_threadgroup
         int64_t max_threadgroup_memory
+        bool nax
+        CNaxPolicy nax_policy
 
     cdef enum class COperand "onebit::metal::Operand":
         pass
