@@ -189,6 +189,9 @@ void check_clean() {
 
 namespace onebit {
 namespace metal {
+// The planner's NAX policy: not under test here.
+NaxPolicy nax_policy_from_env() { return NaxPolicy::automatic; }
+
 // The fixed planner: every operand, inline bytes, two threadgroup buffers.
 Dispatch plan_matmul(const MatmulPlan& p, const DeviceCaps&) {
   Dispatch d;
