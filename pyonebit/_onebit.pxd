@@ -109,3 +109,10 @@ cdef extern from "metal/planner.h" namespace "onebit::metal" nogil:
         const CQuantizePlan& plan, const CDeviceCaps& caps) except +raise_py_error
     CDispatch metal_plan_dequantize "onebit::metal::plan_dequantize"(
         const CDequantizePlan& plan, const CDeviceCaps& caps) except +raise_py_error
+
+
+# quantize / dequantize with the Metal kernels on the emulator (tests only).
+cdef extern from "metal/emulated_ops.h" namespace "onebit::metal" nogil:
+    void emulated_quantize(const CQuantizePlan& plan, uint32_t* wq, void* scales,
+                           void* biases) except +raise_py_error
+    void emulated_dequantize(const CDequantizePlan& plan, void* out) except +raise_py_error

@@ -39,7 +39,7 @@ struct AffineParams {
 inline AffineParams affine_params(float wmin, float wmax, int bits) {
   if (bits == 1) return AffineParams{::metal::max(wmax - wmin, ONEBIT_SCALE_FLOOR), wmin};
   const float n_bins = float((1 << bits) - 1);
-  const bool min_is_edge = ::metal::abs(wmin) > ::metal::abs(wmax);
+  const bool min_is_edge = ::metal::fabs(wmin) > ::metal::fabs(wmax);
   float scale = ::metal::max((wmax - wmin) / n_bins, ONEBIT_SCALE_FLOOR);
   scale = min_is_edge ? scale : -scale;
   const float edge = min_is_edge ? wmin : wmax;
@@ -70,7 +70,7 @@ inline void quantize_group(device uint32_t* wq, device T* scales, device T* bias
     // d = mean |w| with the reference's tree: v[i] += v[i + half] for half =
     // gs/2 .. 1. Halves >= 32 pair values inside a lane, then lanes.
     for (int j = 0; j < per_lane; ++j) codes[j] = v[j] >= 0.0f ? 1u : 0u;
-    for (int j = 0; j < per_lane; ++j) v[j] = ::metal::abs(v[j]);
+    for (int j = 0; j < per_lane; ++j) v[j] = ::metal::fabs(v[j]);
     for (int half_lanes = per_lane / 2; half_lanes >= 1; half_lanes /= 2)
       for (int j = 0; j < half_lanes; ++j) v[j] += v[j + half_lanes];
     float sum = v[0];
