@@ -1,37 +1,66 @@
 """Build of the pyonebit extension: the C++ core (include/, src/) plus the
 Cython binding. The core's sources are globbed so this file never lists them."""
 import glob
+import os
+import platform
 import sys
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
+# The Metal planner is pure C++ and part of every build; the emulated_*
+# sources are the "metal-emulated" backend, added below to builds without Metal.
 CORE_SOURCES = sorted(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp")
-                      + glob.glob("src/metal/*.cpp"))
-
-# The "metal-emulated" backend: the Metal kernels compiled as C++ and run by
-# the lockstep emulator (src/metal/emulator), so the shaders are tested on
-# machines without a GPU. Its include directory provides <metal_stdlib>.
-EMULATOR_SOURCES = sorted(glob.glob("src/metal/emulator/*.cpp"))
-EMULATOR_INCLUDE = "src/metal/emulator/include"
+                      + [f for f in glob.glob("src/metal/*.cpp")
+                         if not os.path.basename(f).startswith("emulated")])
 
 # -ffp-contract=off: the reference kernels and the quantizer define results bit
 # for bit; an implicit multiply-add fusion would change them.
-compile_args = ["-std=c++17", "-O3", "-ffp-contract=off", "-fvisibility=hidden",
-                # MSL attributes ([[kernel]], [[buffer(0)]]) in the emulated kernels
-                "-Wno-attributes"]
+compile_args = ["-std=c++17", "-O3", "-ffp-contract=off", "-fvisibility=hidden"]
 if sys.platform == "darwin":
     compile_args += ["-mmacosx-version-min=11.0"]
 
+# ---------------------------------------------------------------- Metal
+# macOS on Apple silicon only; other builds are unchanged. The host code uses
+# metal-cpp (METAL_CPP_DIR, else fetched into a user cache; never vendored).
+# The kernels are embedded in a generated header, plus a metallib when the
+# `xcrun metal` toolchain works (src/metal/host/embed_kernels.py).
+metal_sources, metal_include_dirs, metal_macros, metal_link_args = [], [], [], []
+if sys.platform == "darwin" and platform.machine() == "arm64":
+    sys.path.insert(0, os.path.join("src", "metal", "host"))
+    import embed_kernels
+    import fetch_metal_cpp
+
+    generated = os.path.join("build", "generated")
+    kernels = embed_kernels.kernel_sources(os.path.join("src", "metal", "kernels"), ["src", "include"], ".")
+    embed_kernels.write_header(os.path.join(generated, "onebit_metal_sources.h"), kernels,
+                               embed_kernels.build_metallib(kernels))
+    metal_sources = sorted(glob.glob("src/metal/host/*.cpp"))  # the planner is core (every platform)
+    metal_include_dirs = [fetch_metal_cpp.metal_cpp_dir(), generated]
+    metal_macros = [("ONEBIT_WITH_METAL", "1")]
+    metal_link_args = ["-framework", "Metal", "-framework", "Foundation", "-framework", "QuartzCore"]
+
+# ---------------------------------------------------------------- Metal emulator
+# Elsewhere: the "metal-emulated" backend runs the same kernel sources on the
+# CPU (src/metal/emulator), so the shaders are tested without a GPU. Its
+# include directory provides <metal_stdlib>; the kernels carry MSL attributes
+# ([[kernel]], [[buffer(0)]]) that GCC warns about.
+if not metal_sources:
+    metal_sources = sorted(glob.glob("src/metal/emulated_*.cpp")
+                           + glob.glob("src/metal/emulator/*.cpp"))
+    metal_include_dirs = ["src/metal/emulator/include"]
+    metal_macros = [("ONEBIT_WITH_METAL_EMULATOR", "1")]
+    compile_args += ["-Wno-attributes"]
+
 extension = Extension(
     "pyonebit._core",
-    sources=["pyonebit/_core.pyx"] + CORE_SOURCES + EMULATOR_SOURCES,
-    include_dirs=["include", "src", "pyonebit", EMULATOR_INCLUDE, np.get_include()],
+    sources=["pyonebit/_core.pyx"] + CORE_SOURCES + metal_sources,
+    include_dirs=["include", "src", "pyonebit", np.get_include()] + metal_include_dirs,
     language="c++",
     extra_compile_args=compile_args,
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
-                   ("ONEBIT_WITH_METAL_EMULATOR", "1")],
+    extra_link_args=metal_link_args,
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")] + metal_macros,
 )
 
 setup(ext_modules=cythonize([extension], language_level=3))

@@ -15,6 +15,8 @@ from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
 from ._trace import Trace, trace
+from ._core import metal_stats
+from ._memory import aligned_empty
 
 __version__ = "0.1.0"
 
@@ -27,6 +29,8 @@ __all__ = [
     "supported_group_sizes",
     "trace",
     "Trace",
+    "metal_stats",
+    "aligned_empty",
     "__version__",
 ]
 

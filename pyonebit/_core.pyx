@@ -204,6 +204,16 @@ def _trace_stop(size_t token):
         for e in core.trace_stop(token)
     ]
 
+# ---------------------------------------------------------------- metal
+def metal_stats():
+    """How the Metal backend reached NumPy memory since the process started:
+    ``built`` (compiled with Metal), ``wrapped`` (arrays bound without a copy),
+    ``copied_inputs`` / ``copied_outputs`` (fallback copies when Metal refused
+    to wrap the memory)."""
+    cdef core.CMetalStats s = core.metal_stats_snapshot()
+    return {"built": s.built, "wrapped": s.wrapped,
+            "copied_inputs": s.copied_inputs, "copied_outputs": s.copied_outputs}
+
 
 # ---------------------------------------------------------------- Metal planner
 # Private: the Metal planner's decision for an operation, for routing tests on

@@ -1,6 +1,6 @@
 # Declarations of the C++ core's public API (include/onebit/onebit.h).
 # C-prefixed names keep them apart from the Python-level objects.
-from libc.stdint cimport int64_t, uint8_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -74,6 +74,18 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
 
     size_t trace_start()
     vector[CTraceEntry] trace_stop(size_t token)
+
+
+# Metal backend counters (src/metal/host/stats.h; header only, so present in
+# every build, all zero without Metal). The path is relative to _core.cpp.
+cdef extern from "../src/metal/host/stats.h" namespace "onebit::metal" nogil:
+    cdef cppclass CMetalStats "onebit::metal::StatsSnapshot":
+        bool built
+        uint64_t wrapped
+        uint64_t copied_inputs
+        uint64_t copied_outputs
+
+    CMetalStats metal_stats_snapshot "onebit::metal::stats_snapshot"()
 
 
 # The Metal planner (src/metal/planner.h): pure C++, exposed for routing tests.

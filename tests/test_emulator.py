@@ -29,9 +29,11 @@ def test_emulator_selftest(tmp_path, variant):
             pytest.fail(f"CI must install {missing} (see .ci/run)")
         pytest.skip(f"{missing} not installed")
     exe = tmp_path / "selftest"
-    cmd = [*compiler, "-std=c++17", "-O1", "-Wno-attributes", *flags, "-I",
+    # C++20: the emulated Metal 4 tensor ops take class-type template arguments.
+    cmd = [*compiler, "-std=c++20", "-O1", "-Wno-attributes", "-Wno-volatile", *flags, "-I",
            os.path.join(EMU, "include"), "-x", "c++",
-           os.path.join(ROOT, "tests", "emulator", "selftest.metal"), "-x", "none",
+           os.path.join(ROOT, "tests", "emulator", "selftest.metal"),
+           os.path.join(ROOT, "tests", "emulator", "selftest_tensor.metal"), "-x", "none",
            os.path.join(ROOT, "tests", "emulator", "selftest.cpp"),
            os.path.join(EMU, "scheduler.cpp"), os.path.join(EMU, "context_switch.cpp"),
            "-o", str(exe), "-pthread"]
@@ -42,4 +44,4 @@ def test_emulator_selftest(tmp_path, variant):
     lines = run.stdout.splitlines()
     assert lines[-1] == "ALL OK"
     # Every check ran (a silently skipped check would shorten this list).
-    assert sum(line.startswith("ok ") for line in lines) == 10, run.stdout
+    assert sum(line.startswith("ok ") for line in lines) == 13, run.stdout

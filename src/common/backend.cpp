@@ -4,9 +4,12 @@ namespace onebit {
 
 const std::vector<Backend>& compiled_backends() {
   // "cpu" stays first (the default): it is the reference the Metal kernels
-  // are validated against; the emulator is chosen by name.
+  // are validated against, and the Metal backends are chosen by name.
   static const std::vector<Backend> all = {
       cpu::backend(),
+#ifdef ONEBIT_WITH_METAL
+      metal::backend(),
+#endif
 #ifdef ONEBIT_WITH_METAL_EMULATOR
       metal::emulated_backend(),
 #endif

@@ -24,8 +24,16 @@ namespace cpu {
 const Backend& backend();
 }
 
+#ifdef ONEBIT_WITH_METAL
 namespace metal {
-const Backend& emulated_backend();  // built with ONEBIT_WITH_METAL_EMULATOR
+const Backend& backend();  // src/metal/host/backend.cpp (macOS builds)
 }
+#endif
+
+#ifdef ONEBIT_WITH_METAL_EMULATOR
+namespace metal {
+const Backend& emulated_backend();  // src/metal/emulated_backend.cpp (builds without Metal)
+}
+#endif
 
 }  // namespace onebit

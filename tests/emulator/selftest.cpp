@@ -116,6 +116,38 @@ int main() {
       check(std::string(e.what()).find("takes 2") != std::string::npos, e.what());
     }
   }
+  {  // Metal 4 tensor ops (matmul2d), several threadgroups = several layout rotations
+    const int TM = 16, TN = 32, TK = 40, G = 4;
+    std::vector<std::uint16_t> a(TM * TK), b(TK * TN), bt(TN * TK);
+    std::vector<float> expect(TM * TN, 0.0f);
+    for (int i = 0; i < TM * TK; ++i) a[i] = onebit::float_to_half(float((i * 5) % 11) - 5);
+    for (int k = 0; k < TK; ++k)
+      for (int n = 0; n < TN; ++n) {
+        b[k * TN + n] = onebit::float_to_half(float((k * 3 + n) % 7) * 0.25f);
+        bt[n * TK + k] = b[k * TN + n];
+      }
+    for (int m = 0; m < TM; ++m)
+      for (int n = 0; n < TN; ++n)
+        for (int k = 0; k < TK; ++k)
+          expect[m * TN + n] += onebit::half_to_float(a[m * TK + k]) * onebit::half_to_float(b[k * TN + n]);
+    auto all_match = [&](const std::vector<float>& out) {
+      for (int g = 0; g < G; ++g)
+        for (int i = 0; i < TM * TN; ++i)
+          if (out[g * TM * TN + i] != expect[i]) return false;
+      return true;
+    };
+    std::vector<float> out(G * TM * TN, -1.0f);
+    auto l = make("nax_cooperative", G, 128, {a.data(), b.data(), out.data()});
+    onebit::metal::emu::launch(l);
+    check(all_match(out), "matmul2d into a cooperative tensor, ragged K, stored through a tensor");
+    std::fill(out.begin(), out.end(), -1.0f);
+    onebit::metal::emu::launch(make("nax_threadgroup", G, 128, {a.data(), bt.data(), out.data()},
+                                    {TM * TN * 4}));
+    check(all_match(out), "matmul2d accumulating into threadgroup memory, transposed B, K in two runs");
+    std::fill(out.begin(), out.end(), -1.0f);
+    onebit::metal::emu::launch(make("nax_assumes_layout", G, 128, {a.data(), b.data(), out.data()}));
+    check(!all_match(out), "a kernel assuming the cooperative tensor layout gets wrong answers");
+  }
   if (failures == 0) std::printf("ALL OK\n");
   return failures == 0 ? 0 : 1;
 }

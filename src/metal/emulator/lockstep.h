@@ -43,8 +43,34 @@ struct Exchange {
 };
 
 // Blocks the calling emulated thread until the collective completes.
-// For Scope::threadgroup, arg may be null and the Exchange is empty.
+// For Scope::threadgroup (a barrier), arg is null and the Exchange is empty.
 Exchange arrive(Scope scope, const Site& site, const void* arg, std::size_t size);
+
+// What a thread sees after a threadgroup-wide collective completes.
+struct GroupExchange {
+  const unsigned char* deposits;  // one kMaxDeposit slot per thread of the threadgroup
+  const unsigned char* live;      // live[t] != 0: thread t took part
+  int threads;                    // threads in the threadgroup
+  int index;                      // this thread
+
+  const void* of(int t) const { return deposits + static_cast<std::size_t>(t) * kMaxDeposit; }
+  int leader() const {
+    int t = 0;
+    while (!live[t]) ++t;
+    return t;
+  }
+};
+
+// A threadgroup-wide collective with data (e.g. a cooperative tensor
+// operation): like a barrier, but every thread deposits `size` bytes.
+GroupExchange arrive_threadgroup(const Site& site, const void* arg, std::size_t size);
+
+// The calling thread's index in its threadgroup, the threadgroup's size, and
+// a number that changes from threadgroup to threadgroup (used to vary
+// implementation-defined layouts so kernels cannot come to depend on them).
+int thread_index();
+int threads_per_threadgroup();
+std::uint32_t layout_seed();
 
 // Scratch shared by the lanes of the caller's simdgroup for the current
 // collective (kMaxDeposit bytes), valid until the lanes' next collective:

@@ -35,7 +35,8 @@ struct Fiber {
   State state = State::runnable;
   Scope scope = Scope::simdgroup;
   Site site{nullptr, nullptr, 0};
-  unsigned parity = 0;  // which exchange buffer this lane's next simd collective uses
+  unsigned parity = 0;     // which exchange buffer this lane's next simd collective uses
+  unsigned tg_parity = 0;  // the same for threadgroup-wide collectives with data
   std::exception_ptr error;
 };
 
@@ -60,6 +61,8 @@ class ThreadgroupRunner {
     threads_ = static_cast<int>(t[0] * t[1] * t[2]);
     fibers_.resize(threads_);
     exchanges_.resize((threads_ + kSimdWidth - 1) / kSimdWidth);
+    for (auto& d : tg_deposits_) d.resize(static_cast<std::size_t>(threads_) * kMaxDeposit);
+    for (auto& l : tg_live_) l.resize(threads_);
     const long page = sysconf(_SC_PAGESIZE);
     stacks_bytes_ = kStackBytes * threads_;
     void* m = mmap(nullptr, stacks_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -96,12 +99,35 @@ class ThreadgroupRunner {
       if (size > kMaxDeposit) throw std::logic_error("[metal-emulated] collective argument too large");
       if (size) std::memcpy(ex.deposits[parity] + lane * kMaxDeposit, arg, size);
       f.parity ^= 1u;
+    } else {
+      f.tg_parity ^= 1u;  // barriers take a turn too, so parities stay uniform
     }
     f.state = State::waiting;
     f.scope = scope;
     f.site = site;
     switch_fiber(f.context, scheduler_context_);
     return {ex.deposits[parity], ex.live[parity], lane};
+  }
+
+  GroupExchange arrive_threadgroup(const Site& site, const void* arg, std::size_t size) {
+    if (size > kMaxDeposit) throw std::logic_error("[metal-emulated] collective argument too large");
+    Fiber& f = fibers_[current_];
+    const unsigned parity = f.tg_parity;
+    std::memcpy(tg_deposits_[parity].data() + static_cast<std::size_t>(current_) * kMaxDeposit, arg,
+                size);
+    f.tg_parity ^= 1u;
+    f.state = State::waiting;
+    f.scope = Scope::threadgroup;
+    f.site = site;
+    switch_fiber(f.context, scheduler_context_);
+    return {tg_deposits_[parity].data(), tg_live_[parity].data(), threads_, current_};
+  }
+
+  int thread_index() const { return current_; }
+  int threads() const { return threads_; }
+  std::uint32_t layout_seed() const {
+    // A cheap hash of the threadgroup position.
+    return (tgid_[0] * 0x9e3779b1u) ^ (tgid_[1] * 0x85ebca77u) ^ (tgid_[2] * 0xc2b2ae3du);
   }
 
   void* shared_result() {
@@ -192,6 +218,10 @@ class ThreadgroupRunner {
                where(f));
         f.state = State::runnable;
       }
+      // Who took part, for threadgroup collectives with data (all threads
+      // used the same parity, having made the same collectives so far).
+      auto& live_set = tg_live_[fibers_[first_live].tg_parity ^ 1u];
+      for (int i = 0; i < threads_; ++i) live_set[i] = fibers_[i].state != State::finished;
       return true;
     }
     bool released = false;
@@ -241,6 +271,8 @@ class ThreadgroupRunner {
   int threads_ = 0;
   std::vector<Fiber> fibers_;
   std::vector<SimdExchange> exchanges_;
+  std::vector<unsigned char> tg_deposits_[2];
+  std::vector<unsigned char> tg_live_[2];
   std::vector<std::vector<unsigned char>> tg_memory_;
   std::vector<void*> slots_;
   unsigned char* stacks_ = nullptr;
@@ -263,6 +295,15 @@ Exchange arrive(Scope scope, const Site& site, const void* arg, std::size_t size
 }
 
 void* shared_result() { return tls_runner->shared_result(); }
+
+GroupExchange arrive_threadgroup(const Site& site, const void* arg, std::size_t size) {
+  if (!tls_runner) throw std::logic_error("[metal-emulated] collective called outside a kernel");
+  return tls_runner->arrive_threadgroup(site, arg, size);
+}
+
+int thread_index() { return tls_runner->thread_index(); }
+int threads_per_threadgroup() { return tls_runner->threads(); }
+std::uint32_t layout_seed() { return tls_runner->layout_seed(); }
 
 void register_kernel(const KernelInfo& info) { registry()[info.name] = info; }
 

@@ -1,0 +1,3 @@
+// Stub: an opaque IOSurface handle.
+#pragma once
+typedef struct __IOSurface* IOSurfaceRef;
