@@ -118,9 +118,11 @@ inline void dequantize_pack(const device uint32_t* wq, const device T* scales,
   const long group = e0 / group_size;
   const float s = float(scales[group]);
   const float b = symmetric ? 0.0f : float(biases[group]);
-  const device uint8_t* run = reinterpret_cast<const device uint8_t*>(wq) + pack * (kPackValues * bits / 8);
+  // The packed rows are contiguous: element e0 of the whole array.
+  const CodeRun<bits, kPackValues> run =
+      load_run<bits, kPackValues>(reinterpret_cast<const device uint8_t*>(wq), e0);
   for (int i = 0; i < kPackValues; ++i) {
-    const uint q = code_at<bits>(run, i);
+    const uint q = code(run, i);
     if (symmetric) {
       y[e0 + i] = T(q ? s : -s);
     } else {
