@@ -19,12 +19,15 @@ using namespace metal;
 namespace onebit {
 namespace shader {
 
+// Bytes of a run of n codes. (A function, not a static member: MSL wants
+// static data members in the constant address space, C++ has none.)
+constexpr int run_bytes(int bits, int n) { return n * bits / 8; }
+
 // A run of n codes held in registers as little-endian 32-bit words.
 template <int bits, int n>
 struct CodeRun {
   static_assert((n * bits) % 8 == 0, "a run must end on a byte boundary");
-  static constexpr int kBytes = n * bits / 8;
-  uint words[(kBytes + 3) / 4];
+  uint words[(run_bytes(bits, n) + 3) / 4];
 };
 
 // The run of n codes at element k of a packed row (k a multiple of n).
@@ -33,7 +36,7 @@ template <int bits, int n>
 inline CodeRun<bits, n> load_run(const device uint8_t* row, long k) {
   CodeRun<bits, n> run;
   const device uint8_t* p = row + k * bits / 8;
-  constexpr int bytes = CodeRun<bits, n>::kBytes;
+  constexpr int bytes = run_bytes(bits, n);
   if (bytes % 4 == 0) {
     const device uint32_t* w = reinterpret_cast<const device uint32_t*>(p);
     for (int i = 0; i < bytes / 4; ++i) run.words[i] = w[i];
@@ -77,7 +80,7 @@ struct GroupCoef {
 template <typename T, bool symmetric>
 inline GroupCoef group_coef(const device T* scales, const device T* biases, long group) {
   const float s = float(scales[group]);
-  if (symmetric) return GroupCoef{2.0f * s, -s};  // biases is unbound in symmetric mode
+  if (symmetric) return GroupCoef{2.0f * s, -s};  // biases (bound to scales) is not read
   return GroupCoef{s, float(biases[group])};
 }
 
