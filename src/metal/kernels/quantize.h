@@ -24,8 +24,10 @@
 
 using namespace metal;
 
-#ifdef __clang__
-#pragma clang fp contract(off)  // the Metal compiler is clang; the emulator builds with -ffp-contract=off
+// No multiply-add fusion below. The Metal compiler is clang-based; GCC builds
+// of the emulator use -ffp-contract=off instead (setup.py).
+#if defined(__METAL_VERSION__) || defined(__clang__)
+#pragma clang fp contract(off)
 #endif
 
 namespace onebit {
