@@ -10,21 +10,15 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# The "metal-emulated" backend: the Metal kernels compiled as C++ and run by
-# the lockstep emulator (src/metal/emulator), so the shaders are tested on
-# machines without a GPU. Its include directory provides <metal_stdlib>.
-EMULATOR_SOURCES = sorted(glob.glob("src/metal/emulator/*.cpp") + glob.glob("src/metal/emulated_*.cpp"))
-EMULATOR_INCLUDE = "src/metal/emulator/include"
-
-# The planner (src/metal/*.cpp) is pure C++ and builds everywhere.
-CORE_SOURCES = sorted(set(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp")
-                          + glob.glob("src/metal/*.cpp")) - set(EMULATOR_SOURCES))
+# The Metal planner is pure C++ and part of every build; the emulated_*
+# sources are the "metal-emulated" backend, added below to builds without Metal.
+CORE_SOURCES = sorted(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp")
+                      + [f for f in glob.glob("src/metal/*.cpp")
+                         if not os.path.basename(f).startswith("emulated")])
 
 # -ffp-contract=off: the reference kernels and the quantizer define results bit
 # for bit; an implicit multiply-add fusion would change them.
-compile_args = ["-std=c++17", "-O3", "-ffp-contract=off", "-fvisibility=hidden",
-                # MSL attributes ([[kernel]], [[buffer(0)]]) in the emulated kernels
-                "-Wno-attributes"]
+compile_args = ["-std=c++17", "-O3", "-ffp-contract=off", "-fvisibility=hidden"]
 if sys.platform == "darwin":
     compile_args += ["-mmacosx-version-min=11.0"]
 
@@ -48,14 +42,17 @@ if sys.platform == "darwin" and platform.machine() == "arm64":
     metal_macros = [("ONEBIT_WITH_METAL", "1")]
     metal_link_args = ["-framework", "Metal", "-framework", "Foundation", "-framework", "QuartzCore"]
 
-# Where real Metal is built the emulator is not (it exists to stand in for
-# Metal); everywhere else the "metal-emulated" backend runs the shaders.
-if metal_sources:
-    backend_sources, backend_include_dirs, backend_macros = metal_sources, metal_include_dirs, metal_macros
-else:
-    backend_sources = EMULATOR_SOURCES
-    backend_include_dirs = [EMULATOR_INCLUDE]
-    backend_macros = [("ONEBIT_WITH_METAL_EMULATOR", "1")]
+# ---------------------------------------------------------------- Metal emulator
+# Elsewhere: the "metal-emulated" backend runs the same kernel sources on the
+# CPU (src/metal/emulator), so the shaders are tested without a GPU. Its
+# include directory provides <metal_stdlib>; the kernels carry MSL attributes
+# ([[kernel]], [[buffer(0)]]) that GCC warns about.
+if not metal_sources:
+    metal_sources = sorted(glob.glob("src/metal/emulated_*.cpp")
+                           + glob.glob("src/metal/emulator/*.cpp"))
+    metal_include_dirs = ["src/metal/emulator/include"]
+    metal_macros = [("ONEBIT_WITH_METAL_EMULATOR", "1")]
+    compile_args += ["-Wno-attributes"]
 
 # The emulated kernels include the Metal 4 tensor ops, whose descriptor is a
 # class-type template argument: that one file is C++20 (GCC >= 10, clang >= 12).
@@ -78,12 +75,12 @@ class BuildExt(build_ext):
 
 extension = Extension(
     "pyonebit._core",
-    sources=["pyonebit/_core.pyx"] + CORE_SOURCES + backend_sources,
-    include_dirs=["include", "src", "pyonebit", np.get_include()] + backend_include_dirs,
+    sources=["pyonebit/_core.pyx"] + CORE_SOURCES + metal_sources,
+    include_dirs=["include", "src", "pyonebit", np.get_include()] + metal_include_dirs,
     language="c++",
     extra_compile_args=compile_args,
     extra_link_args=metal_link_args,
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")] + backend_macros,
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")] + metal_macros,
 )
 
 setup(ext_modules=cythonize([extension], language_level=3), cmdclass={"build_ext": BuildExt})

@@ -107,6 +107,15 @@ cdef CMatmulPlan _matmul_plan(list keep, x, wq, scales, biases, transpose,
 
 
 def quantize(w, group_size=128, bits=1, mode="affine"):
+    return _quantize(w, group_size, bits, mode, False)
+
+
+def _emulated_quantize(w, group_size=128, bits=1, mode="affine"):
+    """quantize with the Metal kernel on the emulator (tests)."""
+    return _quantize(w, group_size, bits, mode, True)
+
+
+cdef _quantize(w, group_size, bits, mode, cbool emulated):
     cdef CQuantSpec spec = _spec(group_size, bits, mode, "quantize")
     a = _as_array(w, "w", "quantize")
     cdef CQuantizePlan plan = core.plan_quantize(_ref(a), spec)
@@ -117,11 +126,24 @@ def quantize(w, group_size=128, bits=1, mode="affine"):
     cdef void* s_ptr = cnp.PyArray_DATA(scales)
     cdef void* b_ptr = cnp.PyArray_DATA(biases) if biases is not None else NULL
     with nogil:
-        core.quantize(plan, wq_ptr, s_ptr, b_ptr)
+        if emulated:
+            core.emulated_quantize(plan, wq_ptr, s_ptr, b_ptr)
+        else:
+            core.quantize(plan, wq_ptr, s_ptr, b_ptr)
     return wq, scales, biases
 
 
 def dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine", dtype=None):
+    return _dequantize(wq, scales, biases, group_size, bits, mode, dtype, False)
+
+
+def _emulated_dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine",
+                         dtype=None):
+    """dequantize with the Metal kernel on the emulator (tests)."""
+    return _dequantize(wq, scales, biases, group_size, bits, mode, dtype, True)
+
+
+cdef _dequantize(wq, scales, biases, group_size, bits, mode, dtype, cbool emulated):
     cdef CQuantSpec spec = _spec(group_size, bits, mode, "dequantize")
     cdef CDType out_dtype
     cdef CDType* out_dtype_ptr = NULL
@@ -136,7 +158,10 @@ def dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine", d
     out = _empty(plan.out_shape, plan.out_dtype)
     cdef void* out_ptr = cnp.PyArray_DATA(out)
     with nogil:
-        core.dequantize(plan, out_ptr)
+        if emulated:
+            core.emulated_dequantize(plan, out_ptr)
+        else:
+            core.dequantize(plan, out_ptr)
     return out
 
 
@@ -178,6 +203,16 @@ def _trace_stop(size_t token):
          "grid": tuple(e.grid), "threadgroup": tuple(e.threadgroup)}
         for e in core.trace_stop(token)
     ]
+
+# ---------------------------------------------------------------- metal
+def metal_stats():
+    """How the Metal backend reached NumPy memory since the process started:
+    ``built`` (compiled with Metal), ``wrapped`` (arrays bound without a copy),
+    ``copied_inputs`` / ``copied_outputs`` (fallback copies when Metal refused
+    to wrap the memory)."""
+    cdef core.CMetalStats s = core.metal_stats_snapshot()
+    return {"built": s.built, "wrapped": s.wrapped,
+            "copied_inputs": s.copied_inputs, "copied_outputs": s.copied_outputs}
 
 
 # ---------------------------------------------------------------- Metal planner
@@ -235,13 +270,3 @@ def _metal_plan_dequantize(wq, scales, biases=None, group_size=128, bits=1, mode
     keep = []
     cdef CDequantizePlan plan = _dequantize_plan(keep, wq, scales, biases, spec, NULL)
     return _dispatch_dict(core.metal_plan_dequantize(plan, _caps(caps)))
-
-# ---------------------------------------------------------------- metal
-def metal_stats():
-    """How the Metal backend reached NumPy memory since the process started:
-    ``built`` (compiled with Metal), ``wrapped`` (arrays bound without a copy),
-    ``copied_inputs`` / ``copied_outputs`` (fallback copies when Metal refused
-    to wrap the memory)."""
-    cdef core.CMetalStats s = core.metal_stats_snapshot()
-    return {"built": s.built, "wrapped": s.wrapped,
-            "copied_inputs": s.copied_inputs, "copied_outputs": s.copied_outputs}

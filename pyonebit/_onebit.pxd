@@ -1,8 +1,6 @@
 # Declarations of the C++ core's public API (include/onebit/onebit.h).
 # C-prefixed names keep them apart from the Python-level objects.
-from libc.stdint cimport int64_t, uint8_t, uint32_t
-
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -78,6 +76,18 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     vector[CTraceEntry] trace_stop(size_t token)
 
 
+# Metal backend counters (src/metal/host/stats.h; header only, so present in
+# every build, all zero without Metal). The path is relative to _core.cpp.
+cdef extern from "../src/metal/host/stats.h" namespace "onebit::metal" nogil:
+    cdef cppclass CMetalStats "onebit::metal::StatsSnapshot":
+        bool built
+        uint64_t wrapped
+        uint64_t copied_inputs
+        uint64_t copied_outputs
+
+    CMetalStats metal_stats_snapshot "onebit::metal::stats_snapshot"()
+
+
 # The Metal planner (src/metal/planner.h): pure C++, exposed for routing tests.
 cdef extern from "<array>" namespace "std" nogil:
     cdef cppclass CDim3 "std::array<std::uint32_t, 3>":
@@ -119,13 +129,9 @@ cdef extern from "metal/planner.h" namespace "onebit::metal" nogil:
     CDispatch metal_plan_dequantize "onebit::metal::plan_dequantize"(
         const CDequantizePlan& plan, const CDeviceCaps& caps) except +raise_py_error
 
-# Metal backend counters (src/metal/host/stats.h; header only, so present in
-# every build, all zero without Metal). The path is relative to _core.cpp.
-cdef extern from "../src/metal/host/stats.h" namespace "onebit::metal" nogil:
-    cdef cppclass CMetalStats "onebit::metal::StatsSnapshot":
-        bool built
-        uint64_t wrapped
-        uint64_t copied_inputs
-        uint64_t copied_outputs
 
-    CMetalStats metal_stats_snapshot "onebit::metal::stats_snapshot"()
+# quantize / dequantize with the Metal kernels on the emulator (tests only).
+cdef extern from "metal/emulated_ops.h" namespace "onebit::metal" nogil:
+    void emulated_quantize(const CQuantizePlan& plan, uint32_t* wq, void* scales,
+                           void* biases) except +raise_py_error
+    void emulated_dequantize(const CDequantizePlan& plan, void* out) except +raise_py_error

@@ -4,7 +4,7 @@ namespace onebit {
 
 const std::vector<Backend>& compiled_backends() {
   // "cpu" stays first (the default): it is the reference the Metal kernels
-  // are validated against; Metal and its emulator are chosen by name.
+  // are validated against, and the Metal backends are chosen by name.
   static const std::vector<Backend> all = {
       cpu::backend(),
 #ifdef ONEBIT_WITH_METAL

@@ -24,14 +24,15 @@ namespace cpu {
 const Backend& backend();
 }
 
-#ifdef ONEBIT_WITH_METAL_EMULATOR
-namespace metal {
-const Backend& emulated_backend();  // src/metal/emulated_backend.cpp (builds without Metal)
-}
-#endif
 #ifdef ONEBIT_WITH_METAL
 namespace metal {
 const Backend& backend();  // src/metal/host/backend.cpp (macOS builds)
+}
+#endif
+
+#ifdef ONEBIT_WITH_METAL_EMULATOR
+namespace metal {
+const Backend& emulated_backend();  // src/metal/emulated_backend.cpp (builds without Metal)
 }
 #endif
 

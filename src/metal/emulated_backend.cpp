@@ -2,13 +2,11 @@
 // the CPU emulator, running the very kernel sources macOS compiles. Built
 // where the real Metal backend is not, so every test runs the shaders.
 #include <cstring>
-#include <stdexcept>
 #include <vector>
 
 #include "../common/backend.h"
 #include "../common/dtype.h"
-#include "../common/trace.h"
-#include "emulator/kernel_abi.h"
+#include "emulated_ops.h"
 #include "planner.h"
 
 namespace onebit {
@@ -38,34 +36,17 @@ void run(const MatmulPlan& p, void* out) {
   const void* scales = in_dtype(p.scales, t, sbuf);
   const void* biases = p.biases.data ? in_dtype(p.biases, t, bbuf) : scales;
 
+  OperandMemory m;
+  m.wq = p.wq.data;
+  m.scales = scales;
+  m.biases = biases;
+  m.x = x;
+  m.y = out;
+  m.x_offsets = p.x_batch.data();
+  m.w_offsets = p.w_batch.data();
   DeviceCaps caps;  // no NAX hardware here: NAX kernels run when PYONEBIT_NAX=on
   caps.nax_policy = nax_policy_from_env();
-  const Dispatch d = plan_matmul(p, caps);
-  emu::Launch l;
-  l.kernel = emu::find_kernel(d.kernel);
-  if (!l.kernel)
-    throw std::logic_error("[metal-emulated] the planner chose " + d.kernel +
-                           ", which this build does not contain");
-  for (const Binding& b : d.buffers) {
-    const void* ptr = nullptr;
-    switch (b.operand) {
-      case Operand::wq: ptr = p.wq.data; break;
-      case Operand::scales: ptr = scales; break;
-      case Operand::biases: ptr = biases; break;
-      case Operand::x: ptr = x; break;
-      case Operand::y: ptr = out; break;
-      case Operand::x_offsets: ptr = p.x_batch.data(); break;
-      case Operand::w_offsets: ptr = p.w_batch.data(); break;
-      case Operand::bytes: ptr = b.bytes.data(); break;
-    }
-    // Kernel parameters are const-correct; the emulator's slots are untyped.
-    l.buffers.push_back(const_cast<void*>(ptr));
-  }
-  l.threadgroups = d.threadgroups;
-  l.threads = d.threads;
-  l.threadgroup_memory = d.threadgroup_memory;
-  emu::launch(l);
-  trace_record("metal-emulated", d.kernel, d.threadgroups.data(), d.threads.data());
+  run_emulated(plan_matmul(p, caps), m);
 }
 
 bool always() { return true; }

@@ -2,9 +2,11 @@
 // kernel shares.
 //
 // The packed row is a little-endian bit stream (src/common/format.h):
-// element k occupies bits [k*bits, (k+1)*bits). Kernels only read runs that
-// start on a byte boundary (a run of n codes at element offset k with k*bits
-// a multiple of 8), so one reader serves every bit width, including 3/5/6
+// element k occupies bits [k*bits, (k+1)*bits). Kernels read it in runs of n
+// codes (n a multiple of 8) starting at an element that is a multiple of n,
+// so a run starts on a byte boundary and, when its length is a whole number of
+// words, on a word boundary too (packed rows are multiples of 32 codes, so
+// whole words). One reader then serves every bit width, including 3/5/6
 // whose codes straddle bytes and words.
 #pragma once
 
@@ -17,31 +19,51 @@ using namespace metal;
 namespace onebit {
 namespace shader {
 
-// Code i of a run starting on a byte boundary. Callers unroll over i, so
-// every shift and the straddle test fold to constants; for 1/2/4/8 bits the
-// straddle branch disappears.
-template <int bits>
-inline uint code_at(const device uint8_t* run, int i) {
+// Bytes of a run of n codes. (A function, not a static member: MSL wants
+// static data members in the constant address space, C++ has none.)
+constexpr int run_bytes(int bits, int n) { return n * bits / 8; }
+
+// A run of n codes held in registers as little-endian 32-bit words.
+template <int bits, int n>
+struct CodeRun {
+  static_assert((n * bits) % 8 == 0, "a run must end on a byte boundary");
+  uint words[(run_bytes(bits, n) + 3) / 4];
+};
+
+// The run of n codes at element k of a packed row (k a multiple of n).
+// Word-sized runs are read a word at a time, others a byte at a time.
+template <int bits, int n>
+inline CodeRun<bits, n> load_run(const device uint8_t* row, long k) {
+  CodeRun<bits, n> run;
+  const device uint8_t* p = row + k * bits / 8;
+  constexpr int bytes = run_bytes(bits, n);
+  if (bytes % 4 == 0) {
+    const device uint32_t* w = reinterpret_cast<const device uint32_t*>(p);
+    for (int i = 0; i < bytes / 4; ++i) run.words[i] = w[i];
+  } else {
+    for (int i = 0; i < (bytes + 3) / 4; ++i) run.words[i] = 0u;
+    for (int i = 0; i < bytes; ++i) run.words[i / 4] |= uint(p[i]) << (8 * (i % 4));
+  }
+  return run;
+}
+
+// Code i of a run. Callers unroll over i, so every shift and the straddle
+// test fold to constants; for 1/2/4/8 bits the straddle branch disappears.
+template <int bits, int n>
+inline uint code(const thread CodeRun<bits, n>& run, int i) {
   const int bit = i * bits;
-  const int shift = bit & 7;
-  uint v = uint(run[bit >> 3]) >> shift;
-  if (shift + bits > 8) v |= uint(run[(bit >> 3) + 1]) << (8 - shift);
+  const int shift = bit % 32;
+  uint v = run.words[bit / 32] >> shift;
+  if (shift + bits > 32) v |= run.words[bit / 32 + 1] << (32 - shift);
   return v & ((1u << bits) - 1u);
 }
 
-// The bytes where the run of codes starting at element k of a packed row
-// begins (k * bits must be a multiple of 8).
-template <int bits>
-inline const device uint8_t* run_at(const device uint8_t* row, long k) {
-  return row + k * bits / 8;
-}
-
-// sum_i code_i * x_i over a run of n codes. For 1 bit this is the sum of the
-// x where the bit is set: the multiply by 0 or 1 is exact.
+// sum_i code_i * x_i over a run. For 1 bit this is the sum of the x where the
+// bit is set: the multiply by 0 or 1 is exact.
 template <int bits, int n>
-inline float dot_codes(const device uint8_t* run, const thread float* x) {
+inline float dot_codes(const thread CodeRun<bits, n>& run, const thread float* x) {
   float acc = 0.0f;
-  for (int i = 0; i < n; ++i) acc += float(code_at<bits>(run, i)) * x[i];
+  for (int i = 0; i < n; ++i) acc += float(code(run, i)) * x[i];
   return acc;
 }
 
@@ -58,13 +80,13 @@ struct GroupCoef {
 template <typename T, bool symmetric>
 inline GroupCoef group_coef(const device T* scales, const device T* biases, long group) {
   const float s = float(scales[group]);
-  if (symmetric) return GroupCoef{2.0f * s, -s};  // biases is unbound in symmetric mode
+  if (symmetric) return GroupCoef{2.0f * s, -s};  // biases (bound to scales) is not read
   return GroupCoef{s, float(biases[group])};
 }
 
 // W_hat of one code in float32 with a single rounding (exact in symmetric
 // mode): the accurate form for kernels that do not share sums of x.
-inline float dequantize_code(GroupCoef c, uint code) { return ::metal::fma(c.q, float(code), c.one); }
+inline float dequantize_code(GroupCoef c, uint q) { return ::metal::fma(c.q, float(q), c.one); }
 
 // n consecutive activations as float (exact for every T) and their sum.
 template <typename T, int n>

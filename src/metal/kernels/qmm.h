@@ -51,8 +51,8 @@ inline void stage_w_run(const thread MatmulOperands<T>& op, int row, bool row_ok
   }
   const GroupCoef c = group_coef<T, symmetric>(op.scales, op.biases,
                                                long(row) * op.row_groups + start / group_size);
-  const device uint8_t* run = run_at<bits>(op.w + row * op.row_bytes, start);
-  for (int i = 0; i < kQmmLoadRun; ++i) dst[i * step] = dequantize_code(c, code_at<bits>(run, i));
+  const CodeRun<bits, kQmmLoadRun> run = load_run<bits, kQmmLoadRun>(op.w + row * op.row_bytes, start);
+  for (int i = 0; i < kQmmLoadRun; ++i) dst[i * step] = dequantize_code(c, code(run, i));
 }
 
 template <typename T, int group_size, int bits, bool symmetric, bool transposed>

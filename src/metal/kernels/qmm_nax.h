@@ -38,8 +38,8 @@ namespace onebit {
 namespace shader {
 
 // Thread t stages group_size / kNaxThreadsPerRow consecutive values of tile
-// row t / kNaxThreadsPerRow (a run that starts on a byte boundary of the
-// packed row: it is a multiple of 8 values).
+// row t / kNaxThreadsPerRow: a run of 8, 16 or 32 codes starting at a
+// multiple of its length, as codes.h load_run requires.
 template <int group_size>
 constexpr int nax_run() {
   return group_size / kNaxThreadsPerRow;
@@ -75,8 +75,8 @@ inline void nax_stage_codes(const thread MatmulOperands<T>& op, threadgroup T* c
     for (int i = 0; i < run; ++i) dst[i] = T(0);
     return;
   }
-  const device uint8_t* codes = run_at<bits>(op.w + long(n0 + n) * op.row_bytes, k0 + c);
-  for (int i = 0; i < run; ++i) dst[i] = T(code_at<bits>(codes, i));
+  const CodeRun<bits, run> codes = load_run<bits, run>(op.w + long(n0 + n) * op.row_bytes, k0 + c);
+  for (int i = 0; i < run; ++i) dst[i] = T(code(codes, i));
 }
 
 template <typename T, int group_size, int bits, bool symmetric>

@@ -25,8 +25,8 @@ inline void accumulate_rows(const thread MatmulOperands<T>& op, const thread int
   for (int r = 0; r < R; ++r) {
     const GroupCoef c =
         group_coef<T, symmetric>(op.scales, op.biases, long(rows[r]) * op.row_groups + k / group_size);
-    const device uint8_t* run = run_at<bits>(op.w + rows[r] * op.row_bytes, k);
-    acc[r] += c.q * dot_codes<bits, n>(run, xs) + c.one * xsum;
+    const CodeRun<bits, n> run = load_run<bits, n>(op.w + rows[r] * op.row_bytes, k);
+    acc[r] += c.q * dot_codes(run, xs) + c.one * xsum;
   }
 }
 
@@ -67,7 +67,7 @@ inline void qmv_impl(const thread MatmulOperands<T>& op, uint3 tgid, uint simd_g
 // A quad (4 consecutive lanes) computes kQuadRows rows; lane q of the quad
 // handles values [q*16, q*16+16) of each 64-value step, a run inside one group
 // (group_size >= 32). With K = 64 and 1 bit a lane's run is 2 bytes, half a
-// word: the byte-stream reader needs no word alignment.
+// word: load_run reads such runs byte by byte.
 template <typename T, int group_size, int bits, bool symmetric>
 inline void qmv_quad_impl(const thread MatmulOperands<T>& op, uint3 tgid, uint simd_gid,
                           uint simd_lid) {

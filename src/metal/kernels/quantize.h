@@ -24,8 +24,10 @@
 
 using namespace metal;
 
-#ifdef __clang__
-#pragma clang fp contract(off)  // the Metal compiler is clang; the emulator builds with -ffp-contract=off
+// No multiply-add fusion below. The Metal compiler is clang-based; GCC builds
+// of the emulator use -ffp-contract=off instead (setup.py).
+#if defined(__METAL_VERSION__) || defined(__clang__)
+#pragma clang fp contract(off)
 #endif
 
 namespace onebit {
@@ -39,7 +41,7 @@ struct AffineParams {
 inline AffineParams affine_params(float wmin, float wmax, int bits) {
   if (bits == 1) return AffineParams{::metal::max(wmax - wmin, ONEBIT_SCALE_FLOOR), wmin};
   const float n_bins = float((1 << bits) - 1);
-  const bool min_is_edge = ::metal::abs(wmin) > ::metal::abs(wmax);
+  const bool min_is_edge = ::metal::fabs(wmin) > ::metal::fabs(wmax);
   float scale = ::metal::max((wmax - wmin) / n_bins, ONEBIT_SCALE_FLOOR);
   scale = min_is_edge ? scale : -scale;
   const float edge = min_is_edge ? wmin : wmax;
@@ -70,7 +72,7 @@ inline void quantize_group(device uint32_t* wq, device T* scales, device T* bias
     // d = mean |w| with the reference's tree: v[i] += v[i + half] for half =
     // gs/2 .. 1. Halves >= 32 pair values inside a lane, then lanes.
     for (int j = 0; j < per_lane; ++j) codes[j] = v[j] >= 0.0f ? 1u : 0u;
-    for (int j = 0; j < per_lane; ++j) v[j] = ::metal::abs(v[j]);
+    for (int j = 0; j < per_lane; ++j) v[j] = ::metal::fabs(v[j]);
     for (int half_lanes = per_lane / 2; half_lanes >= 1; half_lanes /= 2)
       for (int j = 0; j < half_lanes; ++j) v[j] += v[j + half_lanes];
     float sum = v[0];
@@ -118,9 +120,11 @@ inline void dequantize_pack(const device uint32_t* wq, const device T* scales,
   const long group = e0 / group_size;
   const float s = float(scales[group]);
   const float b = symmetric ? 0.0f : float(biases[group]);
-  const device uint8_t* run = reinterpret_cast<const device uint8_t*>(wq) + pack * (kPackValues * bits / 8);
+  // The packed rows are contiguous: element e0 of the whole array.
+  const CodeRun<bits, kPackValues> run =
+      load_run<bits, kPackValues>(reinterpret_cast<const device uint8_t*>(wq), e0);
   for (int i = 0; i < kPackValues; ++i) {
-    const uint q = code_at<bits>(run, i);
+    const uint q = code(run, i);
     if (symmetric) {
       y[e0 + i] = T(q ? s : -s);
     } else {

@@ -40,8 +40,8 @@ inline void qvm_columns(const thread MatmulOperands<T>& op, int col, long k_begi
   for (long k = k_begin + simd_lid / kQvmLanesN; k < k_end; k += kQvmLanesK) {
     const float xk = float(op.x[k]);
     const GroupCoef c = group_coef<T, symmetric>(op.scales, op.biases, k * op.row_groups + group);
-    const device uint8_t* run = run_at<bits>(op.w + k * op.row_bytes, col);
-    for (int i = 0; i < kPackValues; ++i) acc[i] += xk * dequantize_code(c, code_at<bits>(run, i));
+    const CodeRun<bits, kPackValues> run = load_run<bits, kPackValues>(op.w + k * op.row_bytes, col);
+    for (int i = 0; i < kPackValues; ++i) acc[i] += xk * dequantize_code(c, code(run, i));
   }
   // Lanes l, l^4, l^8, l^16 share the columns: a butterfly over the K lanes.
   for (int i = 0; i < kPackValues; ++i)
