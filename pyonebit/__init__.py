@@ -4,7 +4,7 @@ Weights are stored in MLX's affine format (``w_hat = scale * q + bias`` per
 group of ``group_size`` elements along the last axis, codes packed into
 uint32), or in a symmetric 1-bit mode (``+d``/``-d`` per group, no bias).
 """
-from ._core import backends
+from ._core import backends, cpu_kernels, get_num_threads, set_num_threads
 from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
@@ -19,6 +19,9 @@ __all__ = [
     "backends",
     "supported_bits",
     "supported_group_sizes",
+    "cpu_kernels",
+    "set_num_threads",
+    "get_num_threads",
     "__version__",
 ]
 

@@ -65,3 +65,10 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     void quantized_matmul(const CMatmulPlan& plan, void* out,
                           const string& backend) except +raise_py_error
     vector[string] backends()
+
+    vector[string] cpu_kernels_compiled()
+    vector[string] cpu_kernels_supported()
+    string cpu_kernel_active() except +raise_py_error
+    void set_cpu_kernel(const string& name) except +raise_py_error
+    void set_num_threads(int n) except +raise_py_error
+    int get_num_threads()

@@ -1,0 +1,98 @@
+// AVX-512 variant of the CPU kernels (x86-64; compiles to nothing elsewhere).
+//
+// The 1-bit trick: a 16-bit chunk of the packed weights IS an AVX-512 lane
+// mask, so `x where bit = 1` is one masked add, with no decode at all.
+#include "kernel_includes.h"
+
+#if ONEBIT_CPU_X86
+#include <immintrin.h>
+
+// GCC 12's own AVX-512 headers initialise their "undefined" vectors with
+// themselves (`__m512i __Y = __Y;`), which -Wall reports once per use.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// The features the code below uses; checked at run time before any call.
+#define ONEBIT_AVX512_FEATURES "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c"
+
+ONEBIT_TARGET_PUSH(ONEBIT_AVX512_FEATURES)
+
+namespace onebit {
+namespace cpu {
+namespace {
+
+struct Avx512 {
+  static constexpr int L = 16;
+  static constexpr int kRowsM1 = 8, kTileM = 2, kTileN = 4;
+  static constexpr int kColRows = 2, kColVecs = 8;
+  static constexpr int kMR = 8;
+  using F = __m512;
+  using Mask = __mmask16;
+
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static float hsum(F v) { return _mm512_reduce_add_ps(v); }
+
+  static Mask mask(const std::uint8_t* bits, std::int64_t v) {
+    std::uint16_t m;
+    std::memcpy(&m, bits + 2 * v, 2);  // little-endian: bit i is lane i
+    return m;
+  }
+  static F mask_add(F acc, Mask m, F x) { return _mm512_mask_add_ps(acc, m, acc, x); }
+  static F select(Mask m, F off, F on) { return _mm512_mask_blend_ps(m, off, on); }
+
+  template <int B>
+  static F codes(const std::uint8_t* p) {
+    if constexpr (B == 8) {
+      return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    } else {
+      // Lane i's code sits in 32-bit word (i*B)/32 at bit (i*B)%32: gather
+      // the word into the lane, shift it down, mask it.
+      alignas(16) std::uint8_t buf[16] = {};
+      std::memcpy(buf, p, L * B / 8);
+      const __m512i words = _mm512_castsi128_si512(_mm_load_si128(reinterpret_cast<const __m128i*>(buf)));
+      const __m512i bit = _mm512_mullo_epi32(
+          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(B));
+      const __m512i v = _mm512_srlv_epi32(_mm512_permutexvar_epi32(_mm512_srli_epi32(bit, 5), words),
+                                          _mm512_and_si512(bit, _mm512_set1_epi32(31)));
+      return _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32((1 << B) - 1)));
+    }
+  }
+
+  static F load_f16(const std::uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static F load_bf16(const std::uint16_t* p) {  // bfloat16 is the top half of a float32
+    const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+  }
+};
+
+#include "qmm_kernels.h"
+
+}  // namespace
+
+void avx512_qmm(const QmmArgs& args) { qmm<Avx512>(args); }
+
+}  // namespace cpu
+}  // namespace onebit
+
+ONEBIT_TARGET_POP()
+
+namespace onebit {
+namespace cpu {
+bool avx512_supported() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         x86_has_f16c();
+}
+}  // namespace cpu
+}  // namespace onebit
+
+#endif  // ONEBIT_CPU_X86
