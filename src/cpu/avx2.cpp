@@ -43,7 +43,10 @@ struct Avx2 {
     const __m256i b = _mm256_and_si256(_mm256_set1_epi32(bits[v]), sel);
     return _mm256_castsi256_ps(_mm256_cmpeq_epi32(b, sel));
   }
-  static F mask_add(F acc, Mask m, F x) { return _mm256_add_ps(acc, _mm256_and_ps(m, x)); }
+  template <int Form>  // one form only: the and+add pair has no FMA twin worth having
+  static F mask_add(F acc, Mask m, F x) {
+    return _mm256_add_ps(acc, _mm256_and_ps(m, x));
+  }
   static F select(Mask m, F off, F on) { return _mm256_blendv_ps(off, on, m); }
 
   template <int B>

@@ -24,7 +24,7 @@ namespace {
 
 struct Avx512 {
   static constexpr int L = 16;
-  static constexpr int kRowsM1 = 8, kTileM = 2, kTileN = 4;
+  static constexpr int kRowsM1 = 6, kTileM = 2, kTileN = 4;
   static constexpr int kColRows = 2, kColVecs = 8;
   static constexpr int kMR = 8;
   using F = __m512;
@@ -39,11 +39,21 @@ struct Avx512 {
   static float hsum(F v) { return _mm512_reduce_add_ps(v); }
 
   static Mask mask(const std::uint8_t* bits, std::int64_t v) {
-    std::uint16_t m;
-    std::memcpy(&m, bits + 2 * v, 2);  // little-endian: bit i is lane i
-    return m;
+    // Little-endian: bit i of the 16-bit chunk is lane i. Loading straight
+    // into a mask register avoids a trip through a general register.
+    return _load_mask16(reinterpret_cast<__mmask16*>(const_cast<std::uint8_t*>(bits + 2 * v)));
   }
-  static F mask_add(F acc, Mask m, F x) { return _mm512_mask_add_ps(acc, m, acc, x); }
+  // Form 1 is x*1 + acc as one FMA: the same single rounding as the add,
+  // but it runs on the FMA units, which sit idle in the 1-bit kernels (on
+  // Zen 4 the adds and FMAs have separate pipes), so alternating the two
+  // forms doubles the masked-add throughput.
+  template <int Form>
+  static F mask_add(F acc, Mask m, F x) {
+    if constexpr (Form == 0)
+      return _mm512_mask_add_ps(acc, m, acc, x);
+    else
+      return _mm512_mask3_fmadd_ps(x, _mm512_set1_ps(1.0f), acc, m);
+  }
   static F select(Mask m, F off, F on) { return _mm512_mask_blend_ps(m, off, on); }
 
   template <int B>
@@ -52,16 +62,21 @@ struct Avx512 {
       return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
     } else {
       // Lane i's code sits in 32-bit word (i*B)/32 at bit (i*B)%32: gather
-      // the word into the lane, shift it down, mask it.
-      alignas(16) std::uint8_t buf[16] = {};
-      std::memcpy(buf, p, L * B / 8);
-      const __m512i words = _mm512_castsi128_si512(_mm_load_si128(reinterpret_cast<const __m128i*>(buf)));
-      const __m512i bit = _mm512_mullo_epi32(
-          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(B));
-      const __m512i v = _mm512_srlv_epi32(_mm512_permutexvar_epi32(_mm512_srli_epi32(bit, 5), words),
-                                          _mm512_and_si512(bit, _mm512_set1_epi32(31)));
+      // the word into the lane, shift it down, mask it. (The loads read
+      // exactly the 16*B/8 bytes of the codes.)
+      const __m128i bytes = B == 4 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))
+                                   : _mm_cvtsi32_si128(load_u32(p));
+      const __m512i bit = _mm512_setr_epi32(0 * B, 1 * B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B, 8 * B,
+                                            9 * B, 10 * B, 11 * B, 12 * B, 13 * B, 14 * B, 15 * B);
+      const __m512i words = _mm512_permutexvar_epi32(_mm512_srli_epi32(bit, 5), _mm512_castsi128_si512(bytes));
+      const __m512i v = _mm512_srlv_epi32(words, _mm512_and_si512(bit, _mm512_set1_epi32(31)));
       return _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32((1 << B) - 1)));
     }
+  }
+  static int load_u32(const std::uint8_t* p) {
+    std::int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
   }
 
   static F load_f16(const std::uint16_t* p) {

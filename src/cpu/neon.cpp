@@ -31,6 +31,7 @@ struct Neon {
     const std::uint32_t sel_bits[4] = {1, 2, 4, 8};
     return vtstq_u32(vdupq_n_u32(nibble), vld1q_u32(sel_bits));
   }
+  template <int Form>  // one form only: the and+add pair has no FMA twin worth having
   static F mask_add(F acc, Mask m, F x) {
     return vaddq_f32(acc, vreinterpretq_f32_u32(vandq_u32(m, vreinterpretq_u32_f32(x))));
   }

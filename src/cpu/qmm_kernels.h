@@ -9,7 +9,9 @@
 //   F, Mask                 a vector of L floats, a lane mask
 //   zero() set1(f) load(p) store(p, v) add(a, b) fma(a, b, c) = a*b + c, hsum(v)
 //   mask(bits, v)           the L bits v*L .. v*L+L-1 of a packed 1-bit row
-//   mask_add(acc, m, x)     acc + (m ? x : 0), lane by lane
+//   mask_add<Form>(acc, m, x)  acc + (m ? x : 0), lane by lane; Form 0 or 1
+//                           picks one of two equivalent instruction forms
+//                           (the kernels alternate them across accumulators)
 //   select(m, off, on)      m ? on : off
 //   codes<B>(p)             the L codes of B bits (2, 4 or 8) that start at byte p, as floats
 //   load_f16(p) load_bf16(p)  L widened half / bfloat16 values
@@ -141,10 +143,11 @@ auto weight_term(const std::uint8_t* row, std::int64_t v) {
     return V::template codes<B>(row + v * (V::L * B / 8));
 }
 
+// acc + term * x; `form` alternates between accumulators (see mask_add).
 template <class V, int B, class Term>
-typename V::F accumulate(typename V::F acc, Term term, typename V::F x) {
+typename V::F accumulate(typename V::F acc, Term term, typename V::F x, int form) {
   if constexpr (B == 1)
-    return V::mask_add(acc, term, x);
+    return form ? V::template mask_add<1>(acc, term, x) : V::template mask_add<0>(acc, term, x);
   else
     return V::fma(term, x, acc);
 }
@@ -186,7 +189,7 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
       for (int m = 0; m < RM; ++m) xv[m] = V::load(x + m * K + v * V::L);
       for (int n = 0; n < RN; ++n) {
         const auto term = weight_term<V, B>(w + n * row_bytes, v);
-        for (int m = 0; m < RM; ++m) acc[m][n] = accumulate<V, B>(acc[m][n], term, xv[m]);
+        for (int m = 0; m < RM; ++m) acc[m][n] = accumulate<V, B>(acc[m][n], term, xv[m], (m + n) & 1);
       }
     }
     for (int n = 0; n < RN; ++n) {
@@ -277,7 +280,7 @@ void cols_tile(const float* x, const std::uint8_t* w, std::int64_t row_bytes, co
     const std::uint8_t* row = w + k * row_bytes;
     for (int v = 0; v < CV; ++v) {
       const auto term = weight_term<V, B>(row, v);
-      for (int m = 0; m < RM; ++m) acc[m][v] = accumulate<V, B>(acc[m][v], term, xa[m]);
+      for (int m = 0; m < RM; ++m) acc[m][v] = accumulate<V, B>(acc[m][v], term, xa[m], (m + v) & 1);
     }
   }
   for (int m = 0; m < RM; ++m) {
@@ -475,8 +478,15 @@ void qmm_panel(const QmmArgs& a, const Factors& f) {
 
 // ------------------------------------------------------------------ entry
 
-// Rows of x up to which the small-M kernels beat the panel kernel.
-constexpr std::int64_t kSmallM = 32;
+// Rows of x up to which the small-M kernels beat the panel kernel, measured
+// on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
+// per x row as the panel's FMAs for 1 bit, and more for wider codes, while
+// the panel pays a fixed cost to dequantize (and, for transpose=True,
+// transpose) all of W.
+inline bool small_m(const QmmArgs& a) {
+  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
+  return a.M <= (a.spec.bits == 1 ? 32 : 8);
+}
 
 template <class V>
 void qmm(const QmmArgs& a) {
@@ -485,7 +495,7 @@ void qmm(const QmmArgs& a) {
   visit_bits(a.spec.bits, [&](auto b) {
     constexpr int B = decltype(b)::value;
     if constexpr (has_vector_decode(B)) {
-      if (a.M <= kSmallM) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
+      if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
     }
     qmm_panel<V, B>(a, f);
   });
