@@ -11,6 +11,10 @@
 
 #include "onebit/onebit.h"
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace onebit {
 namespace cpu {
 
@@ -60,7 +64,13 @@ class Pool {
   }
 
  private:
+  // The cores this process may run on (a container or taskset may allow
+  // fewer than the machine has).
   static int default_threads() {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
     const unsigned n = std::thread::hardware_concurrency();
     return n == 0 ? 1 : static_cast<int>(n);
   }

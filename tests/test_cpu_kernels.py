@@ -1,0 +1,179 @@
+"""Every SIMD variant of the CPU kernels that this machine can run, against the
+scalar reference ("scalar" = the float64 specification), case by case.
+
+Tolerance. The SIMD kernels multiply the exact activations and accumulate in
+float32; only the order of the additions differs from the reference. They
+also use the group algebra sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k
+(affine: A = scale, C = bias; symmetric: A = 2 * scale, C = -scale), so the
+terms they add have magnitude |x_k| * (|A q_k| + |C|) rather than
+|x_k * w_hat_k|. A float32 sum of K such terms is off by at most about
+K * 2^-24 * sum|terms| in the worst case and by ~sqrt(K) * 2^-24 * sum|terms|
+for terms of random sign (rounding errors add like a random walk); we allow
+    |out - ref| <= 4 * sqrt(K) * 2^-24 * sum_k |x_k| (|A q_k| + |C|)
+plus the rounding of the result to float32 and, for float16/bfloat16
+outputs, one unit in the last place of the output dtype (both results are
+rounded from slightly different float32 values). With the random data below
+a single wrong weight bit changes the result by |A x_k|, typically ~50x more
+than this bound at K = 4096 and far more at the small K used here."""
+import ml_dtypes
+import numpy as np
+import pytest
+
+import pyonebit
+from pyonebit import _core
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+SIMD_ISAS = [n for n in pyonebit.cpu_kernels()["supported"] if n != "scalar"]
+BITS = pyonebit.supported_bits()
+GROUP_SIZES = pyonebit.supported_group_sizes()
+OUT_ULP = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float16): 2.0**-10, BF16: 2.0**-7}
+
+pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="no SIMD CPU kernel runs on this machine")
+
+
+@pytest.fixture(autouse=True)
+def restore_isa():
+    active = pyonebit.cpu_kernels()["active"]
+    threads = pyonebit.get_num_threads()
+    yield
+    _core._set_cpu_isa(active)
+    pyonebit.set_num_threads(threads)
+
+
+def matmul_with(isa, x, q, transpose, group_size, bits, mode):
+    _core._set_cpu_isa(isa)
+    wq, scales, biases = q
+    return pyonebit.quantized_matmul(x, wq, scales, biases, transpose=transpose,
+                                     group_size=group_size, bits=bits, mode=mode)
+
+
+def term_magnitudes(q, group_size, bits, mode):
+    """|A q_k| + |C| for every weight, laid out like W (float32)."""
+    wq, scales, biases = q
+    s = np.abs(scales.astype(np.float32))
+    if mode == "symmetric":
+        # |2s * q| + |-s| <= 3|s|, and |dequantize| = |s| for every weight
+        d = pyonebit.dequantize(wq, s, None, group_size, bits, mode, dtype=np.float32)
+        return 3.0 * np.abs(d)
+    b = np.abs(biases.astype(np.float32))
+    return pyonebit.dequantize(wq, s, b, group_size, bits, mode, dtype=np.float32)
+
+
+def assert_close(out, ref, x, q, transpose, group_size, bits, mode):
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    mag = term_magnitudes(q, group_size, bits, mode).astype(np.float64)
+    wt = np.swapaxes(mag, -1, -2) if transpose else mag
+    K = x.shape[-1]
+    sum_terms = np.abs(x.astype(np.float64)) @ wt
+    r = ref.astype(np.float64)
+    tol = 4.0 * np.sqrt(K) * 2.0**-24 * sum_terms + OUT_ULP[out.dtype] * np.abs(r) + 1e-30
+    err = np.abs(out.astype(np.float64) - r)
+    bad = err > tol
+    assert not bad.any(), (
+        f"{bad.sum()} of {bad.size} outputs off; worst err {err.max():.3g}, "
+        f"tol there {tol.flat[np.argmax(err)]:.3g}")
+
+
+def make_case(rng, M, N, K, transpose, group_size, bits, mode, dtype=np.float32, w_batch=(),
+              x_batch=()):
+    w = rng.standard_normal(w_batch + ((N, K) if transpose else (K, N))).astype(dtype)
+    q = pyonebit.quantize(w, group_size, bits, mode)
+    x = rng.standard_normal(x_batch + (M, K)).astype(dtype)
+    return x, q
+
+
+def check(isa, x, q, transpose, group_size, bits, mode):
+    ref = matmul_with("scalar", x, q, transpose, group_size, bits, mode)
+    out = matmul_with(isa, x, q, transpose, group_size, bits, mode)
+    assert_close(out, ref, x, q, transpose, group_size, bits, mode)
+    return out
+
+
+FORMATS = [(b, "affine") for b in BITS] + [(1, "symmetric")]
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("bits,mode", FORMATS, ids=lambda v: str(v))
+@pytest.mark.parametrize("group_size", GROUP_SIZES)
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_matches_reference(isa, bits, mode, group_size, transpose):
+    rng = np.random.default_rng(bits * 1000 + group_size + transpose)
+    # M: matrix-vector, an odd decode batch, and one large enough for the panel kernel.
+    # K: one group, and enough groups to cross a panel's K depth with a tail.
+    # N (transpose): a tail for every row block; (!transpose) N is a multiple of the group size.
+    for M in (1, 3, 70):
+        for K in (group_size, 5 * group_size if group_size < 128 else 3 * group_size):
+            N = 37 if transpose else 2 * group_size
+            x, q = make_case(rng, M, N, K, transpose, group_size, bits, mode)
+            check(isa, x, q, transpose, group_size, bits, mode)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, BF16], ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("bits,mode", [(1, "affine"), (1, "symmetric"), (4, "affine")],
+                         ids=lambda v: str(v))
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_dtypes(isa, dtype, bits, mode, transpose):
+    rng = np.random.default_rng(7)
+    for M in (1, 5, 80):
+        x, q = make_case(rng, M, 64 if transpose else 128, 256, transpose, 64, bits, mode, dtype)
+        out = check(isa, x, q, transpose, 64, bits, mode)
+        assert out.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_batched_and_broadcast(isa, transpose):
+    rng = np.random.default_rng(3)
+    x, q = make_case(rng, 3, 64, 128, transpose, 32, 1, "affine", w_batch=(3,), x_batch=(2, 3))
+    out = check(isa, x, q, transpose, 32, 1, "affine")
+    assert out.shape == (2, 3, 3, 64)
+    # W broadcast over a batch of x, and a 1-D x
+    x, q = make_case(rng, 67, 64, 128, transpose, 64, 2, "affine", x_batch=(2,))
+    check(isa, x, q, transpose, 64, 2, "affine")
+    check(isa, x[0, 0], q, transpose, 64, 2, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_single_output_column(isa):
+    rng = np.random.default_rng(5)
+    for M in (1, 2, 65):
+        x, q = make_case(rng, M, 1, 384, True, 128, 1, "affine")
+        check(isa, x, q, True, 128, 1, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_realistic_size(isa):
+    """One layer-sized problem (K = 4096) for the 1-bit paths at every M regime."""
+    rng = np.random.default_rng(11)
+    for transpose in (True, False):
+        for M in (1, 17, 100):
+            x, q = make_case(rng, M, 256, 4096, transpose, 128, 1, "affine")
+            check(isa, x, q, transpose, 128, 1, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_one_wrong_bit_is_caught(isa):
+    """The tolerance is tight enough to see a single flipped weight bit."""
+    rng = np.random.default_rng(13)
+    x, q = make_case(rng, 1, 8, 512, True, 128, 1, "affine")
+    x = np.abs(x) + 0.5  # no tiny x_k that would hide the flip
+    wq, s, b = q
+    bad = wq.copy()
+    bad[3, 5] ^= np.uint32(1 << 17)
+    ref = matmul_with("scalar", x, q, True, 128, 1, "affine")
+    out = matmul_with(isa, x, (bad, s, b), True, 128, 1, "affine")
+    with pytest.raises(AssertionError):
+        assert_close(out, ref, x, q, True, 128, 1, "affine")
+
+
+def test_cpu_kernels_lists():
+    info = pyonebit.cpu_kernels()
+    assert info["compiled"][-1] == "scalar"
+    assert set(info["supported"]) <= set(info["compiled"])
+    assert info["active"] in info["supported"]
+
+
+def test_unknown_isa_is_a_clear_error():
+    with pytest.raises(ValueError, match="'avx9000' is not a CPU kernel of this build; compiled: .*'scalar'"):
+        _core._set_cpu_isa("avx9000")
