@@ -118,3 +118,14 @@ def test_env_var_forces_isa():
     r = run_python(code, PYONEBIT_CPU_ISA="bogus")
     assert r.returncode != 0
     assert "ValueError: [cpu] PYONEBIT_CPU_ISA='bogus' is not a CPU kernel of this build" in r.stderr
+
+
+def test_resizing_between_calls():
+    # A worker started by a resize must not take part in (or count itself
+    # out of) a job that ran before it existed.
+    rng = np.random.default_rng(4)
+    x, wq, s, b = problem(rng, 3, 96, 128, True, 1)
+    expected = pyonebit.quantized_matmul(x, wq, s, b, group_size=64)
+    for i in range(60):
+        pyonebit.set_num_threads(1 + (i * 7) % 4)
+        np.testing.assert_array_equal(pyonebit.quantized_matmul(x, wq, s, b, group_size=64), expected)

@@ -89,8 +89,9 @@ class Pool {
     }
   }
 
-  void loop() {
-    std::uint64_t seen = 0;
+  // `seen` starts at the generation current when the worker was created, so
+  // a worker started by resize() never runs a job that ended before it.
+  void loop(std::uint64_t seen) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -104,10 +105,10 @@ class Pool {
     }
   }
 
-  void start() {
+  void start() {  // with no job running
     quit_ = false;
     // The calling thread is the first of threads_.
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back(&Pool::loop, this);
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back(&Pool::loop, this, generation_);
   }
 
   void stop() {
