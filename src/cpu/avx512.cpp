@@ -11,6 +11,7 @@
 // themselves (`__m512i __Y = __Y;`), which -Wall reports once per use.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 // The features the code below uses; checked at run time before any call.
@@ -24,7 +25,7 @@ namespace {
 
 struct Avx512 {
   static constexpr int L = 16;
-  static constexpr int kRowsM1 = 6, kTileM = 2, kTileN = 4;
+  static constexpr int kRowsM1 = 8, kTileM = 2, kTileN = 4;
   static constexpr int kColRows = 2, kColVecs = 8;
   static constexpr int kMR = 8;
   using F = __m512;
@@ -38,10 +39,12 @@ struct Avx512 {
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static float hsum(F v) { return _mm512_reduce_add_ps(v); }
 
+  // Little-endian: bit i of the 16-bit chunk is lane i. (Measured on Zen 4:
+  // this kmov beats building the mask with a broadcast + vptestmd.)
   static Mask mask(const std::uint8_t* bits, std::int64_t v) {
-    // Little-endian: bit i of the 16-bit chunk is lane i. Loading straight
-    // into a mask register avoids a trip through a general register.
-    return _load_mask16(reinterpret_cast<__mmask16*>(const_cast<std::uint8_t*>(bits + 2 * v)));
+    std::uint16_t m;
+    std::memcpy(&m, bits + 2 * v, 2);
+    return m;
   }
   // Form 1 is x*1 + acc as one FMA: the same single rounding as the add,
   // but it runs on the FMA units, which sit idle in the 1-bit kernels (on

@@ -156,26 +156,29 @@ typename V::F accumulate(typename V::F acc, Term term, typename V::F x, int form
 // (3, 5, 6: codes straddle words) go through the panel kernel's scalar decode.
 constexpr bool has_vector_decode(int bits) { return bits == 1 || bits == 2 || bits == 4 || bits == 8; }
 
-// Calls f(std::integral_constant<int, B>) for the runtime bit width, B taken
-// from the format's table.
-template <std::size_t I = 0, class Fn>
-void visit_bits(int bits, Fn&& f) {
-  constexpr std::size_t n = sizeof(format::kBits) / sizeof(format::kBits[0]);
+// Calls f(std::integral_constant<int, v>) for the entry v of `table` equal
+// to the runtime `value`: turns a validated format parameter into a
+// compile-time constant without restating the table.
+template <const auto& table, std::size_t I = 0, class Fn>
+void visit(int value, Fn&& f) {
+  constexpr std::size_t n = sizeof(table) / sizeof(table[0]);
   if constexpr (I < n) {
-    if (bits == format::kBits[I]) return f(std::integral_constant<int, format::kBits[I]>{});
-    visit_bits<I + 1>(bits, f);
+    if (value == table[I]) return f(std::integral_constant<int, table[I]>{});
+    visit<table, I + 1>(value, f);
   }
 }
 
 // ------------------------------------------------------------------ rows
 
-// RM rows of x against RN rows of W (packed along K), over all of K.
-template <class V, int B, int RM, int RN>
+// RM rows of x against RN rows of W (packed along K), over all of K. The
+// group size is a template parameter so the loop over a group's vectors
+// unrolls completely.
+template <class V, int B, int GS, int RM, int RN>
 void rows_tile(const float* x, const std::uint8_t* w, const float* A, const float* C,
-               const float* xs, float* out, std::int64_t K, std::int64_t N, int gs) {
+               const float* xs, float* out, std::int64_t K, std::int64_t N) {
   using F = typename V::F;
-  const std::int64_t G = K / gs, row_bytes = K * B / 8;
-  const int vpg = gs / V::L;
+  constexpr int vpg = GS / V::L;
+  const std::int64_t G = K / GS, row_bytes = K * B / 8;
   F tot[RM][RN];
   for (auto& r : tot)
     for (F& t : r) t = V::zero();
@@ -210,16 +213,15 @@ struct RowsJob {
 };
 
 // x rows [m, m + RM) against W rows [n0, n0 + nr).
-template <class V, int B, int RM, int RN>
+template <class V, int B, int GS, int RM, int RN>
 void rows_span(const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t nr) {
   const QmmArgs& a = *job.a;
-  const int gs = a.spec.group_size;
-  const std::int64_t K = a.K, N = a.N, G = K / gs, row_bytes = K * B / 8;
+  const std::int64_t K = a.K, N = a.N, G = K / GS, row_bytes = K * B / 8;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
   auto tile = [&](auto rn, std::int64_t n) {
-    rows_tile<V, B, RM, decltype(rn)::value>(a.x + m * K, w + n * row_bytes, job.f->A + n * G,
-                                             job.f->C + n * G, job.xs + m * G, a.out + m * N + n,
-                                             K, N, gs);
+    rows_tile<V, B, GS, RM, decltype(rn)::value>(a.x + m * K, w + n * row_bytes, job.f->A + n * G,
+                                                 job.f->C + n * G, job.xs + m * G,
+                                                 a.out + m * N + n, K, N);
   };
   std::int64_t n = n0;
   for (; n + RN <= n0 + nr; n += RN) tile(std::integral_constant<int, RN>{}, n);
@@ -228,15 +230,16 @@ void rows_span(const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t
 
 // One task: a block of W rows against every x row. The block (at most a
 // few hundred rows of packed weights) stays in cache while x streams by.
-template <class V, int B>
+template <class V, int B, int GS>
 void rows_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const RowsJob*>(ctx);
   const QmmArgs& a = *job.a;
   const std::int64_t n0 = t * job.rows_per_task, nr = std::min(job.rows_per_task, a.N - n0);
   std::int64_t m = 0;
   if (a.M > 1)
-    for (; m + V::kTileM <= a.M; m += V::kTileM) rows_span<V, B, V::kTileM, V::kTileN>(job, m, n0, nr);
-  for (; m < a.M; ++m) rows_span<V, B, 1, V::kRowsM1>(job, m, n0, nr);
+    for (; m + V::kTileM <= a.M; m += V::kTileM)
+      rows_span<V, B, GS, V::kTileM, V::kTileN>(job, m, n0, nr);
+  for (; m < a.M; ++m) rows_span<V, B, GS, 1, V::kRowsM1>(job, m, n0, nr);
 }
 
 // Enough tasks to balance the threads, each a whole number of row tiles.
@@ -253,7 +256,8 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
   RowsJob job{&a, &f, xs.data(), split(a.N, V::kTileN, 512)};
-  parallel_for((a.N + job.rows_per_task - 1) / job.rows_per_task, rows_task<V, B>, &job);
+  const std::int64_t tasks = (a.N + job.rows_per_task - 1) / job.rows_per_task;
+  visit<format::kGroupSizes>(gs, [&](auto g) { parallel_for(tasks, rows_task<V, B, decltype(g)::value>, &job); });
 }
 
 // ------------------------------------------------------------------ cols
@@ -492,7 +496,7 @@ template <class V>
 void qmm(const QmmArgs& a) {
   Factors f;
   make_factors<V>(a, f);
-  visit_bits(a.spec.bits, [&](auto b) {
+  visit<format::kBits>(a.spec.bits, [&](auto b) {
     constexpr int B = decltype(b)::value;
     if constexpr (has_vector_decode(B)) {
       if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
