@@ -177,3 +177,45 @@ def test_cpu_kernels_lists():
 def test_unknown_isa_is_a_clear_error():
     with pytest.raises(ValueError, match="'avx9000' is not a CPU kernel of this build; compiled: .*'scalar'"):
         _core._set_cpu_isa("avx9000")
+
+
+X86_ISA_FILES = {"avx512": "avx512.cpp", "avx2": "avx2.cpp"}
+
+
+@pytest.mark.parametrize("isa", [i for i in SIMD_ISAS if i in X86_ISA_FILES])
+def test_isa_code_never_leaks_into_shared_symbols(isa, tmp_path):
+    """The ODR pitfall: a shared (weak) definition compiled in an ISA file could
+    be the one the linker keeps and then run on a CPU without that ISA. Build
+    the file and check that it exports only its entry
+    points and that every weak symbol it emits uses no AVX register."""
+    import os
+    import shutil
+    import subprocess
+
+    cxx, nm, objdump = (shutil.which(os.environ.get("CXX", "g++")), shutil.which("nm"),
+                        shutil.which("objdump"))
+    if not (cxx and nm and objdump):
+        pytest.skip("needs a C++ compiler, nm and objdump")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    obj = tmp_path / "isa.o"
+    # -O0: nothing is inlined, so every shared inline function the ISA code
+    # uses is emitted here as a weak symbol and gets checked.
+    subprocess.run([cxx, "-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-w",
+                    "-I", os.path.join(root, "include"),
+                    os.path.join(root, "src", "cpu", X86_ISA_FILES[isa]), "-c", "-o", str(obj)],
+                   check=True, timeout=300)
+    symbols = subprocess.run([nm, "--defined-only", str(obj)], capture_output=True, text=True,
+                             check=True).stdout.split("\n")
+    kinds = {}
+    for line in filter(None, symbols):
+        _, kind, name = line.split(maxsplit=2)
+        kinds.setdefault(kind, []).append(name)
+    exported = sorted(kinds.get("T", []))
+    assert exported == sorted([f"_ZN6onebit3cpu{len(isa) + 4}{isa}_qmmERKNS0_7QmmArgsE",
+                               f"_ZN6onebit3cpu{len(isa) + 10}{isa}_supportedEv"]), exported
+    weak = kinds.get("W", [])
+    assert weak, "expected the std::vector helpers as weak symbols"
+    for name in weak:
+        asm = subprocess.run([objdump, "-d", "--no-show-raw-insn", f"--disassemble={name}", str(obj)],
+                             capture_output=True, text=True, check=True).stdout
+        assert "%ymm" not in asm and "%zmm" not in asm and "%k1" not in asm, name
