@@ -1,7 +1,7 @@
 // AVX2 + FMA variant of the CPU kernels (x86-64; compiles to nothing elsewhere).
 //
 // No mask registers here: a byte of packed 1-bit weights becomes a lane mask
-// by broadcasting it and comparing each lane with its own bit.
+// by a lookup in a 256-entry table of lane masks (8 KiB, stays in L1).
 #include "kernel_includes.h"
 
 #if ONEBIT_CPU_X86
@@ -15,6 +15,18 @@ ONEBIT_TARGET_PUSH(ONEBIT_AVX2_FEATURES)
 namespace onebit {
 namespace cpu {
 namespace {
+
+// kLaneMasks.m[b][i] = all ones if bit i of byte b is set, else zero.
+struct LaneMasks {
+  alignas(32) std::uint32_t m[256][8];
+};
+constexpr LaneMasks make_lane_masks() {
+  LaneMasks t{};
+  for (int b = 0; b < 256; ++b)
+    for (int i = 0; i < 8; ++i) t.m[b][i] = ((b >> i) & 1) ? 0xffffffffu : 0u;
+  return t;
+}
+constexpr LaneMasks kLaneMasks = make_lane_masks();
 
 struct Avx2 {
   static constexpr int L = 8;
@@ -37,11 +49,8 @@ struct Avx2 {
     return _mm_cvtss_f32(s);
   }
 
-  static __m256i lane_bits() { return _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128); }
   static Mask mask(const std::uint8_t* bits, std::int64_t v) {
-    const __m256i sel = lane_bits();
-    const __m256i b = _mm256_and_si256(_mm256_set1_epi32(bits[v]), sel);
-    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(b, sel));
+    return _mm256_load_ps(reinterpret_cast<const float*>(kLaneMasks.m[bits[v]]));
   }
   template <int Form>  // one form only: the and+add pair has no FMA twin worth having
   static F mask_add(F acc, Mask m, F x) {
