@@ -14,11 +14,28 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>  // _mm_pause (SSE2: baseline on x86-64)
+#endif
 
 namespace onebit {
 namespace cpu {
 
 namespace {
+
+// A hint to the core that this thread is spin-waiting.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls a worker makes before it sleeps (tens of microseconds): calls that
+// follow each other closely, like a model's layers, then start without a
+// sleep / wake-up round trip through the kernel.
+constexpr int kSpins = 2000;
 
 class Pool {
  public:
@@ -93,11 +110,12 @@ class Pool {
   // a worker started by resize() never runs a job that ended before it.
   void loop(std::uint64_t seen) {
     for (;;) {
+      for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
         if (quit_) return;
-        seen = generation_;
+        seen = generation_.load();
       }
       work();
       std::lock_guard<std::mutex> lock(mutex_);
@@ -108,7 +126,7 @@ class Pool {
   void start() {  // with no job running
     quit_ = false;
     // The calling thread is the first of threads_.
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back(&Pool::loop, this, generation_);
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back(&Pool::loop, this, generation_.load());
   }
 
   void stop() {
@@ -127,7 +145,7 @@ class Pool {
   std::vector<std::thread> workers_;
   int threads_;
   bool quit_ = false;
-  std::uint64_t generation_ = 0;
+  std::atomic<std::uint64_t> generation_{0};  // written under mutex_; also polled
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
   std::int64_t n_tasks_ = 0;
