@@ -156,11 +156,12 @@ def test_realistic_size(isa):
 def test_one_wrong_bit_is_caught(isa):
     """The tolerance is tight enough to see a single flipped weight bit."""
     rng = np.random.default_rng(13)
-    x, q = make_case(rng, 1, 8, 512, True, 128, 1, "affine")
+    x, q = make_case(rng, 1, 24, 512, True, 128, 1, "affine")
     x = np.abs(x) + 0.5  # no tiny x_k that would hide the flip
     wq, s, b = q
     bad = wq.copy()
-    bad[3, 5] ^= np.uint32(1 << 17)
+    bad[3, 5] ^= np.uint32(1 << 17)  # a row of a 16-row block (the table-lookup kernel)
+    bad[20, 2] ^= np.uint32(1 << 30)  # a tail row
     ref = matmul_with("scalar", x, q, True, 128, 1, "affine")
     out = matmul_with(isa, x, (bad, s, b), True, 128, 1, "affine")
     with pytest.raises(AssertionError):

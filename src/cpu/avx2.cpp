@@ -32,6 +32,7 @@ struct Avx2 {
   static constexpr int L = 8;
   static constexpr int kRowsM1 = 4, kTileM = 2, kTileN = 2;
   static constexpr int kColRows = 1, kColVecs = 8;
+  static constexpr bool kLut = false;  // no 16-entry table lookup
   static constexpr int kMR = 6;
   using F = __m256;
   using Mask = __m256;  // all-ones / all-zeros lanes

@@ -82,6 +82,38 @@ struct Avx512 {
     return v;
   }
 
+  // The table-lookup kernel (qmm_kernels.h, "lut").
+  static constexpr bool kLut = true;
+  using I = __m512i;
+  static F lookup(I idx, F table) { return _mm512_permutexvar_ps(idx, table); }  // uses idx & 15
+  static I next_nibble(I idx) { return _mm512_srli_epi32(idx, 4); }
+  static I load_words(const std::uint8_t* p, int n) {  // n <= 16 words; the rest zero, unread
+    return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << n) - 1u), p);
+  }
+  // r[i] lane d -> r[d] lane i: 32-bit elements within 128-bit lanes, then
+  // pairs of them, then whole 128-bit lanes (64 shuffles).
+  static void transpose16(I r[16]) {
+    I a[16], b[16];
+    for (int i = 0; i < 16; i += 2) {
+      a[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+      a[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int q = 0; q < 16; q += 4) {  // b[q + e]: rows q..q+3 of element 4L+e in each 128-bit lane L
+      b[q] = _mm512_unpacklo_epi64(a[q], a[q + 2]);
+      b[q + 1] = _mm512_unpackhi_epi64(a[q], a[q + 2]);
+      b[q + 2] = _mm512_unpacklo_epi64(a[q + 1], a[q + 3]);
+      b[q + 3] = _mm512_unpackhi_epi64(a[q + 1], a[q + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {
+      const I s0 = _mm512_shuffle_i32x4(b[e], b[4 + e], 0x88), s1 = _mm512_shuffle_i32x4(b[e], b[4 + e], 0xdd);
+      const I s2 = _mm512_shuffle_i32x4(b[8 + e], b[12 + e], 0x88), s3 = _mm512_shuffle_i32x4(b[8 + e], b[12 + e], 0xdd);
+      r[e] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+      r[8 + e] = _mm512_shuffle_i32x4(s0, s2, 0xdd);
+      r[4 + e] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+      r[12 + e] = _mm512_shuffle_i32x4(s1, s3, 0xdd);
+    }
+  }
+
   static F load_f16(const std::uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
