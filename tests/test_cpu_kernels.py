@@ -144,10 +144,10 @@ def test_single_output_column(isa):
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
 def test_realistic_size(isa):
-    """One layer-sized problem (K = 4096) for the 1-bit paths at every M regime."""
+    """A layer-sized K (4096) for the 1-bit paths of every M regime."""
     rng = np.random.default_rng(11)
     for transpose in (True, False):
-        for M in (1, 17, 100):
+        for M in (1, 17, 40, 100):  # table lookups, masked adds (rows), panel
             x, q = make_case(rng, M, 256, 4096, transpose, 128, 1, "affine")
             check(isa, x, q, transpose, 128, 1, "affine")
 

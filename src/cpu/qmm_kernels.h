@@ -19,8 +19,12 @@
 //   kTileM, kTileN          x rows x W rows per pass of the small-M row kernel at M > 1
 //   kColRows, kColVecs      x rows x column vectors per pass of the small-M column kernel
 //   kMR                     x rows of the panel micro-kernel (which is kMR x 2L)
+//   kLut                    whether V has the table lookup of the lut kernel
+//                           (and the members listed there)
 //
-// Three kernels, chosen by shape (see qmm()):
+// Four kernels, chosen by shape (see qmm()):
+//   lut    1 bit, transpose=True, small M, ISAs with a 16-entry register
+//          table lookup (AVX-512): see the "lut" section.
 //   rows   transpose=True, small M, bits 1/2/4/8. Per group of W row n:
 //          sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k, with the
 //          group sums of x computed once per call and shared by all N rows.
@@ -360,34 +364,26 @@ void lut_task(void* ctx, std::int64_t t) {
     for (std::int64_t m = 0; m < job.a->M; ++m) lut_block<V, GS>(job, b * 16, m);
 }
 
-// Up to this M the lookups beat the masked adds and the panel kernel
-// (measured on Zen 4: ~0.3 ms per x row at 4096 x 4096 on one core, versus
-// ~0.35 for either).
-constexpr std::int64_t kLutMaxM = 64;
-// x rows whose tables exist at once: bounds the tables to 8 * K * 16 floats
-// (2 MiB at K = 4096).
-constexpr std::int64_t kLutRows = 8;
+// The tables take M * K * 16 bytes. Measured on Zen 4 (one core): the
+// lookups beat the masked adds by ~1.6x at M = 1 and still win while all
+// tables stay within about 2 MiB (L2 + a bit); beyond that, fetching them
+// costs more than the lookups save (4096 x 11008: M = 8 wins, 16 loses).
+constexpr std::int64_t kLutTableBytes = 2 << 20;
+
+inline bool use_lut(const QmmArgs& a) { return a.transpose && a.M * a.K * 16 <= kLutTableBytes; }
 
 template <class V>
 void qmm_lut(const QmmArgs& a, const Factors& f) {
   const int gs = a.spec.group_size;
-  const std::int64_t G = a.K / gs, table_floats = a.K / 4 * 16;
-  const std::int64_t blocks = a.N / 16;
-  std::vector<float> T(static_cast<std::size_t>(std::min(a.M, kLutRows) * table_floats));
-  std::vector<float> xs(static_cast<std::size_t>(a.M * G));
+  const std::int64_t table_floats = a.K / 4 * 16, blocks = a.N / 16;
+  std::vector<float> T(static_cast<std::size_t>(a.M * table_floats));
+  std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
+  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V>(a.x + m * a.K, a.K, T.data() + m * table_floats);
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
+  LutJob job{&a, &f, T.data(), xs.data(), split(blocks, 1, 64)};
   visit<format::kGroupSizes>(gs, [&](auto g) {
     constexpr int GS = decltype(g)::value;
-    for (std::int64_t m0 = 0; m0 < a.M; m0 += kLutRows) {
-      // The job sees rows m0.. of x and out as its rows 0..
-      QmmArgs part = a;
-      part.M = std::min(kLutRows, a.M - m0);
-      part.x = a.x + m0 * a.K;
-      part.out = a.out + m0 * a.N;
-      for (std::int64_t m = 0; m < part.M; ++m) lut_tables<V>(part.x + m * a.K, a.K, T.data() + m * table_floats);
-      LutJob job{&part, &f, T.data(), xs.data() + m0 * G, split(blocks, 1, 64)};
-      parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, GS>, &job);
-    }
+    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, GS>, &job);
     // The last N % 16 rows: the row kernel.
     RowsJob rows{&a, &f, xs.data(), 0};
     for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, 1, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
@@ -633,7 +629,7 @@ void qmm(const QmmArgs& a) {
   visit<format::kBits>(a.spec.bits, [&](auto b) {
     constexpr int B = decltype(b)::value;
     if constexpr (B == 1 && V::kLut) {
-      if (a.transpose && a.M <= kLutMaxM) return qmm_lut<V>(a, f);
+      if (use_lut(a)) return qmm_lut<V>(a, f);
     }
     if constexpr (has_vector_decode(B)) {
       if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
