@@ -168,6 +168,19 @@ def test_one_wrong_bit_is_caught(isa):
         assert_close(out, ref, x, q, True, 128, 1, "affine")
 
 
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("bits", [1, 4])
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_empty_dimensions(isa, bits, transpose):
+    for M, N, K in ((0, 64, 128), (70, 0, 128), (3, 0, 128), (70, 64, 0), (2, 64, 0)):
+        w = np.zeros((N, K) if transpose else (K, N), np.float32)
+        wq, s, b = pyonebit.quantize(w, 32, bits)
+        x = np.ones((M, K), np.float32)
+        _core._set_cpu_isa(isa)
+        out = pyonebit.quantized_matmul(x, wq, s, b, transpose=transpose, group_size=32, bits=bits)
+        np.testing.assert_array_equal(out, np.zeros((M, N), np.float32))
+
+
 def test_cpu_kernels_lists():
     info = pyonebit.cpu_kernels()
     assert info["compiled"][-1] == "scalar"

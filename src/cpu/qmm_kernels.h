@@ -624,6 +624,11 @@ inline bool small_m(const QmmArgs& a) {
 
 template <class V>
 void qmm(const QmmArgs& a) {
+  if (a.M == 0 || a.N == 0) return;
+  if (a.K == 0) {  // an empty sum; the kernels below assume at least one group
+    std::fill(a.out, a.out + a.M * a.N, 0.0f);
+    return;
+  }
   Factors f;
   make_factors<V>(a, f);
   visit<format::kBits>(a.spec.bits, [&](auto b) {
