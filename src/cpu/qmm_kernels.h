@@ -25,12 +25,14 @@
 // Four kernels, chosen by shape (see qmm()):
 //   lut    1 bit, transpose=True, small M, ISAs with a 16-entry register
 //          table lookup (AVX-512): see the "lut" section.
-//   rows   transpose=True, small M, bits 1/2/4/8. Per group of W row n:
-//          sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k, with the
-//          group sums of x computed once per call and shared by all N rows.
-//          For 1 bit, sum q_k x_k is a masked add straight from the packed
-//          bits (no decode at all). Several W rows share each load of x and
-//          several x rows share each decoded weight vector.
+//   rows   transpose=True, small M, bits 1/2/4/8. For 1 bit, per group of
+//          W row n: sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k,
+//          with the group sums of x computed once per call and shared by
+//          all N rows, and sum q_k x_k a masked add straight from the
+//          packed bits (no decode at all). Wider codes are decoded and
+//          dequantized (w_hat = A q + C) in registers, then multiplied.
+//          Several W rows share each load of x and several x rows share
+//          each decoded weight vector.
 //   cols   transpose=False, small M, bits 1/2/4/8: vectorised along N (the
 //          packed axis), one broadcast of x_k * A per row k of W.
 //   panel  everything else (large M, bits 3/5/6): dequantize a KC x 2L tile
@@ -136,26 +138,6 @@ float* scratch(std::size_t n) {
   return buf.data();
 }
 
-// The weight operand of the small-M kernels for vector v of a packed row:
-// a lane mask for 1 bit (x is added where the bit is set), decoded code
-// values otherwise.
-template <class V, int B>
-auto weight_term(const std::uint8_t* row, std::int64_t v) {
-  if constexpr (B == 1)
-    return V::mask(row, v);
-  else
-    return V::template codes<B>(row + v * (V::L * B / 8));
-}
-
-// acc + term * x; `form` alternates between accumulators (see mask_add).
-template <class V, int B, class Term>
-typename V::F accumulate(typename V::F acc, Term term, typename V::F x, int form) {
-  if constexpr (B == 1)
-    return form ? V::template mask_add<1>(acc, term, x) : V::template mask_add<0>(acc, term, x);
-  else
-    return V::fma(term, x, acc);
-}
-
 // Bit widths with a vector decoder (V::codes / V::mask); the others
 // (3, 5, 6: codes straddle words) go through the panel kernel's scalar decode.
 constexpr bool has_vector_decode(int bits) { return bits == 1 || bits == 2 || bits == 4 || bits == 8; }
@@ -187,26 +169,51 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
   for (auto& r : tot)
     for (F& t : r) t = V::zero();
   for (std::int64_t g = 0; g < G; ++g) {
-    F acc[RM][RN];
-    for (auto& r : acc)
-      for (F& t : r) t = V::zero();
-    for (int j = 0; j < vpg; ++j) {
-      const std::int64_t v = g * vpg + j;
-      F xv[RM];
-      for (int m = 0; m < RM; ++m) xv[m] = V::load(x + m * K + v * V::L);
-      for (int n = 0; n < RN; ++n) {
-        const auto term = weight_term<V, B>(w + n * row_bytes, v);
-        for (int m = 0; m < RM; ++m) acc[m][n] = accumulate<V, B>(acc[m][n], term, xv[m], (m + n) & 1);
+    if constexpr (B == 1) {
+      // The group algebra: sum(x where bit) by masked adds, scaled once.
+      F acc[RM][RN];
+      for (auto& r : acc)
+        for (F& t : r) t = V::zero();
+      for (int j = 0; j < vpg; ++j) {
+        const std::int64_t v = g * vpg + j;
+        F xv[RM];
+        for (int m = 0; m < RM; ++m) xv[m] = V::load(x + m * K + v * V::L);
+        for (int n = 0; n < RN; ++n) {
+          const auto mk = V::mask(w + n * row_bytes, v);
+          for (int m = 0; m < RM; ++m)
+            acc[m][n] = (m + n) & 1 ? V::template mask_add<1>(acc[m][n], mk, xv[m])
+                                    : V::template mask_add<0>(acc[m][n], mk, xv[m]);
+        }
       }
-    }
-    for (int n = 0; n < RN; ++n) {
-      const F a = V::set1(A[n * G + g]);
-      for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(acc[m][n], a, tot[m][n]);
+      for (int n = 0; n < RN; ++n) {
+        const F a = V::set1(A[n * G + g]);
+        for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(acc[m][n], a, tot[m][n]);
+      }
+    } else {
+      // Wider codes: dequantize, then multiply. (The group algebra would
+      // add terms A*q*x and C*x that are much larger than w_hat*x when
+      // w_hat is near zero, and their cancellation would cost accuracy.)
+      F a[RN], c[RN];
+      for (int n = 0; n < RN; ++n) {
+        a[n] = V::set1(A[n * G + g]);
+        c[n] = V::set1(C[n * G + g]);
+      }
+      for (int j = 0; j < vpg; ++j) {
+        const std::int64_t v = g * vpg + j;
+        F xv[RM];
+        for (int m = 0; m < RM; ++m) xv[m] = V::load(x + m * K + v * V::L);
+        for (int n = 0; n < RN; ++n) {
+          const F wv = V::fma(V::template codes<B>(w + n * row_bytes + v * (V::L * B / 8)), a[n], c[n]);
+          for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(wv, xv[m], tot[m][n]);
+        }
+      }
     }
   }
   for (int m = 0; m < RM; ++m)
-    for (int n = 0; n < RN; ++n)
-      out[m * N + n] = V::hsum(tot[m][n]) + dot<V>(C + n * G, xs + m * G, G);
+    for (int n = 0; n < RN; ++n) {
+      out[m * N + n] = V::hsum(tot[m][n]);
+      if constexpr (B == 1) out[m * N + n] += dot<V>(C + n * G, xs + m * G, G);
+    }
 }
 
 struct RowsJob {
@@ -402,19 +409,33 @@ void cols_tile(const float* x, const std::uint8_t* w, std::int64_t row_bytes, co
   F acc[RM][CV];
   for (auto& r : acc)
     for (F& t : r) t = V::zero();
-  float bias[RM] = {};
+  float bias[RM] = {};  // 1 bit: sum_k x_k * C_k
   for (std::int64_t k = 0; k < K; ++k) {
     const float ak = A[k * G], ck = C[k * G];
-    F xa[RM];
-    for (int m = 0; m < RM; ++m) {
-      const float xk = x[m * K + k];
-      xa[m] = V::set1(xk * ak);
-      bias[m] += xk * ck;
-    }
     const std::uint8_t* row = w + k * row_bytes;
-    for (int v = 0; v < CV; ++v) {
-      const auto term = weight_term<V, B>(row, v);
-      for (int m = 0; m < RM; ++m) acc[m][v] = accumulate<V, B>(acc[m][v], term, xa[m], (m + v) & 1);
+    if constexpr (B == 1) {
+      // x_k * A where the bit is set; the bias term separately.
+      F xa[RM];
+      for (int m = 0; m < RM; ++m) {
+        const float xk = x[m * K + k];
+        xa[m] = V::set1(xk * ak);
+        bias[m] += xk * ck;
+      }
+      for (int v = 0; v < CV; ++v) {
+        const auto mk = V::mask(row, v);
+        for (int m = 0; m < RM; ++m)
+          acc[m][v] = (m + v) & 1 ? V::template mask_add<1>(acc[m][v], mk, xa[m])
+                                  : V::template mask_add<0>(acc[m][v], mk, xa[m]);
+      }
+    } else {
+      // Wider codes: dequantize, then multiply (see rows_tile).
+      F xk[RM];
+      for (int m = 0; m < RM; ++m) xk[m] = V::set1(x[m * K + k]);
+      const F a = V::set1(ak), c = V::set1(ck);
+      for (int v = 0; v < CV; ++v) {
+        const F wv = V::fma(V::template codes<B>(row + v * (V::L * B / 8)), a, c);
+        for (int m = 0; m < RM; ++m) acc[m][v] = V::fma(wv, xk[m], acc[m][v]);
+      }
     }
   }
   for (int m = 0; m < RM; ++m) {
