@@ -34,7 +34,9 @@
 //          Several W rows share each load of x and several x rows share
 //          each decoded weight vector.
 //   cols   transpose=False, small M, bits 1/2/4/8: vectorised along N (the
-//          packed axis), one broadcast of x_k * A per row k of W.
+//          packed axis); per row k of W, 1 bit adds a broadcast x_k * A
+//          where the bits are set, wider codes are dequantized and
+//          multiplied by x_k.
 //   panel  everything else (large M, bits 3/5/6): dequantize a KC x 2L tile
 //          of W into a float32 panel (16 KiB, per thread, reused by every x
 //          row) and run a register-blocked FMA micro-kernel over it.
