@@ -9,14 +9,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from ._core import backends
+from ._core import backends, cpu_kernels, get_num_threads, metal_stats, set_num_threads
 from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
-from ._trace import Trace, trace
-from ._core import metal_stats
 from ._memory import aligned_empty
+from ._trace import Trace, trace
 
 __version__ = "0.1.0"
 
@@ -31,6 +30,9 @@ __all__ = [
     "Trace",
     "metal_stats",
     "aligned_empty",
+    "cpu_kernels",
+    "set_num_threads",
+    "get_num_threads",
     "__version__",
 ]
 

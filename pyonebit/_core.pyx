@@ -270,3 +270,30 @@ def _metal_plan_dequantize(wq, scales, biases=None, group_size=128, bits=1, mode
     keep = []
     cdef CDequantizePlan plan = _dequantize_plan(keep, wq, scales, biases, spec, NULL)
     return _dispatch_dict(core.metal_plan_dequantize(plan, _caps(caps)))
+
+def cpu_kernels():
+    """The CPU kernel variants: compiled in, runnable here, and in use."""
+    return {
+        "compiled": [n.decode() for n in core.cpu_kernels_compiled()],
+        "supported": [n.decode() for n in core.cpu_kernels_supported()],
+        "active": core.cpu_kernel_active().decode(),
+    }
+
+
+def _set_cpu_isa(str name):
+    """Private, for tests and benchmarks: switch the CPU kernel variant."""
+    core.set_cpu_kernel(name.encode())
+
+
+def set_num_threads(n):
+    """Threads used by the CPU kernels (default: the available cores)."""
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"[set_num_threads] n must be an int, got {type(n).__name__}")
+    cdef int c_n = n
+    with nogil:  # waits for a running kernel call to finish
+        core.set_num_threads(c_n)
+
+
+def get_num_threads():
+    """Threads used by the CPU kernels."""
+    return core.get_num_threads()

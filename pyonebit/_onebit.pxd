@@ -75,6 +75,13 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     size_t trace_start()
     vector[CTraceEntry] trace_stop(size_t token)
 
+    vector[string] cpu_kernels_compiled()
+    vector[string] cpu_kernels_supported()
+    string cpu_kernel_active() except +raise_py_error
+    void set_cpu_kernel(const string& name) except +raise_py_error
+    void set_num_threads(int n) except +raise_py_error
+    int get_num_threads()
+
 
 # Metal backend counters (src/metal/host/stats.h; header only, so present in
 # every build, all zero without Metal). The path is relative to _core.cpp.
@@ -135,3 +142,4 @@ cdef extern from "metal/emulated_ops.h" namespace "onebit::metal" nogil:
     void emulated_quantize(const CQuantizePlan& plan, uint32_t* wq, void* scales,
                            void* biases) except +raise_py_error
     void emulated_dequantize(const CDequantizePlan& plan, void* out) except +raise_py_error
+

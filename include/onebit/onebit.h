@@ -125,5 +125,21 @@ struct TraceEntry {
 std::size_t trace_start();
 // Entries recorded since the matching trace_start, from every thread.
 std::vector<TraceEntry> trace_stop(std::size_t token);
+// ---------------------------------------------------------------- CPU backend
+// Instruction-set variants of the CPU kernels ("avx512", "avx2", "neon",
+// "scalar" = the reference), best first.
+std::vector<std::string> cpu_kernels_compiled();   // built into this library
+std::vector<std::string> cpu_kernels_supported();  // and runnable on this CPU
+// The variant in use. Chosen once, on first use: the environment variable
+// PYONEBIT_CPU_ISA if set (ValueError if unknown or unsupported here), else
+// the best supported one.
+std::string cpu_kernel_active();
+// Forces a variant for this process (tests, benchmarks); ValueError as above.
+void set_cpu_kernel(const std::string& name);
+
+// Threads of the CPU kernels' persistent pool (default: available cores).
+// set_num_threads throws ValueError for n < 1; it waits for a running call.
+void set_num_threads(int n);
+int get_num_threads();
 
 }  // namespace onebit

@@ -1,11 +1,12 @@
 // The CPU backend: walks the broadcast batch, widens activations to float32
-// (exact) and narrows results to the output dtype around the 2-D kernels.
+// (exact) and narrows results to the output dtype around the 2-D kernels of
+// the active instruction-set variant (isa.h).
 #include <vector>
 
 #include "../common/backend.h"
 #include "../common/dtype.h"
 #include "../common/format.h"
-#include "reference.h"
+#include "isa.h"
 
 namespace onebit {
 namespace cpu {
@@ -23,6 +24,7 @@ void run(const MatmulPlan& p, void* out) {
   const bool widen_x = p.x.dtype != DType::float32, narrow_out = p.out_dtype != DType::float32;
   std::vector<float> xbuf(widen_x ? static_cast<std::size_t>(M * K) : 0);
   std::vector<float> obuf(narrow_out ? static_cast<std::size_t>(M * N) : 0);
+  const QmmFn qmm = active_isa().qmm;
 
   for (std::size_t b = 0; b < p.x_batch.size(); ++b) {
     const char* xb = static_cast<const char*>(p.x.data) + p.x_batch[b] * xsize;
@@ -42,7 +44,7 @@ void run(const MatmulPlan& p, void* out) {
     a.K = K;
     a.spec = p.spec;
     a.transpose = p.transpose;
-    reference_qmm(a);
+    qmm(a);
     if (narrow_out) convert(obuf.data(), DType::float32, ob, p.out_dtype, M * N);
   }
 }

@@ -1,0 +1,201 @@
+"""Benchmark of the CPU quantized matmul: pyonebit at 1/2/4/8 bits against a
+NumPy float32 dense matmul and MLX's ``quantized_matmul`` (1-bit, on the CPU).
+
+The shapes are the seed's layers (weights N x K, group size 128), at M = 1
+(token generation), 32 and 512 (prompt processing); activations are float32.
+Every number is the median of ``--repeats`` timed calls in this process,
+after one warm-up call.
+
+Quick run (well under a minute)::
+
+    python -m pyonebit.bench --shapes attn_proj --m 1,32 --repeats 5
+
+NumPy's BLAS may read OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; for a fair dense
+baseline run with them unset, e.g. ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE``.
+"""
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import pyonebit
+from pyonebit import _core
+
+SHAPES = {  # name: (N, K) of the weight matrix
+    "attn_proj": (4096, 4096),
+    "ffn_gate": (11008, 4096),
+    "ffn_down": (4096, 11008),
+}
+
+
+def _int_list(text):
+    return [int(v) for v in text.split(",") if v]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="pyonebit bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default=",".join(SHAPES),
+                   help="comma-separated names (%s) or NxK sizes" % ", ".join(SHAPES))
+    p.add_argument("--m", default="1,32,512", type=_int_list, help="rows of x (default 1,32,512)")
+    p.add_argument("--bits", default="1,2,4,8", type=_int_list, help="pyonebit bit widths")
+    p.add_argument("--group-size", default=128, type=int)
+    p.add_argument("--threads", default=str(pyonebit.get_num_threads()), type=_int_list,
+                   help="pyonebit thread counts to time (default: %(default)s)")
+    p.add_argument("--repeats", default=10, type=int, help="timed calls per measurement")
+    p.add_argument("--isa", default=None, help="force a CPU kernel variant (see pyonebit.cpu_kernels())")
+    p.add_argument("--no-mlx", action="store_true", help="skip MLX even if importable")
+    p.add_argument("--mlx-max-m", default=32, type=int,
+                   help="largest M timed with MLX, whose CPU path is slow (default %(default)s)")
+    p.add_argument("--markdown", action="store_true", help="print a markdown table")
+    p.add_argument("--plot", metavar="PNG", help="save a bar chart (needs matplotlib)")
+    return p.parse_args(argv)
+
+
+def shape_list(text):
+    out = []
+    for name in text.split(","):
+        if name in SHAPES:
+            out.append((name, *SHAPES[name]))
+        else:
+            n, k = (int(v) for v in name.lower().split("x"))
+            out.append((name, n, k))
+    return out
+
+
+def median_us(fn, repeats):
+    fn()  # warm-up: page faults, lazy initialisation, caches
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def load_mlx(no_mlx):
+    if no_mlx:
+        return None
+    try:
+        import mlx.core as mx
+    except ImportError:
+        return None
+    return mx
+
+
+def measure(args):
+    mx = load_mlx(args.no_mlx)
+    if args.isa:
+        _core._set_cpu_isa(args.isa)
+    rng = np.random.default_rng(0)
+    gs = args.group_size
+    rows = []
+    for name, N, K in shape_list(args.shapes):
+        w = rng.standard_normal((N, K), dtype=np.float32)
+        packed = {b: pyonebit.quantize(w, gs, b) for b in args.bits}
+        if mx is not None:
+            with mx.stream(mx.cpu):
+                mw = mx.quantize(mx.array(w), group_size=gs, bits=1)
+                mx.eval(*mw)
+        for M in args.m:
+            x = rng.standard_normal((M, K), dtype=np.float32)
+            row = {"shape": f"{name} ({N}x{K})", "M": M}
+            row["numpy"] = median_us(lambda: x @ w.T, args.repeats)
+            # BLAS worker threads spin for a while after a call; let them
+            # sleep before timing anything else on the same cores.
+            time.sleep(0.3)
+            if mx is not None and M <= args.mlx_max_m:
+                mxx = mx.array(x)
+
+                def run_mlx():
+                    with mx.stream(mx.cpu):
+                        mx.eval(mx.quantized_matmul(mxx, *mw, transpose=True, group_size=gs, bits=1))
+
+                row["mlx1"] = median_us(run_mlx, max(1, min(args.repeats, 3)))
+            for threads in args.threads:
+                pyonebit.set_num_threads(threads)
+                r = dict(row, threads=threads)
+                for b, (wq, s, bias) in packed.items():
+                    r[f"ob{b}"] = median_us(
+                        lambda: pyonebit.quantized_matmul(x, wq, s, bias, group_size=gs, bits=b),
+                        args.repeats)
+                rows.append(r)
+    return rows
+
+
+def fmt_us(v):
+    if v is None:
+        return "-"
+    return f"{v / 1000:.2f} ms" if v >= 10000 else f"{v:.0f} us"
+
+
+def table(rows, bits):
+    head = ["shape", "M", "thr", "numpy f32"] + [f"{b}-bit" for b in bits]
+    head += ["mlx 1-bit", "numpy/1-bit", "mlx/1-bit"]
+    body = []
+    for r in rows:
+        one = r.get("ob1")
+        line = [r["shape"], str(r["M"]), str(r["threads"]), fmt_us(r["numpy"])]
+        line += [fmt_us(r.get(f"ob{b}")) for b in bits]
+        line.append(fmt_us(r.get("mlx1")))
+        line.append(f"{r['numpy'] / one:.1f}x" if one else "-")
+        line.append(f"{r['mlx1'] / one:.0f}x" if one and "mlx1" in r else "-")
+        body.append(line)
+    return head, body
+
+
+def print_table(head, body, markdown):
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" for _ in head) + "|")
+        for line in body:
+            print("| " + " | ".join(line) + " |")
+        return
+    widths = [max(len(c) for c in col) for col in zip(head, *body)]
+    for line in [head] + body:
+        print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
+
+
+def plot(rows, bits, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot: matplotlib is not installed", file=sys.stderr)
+        return
+    labels = [f"{r['shape'].split()[0]}\nM={r['M']} t={r['threads']}" for r in rows]
+    series = [(f"{b}-bit", [r["numpy"] / r[f"ob{b}"] for r in rows]) for b in bits]
+    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 1.2), 4))
+    width = 0.8 / len(series)
+    for i, (name, vals) in enumerate(series):
+        ax.bar(np.arange(len(rows)) + i * width, vals, width, label=name)
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2)
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("speed-up over NumPy float32")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"saved {path}")
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    rows = measure(args)
+    info = pyonebit.cpu_kernels()
+    print(f"pyonebit {pyonebit.__version__}, CPU kernel {info['active']}, "
+          f"group size {args.group_size}, median of {args.repeats}, float32 activations")
+    head, body = table(rows, args.bits)
+    print_table(head, body, args.markdown)
+    if args.plot:
+        plot(rows, args.bits, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

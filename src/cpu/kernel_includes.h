@@ -1,0 +1,18 @@
+// Everything qmm_kernels.h needs from outside. Each ISA file includes this
+// BEFORE it switches its target on, so these standard and shared inline
+// functions are compiled for the baseline target only (see isa.h).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "../common/dtype.h"
+#include "../common/format.h"
+#include "../common/half.h"
+#include "isa.h"
+#include "reference.h"
+#include "thread_pool.h"

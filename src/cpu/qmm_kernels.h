@@ -1,0 +1,667 @@
+// The SIMD quantized-matmul kernels, written once as templates over a traits
+// struct V that each ISA file (avx512.cpp, avx2.cpp, neon.cpp) defines.
+//
+// Include this file only from an ISA file, inside its target region and
+// inside an unnamed namespace, after kernel_includes.h: it has no #include of
+// its own so that nothing shared gets compiled for the ISA (see isa.h).
+//
+// What V provides (L = float32 lanes of a vector):
+//   F, Mask                 a vector of L floats, a lane mask
+//   zero() set1(f) load(p) store(p, v) add(a, b) fma(a, b, c) = a*b + c, hsum(v)
+//   mask(bits, v)           the L bits v*L .. v*L+L-1 of a packed 1-bit row
+//   mask_add<Form>(acc, m, x)  acc + (m ? x : 0), lane by lane; Form 0 or 1
+//                           picks one of two equivalent instruction forms
+//                           (the kernels alternate them across accumulators)
+//   select(m, off, on)      m ? on : off
+//   codes<B>(p)             the L codes of B bits (2, 4 or 8) that start at byte p, as floats
+//   load_f16(p) load_bf16(p)  L widened half / bfloat16 values
+//   kRowsM1                 W rows per pass of the small-M row kernel at M = 1
+//   kTileM, kTileN          x rows x W rows per pass of the small-M row kernel at M > 1
+//   kColRows, kColVecs      x rows x column vectors per pass of the small-M column kernel
+//   kMR                     x rows of the panel micro-kernel (which is kMR x 2L)
+//   kLut                    whether V has the table lookup of the lut kernel
+//                           (and the members listed there)
+//
+// Four kernels, chosen by shape (see qmm()):
+//   lut    1 bit, transpose=True, small M, ISAs with a 16-entry register
+//          table lookup (AVX-512): see the "lut" section.
+//   rows   transpose=True, small M, bits 1/2/4/8. For 1 bit, per group of
+//          W row n: sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k,
+//          with the group sums of x computed once per call and shared by
+//          all N rows, and sum q_k x_k a masked add straight from the
+//          packed bits (no decode at all). Wider codes are decoded and
+//          dequantized (w_hat = A q + C) in registers, then multiplied.
+//          Several W rows share each load of x and several x rows share
+//          each decoded weight vector.
+//   cols   transpose=False, small M, bits 1/2/4/8: vectorised along N (the
+//          packed axis); per row k of W, 1 bit adds a broadcast x_k * A
+//          where the bits are set, wider codes are dequantized and
+//          multiplied by x_k.
+//   panel  everything else (large M, bits 3/5/6): dequantize a KC x 2L tile
+//          of W into a float32 panel (16 KiB, per thread, reused by every x
+//          row) and run a register-blocked FMA micro-kernel over it.
+// Every kernel multiplies the exact float32 activations and accumulates in
+// float32; only the summation order differs from the reference.
+
+// ------------------------------------------------------------------ helpers
+
+// The per-group factors that make every mode one formula, w_hat = A*q + C:
+// affine A = scale, C = bias; symmetric (q in {0, 1}) A = 2*scale, C = -scale.
+// Both are exact in float32.
+struct Factors {
+  const float* A;
+  const float* C;
+  std::vector<float> storage;  // used when the stored scales are not usable as is
+};
+
+template <class V>
+void widen(const void* src, DType dtype, std::int64_t n, float* dst) {
+  if (dtype == DType::float32) {
+    std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
+    return;
+  }
+  const auto* s = static_cast<const std::uint16_t*>(src);
+  const bool half = dtype == DType::float16;
+  std::int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) V::store(dst + i, half ? V::load_f16(s + i) : V::load_bf16(s + i));
+  for (; i < n; ++i) dst[i] = half ? half_to_float(s[i]) : bf16_to_float(s[i]);
+}
+
+template <class V>
+struct FactorJob {
+  const QmmArgs* a;
+  Factors* f;
+  std::int64_t per_task, total;
+};
+
+template <class V>
+void factor_task(void* ctx, std::int64_t t) {
+  const auto& job = *static_cast<const FactorJob<V>*>(ctx);
+  const QmmArgs& a = *job.a;
+  const std::int64_t first = t * job.per_task, n = std::min(job.per_task, job.total - first);
+  const std::size_t es = dtype_size(a.scale_dtype);
+  float* A = job.f->storage.data() + first;
+  float* C = A + job.total;
+  widen<V>(static_cast<const char*>(a.scales) + first * es, a.scale_dtype, n, A);
+  if (a.spec.mode == Mode::affine) {
+    widen<V>(static_cast<const char*>(a.biases) + first * es, a.scale_dtype, n, C);
+    return;
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    C[i] = -A[i];
+    A[i] *= 2;
+  }
+}
+
+template <class V>
+void make_factors(const QmmArgs& a, Factors& f) {
+  const std::int64_t packed_len = a.transpose ? a.K : a.N;
+  const std::int64_t total = (a.transpose ? a.N : a.K) * (packed_len / a.spec.group_size);
+  if (a.scale_dtype == DType::float32 && a.spec.mode == Mode::affine) {
+    f.A = static_cast<const float*>(a.scales);  // already what the kernels want
+    f.C = static_cast<const float*>(a.biases);
+    return;
+  }
+  f.storage.resize(static_cast<std::size_t>(2 * total));
+  FactorJob<V> job{&a, &f, 1 << 15, total};
+  parallel_for((total + job.per_task - 1) / job.per_task, factor_task<V>, &job);
+  f.A = f.storage.data();
+  f.C = f.A + total;
+}
+
+template <class V>
+float dot(const float* a, const float* b, std::int64_t n) {
+  typename V::F acc = V::zero();
+  std::int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) acc = V::fma(V::load(a + i), V::load(b + i), acc);
+  float s = V::hsum(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// out[r * G + g] = sum of x[r][g*gs .. (g+1)*gs), for `rows` rows of length K.
+template <class V>
+void group_sums(const float* x, std::int64_t rows, std::int64_t K, int gs, float* out) {
+  const std::int64_t G = K / gs;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t g = 0; g < G; ++g) {
+      const float* p = x + r * K + g * gs;
+      typename V::F acc = V::zero();
+      for (int j = 0; j < gs; j += V::L) acc = V::add(acc, V::load(p + j));
+      out[r * G + g] = V::hsum(acc);
+    }
+}
+
+// A per-thread buffer that survives between calls (no allocation per task).
+template <class V, int Slot>
+float* scratch(std::size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// Bit widths with a vector decoder (V::codes / V::mask); the others
+// (3, 5, 6: codes straddle words) go through the panel kernel's scalar decode.
+constexpr bool has_vector_decode(int bits) { return bits == 1 || bits == 2 || bits == 4 || bits == 8; }
+
+// Calls f(std::integral_constant<int, v>) for the entry v of `table` equal
+// to the runtime `value`: turns a validated format parameter into a
+// compile-time constant without restating the table.
+template <const auto& table, std::size_t I = 0, class Fn>
+void visit(int value, Fn&& f) {
+  constexpr std::size_t n = sizeof(table) / sizeof(table[0]);
+  if constexpr (I < n) {
+    if (value == table[I]) return f(std::integral_constant<int, table[I]>{});
+    visit<table, I + 1>(value, f);
+  }
+}
+
+// ------------------------------------------------------------------ rows
+
+// RM rows of x against RN rows of W (packed along K), over all of K. The
+// group size is a template parameter so the loop over a group's vectors
+// unrolls completely.
+template <class V, int B, int GS, int RM, int RN>
+void rows_tile(const float* x, const std::uint8_t* w, const float* A, const float* C,
+               const float* xs, float* out, std::int64_t K, std::int64_t N) {
+  using F = typename V::F;
+  constexpr int vpg = GS / V::L;
+  const std::int64_t G = K / GS, row_bytes = K * B / 8;
+  F tot[RM][RN];
+  for (auto& r : tot)
+    for (F& t : r) t = V::zero();
+  for (std::int64_t g = 0; g < G; ++g) {
+    if constexpr (B == 1) {
+      // The group algebra: sum(x where bit) by masked adds, scaled once.
+      F acc[RM][RN];
+      for (auto& r : acc)
+        for (F& t : r) t = V::zero();
+      for (int j = 0; j < vpg; ++j) {
+        const std::int64_t v = g * vpg + j;
+        F xv[RM];
+        for (int m = 0; m < RM; ++m) xv[m] = V::load(x + m * K + v * V::L);
+        for (int n = 0; n < RN; ++n) {
+          const auto mk = V::mask(w + n * row_bytes, v);
+          for (int m = 0; m < RM; ++m)
+            acc[m][n] = (m + n) & 1 ? V::template mask_add<1>(acc[m][n], mk, xv[m])
+                                    : V::template mask_add<0>(acc[m][n], mk, xv[m]);
+        }
+      }
+      for (int n = 0; n < RN; ++n) {
+        const F a = V::set1(A[n * G + g]);
+        for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(acc[m][n], a, tot[m][n]);
+      }
+    } else {
+      // Wider codes: dequantize, then multiply. (The group algebra would
+      // add terms A*q*x and C*x that are much larger than w_hat*x when
+      // w_hat is near zero, and their cancellation would cost accuracy.)
+      F a[RN], c[RN];
+      for (int n = 0; n < RN; ++n) {
+        a[n] = V::set1(A[n * G + g]);
+        c[n] = V::set1(C[n * G + g]);
+      }
+      for (int j = 0; j < vpg; ++j) {
+        const std::int64_t v = g * vpg + j;
+        F xv[RM];
+        for (int m = 0; m < RM; ++m) xv[m] = V::load(x + m * K + v * V::L);
+        for (int n = 0; n < RN; ++n) {
+          const F wv = V::fma(V::template codes<B>(w + n * row_bytes + v * (V::L * B / 8)), a[n], c[n]);
+          for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(wv, xv[m], tot[m][n]);
+        }
+      }
+    }
+  }
+  for (int m = 0; m < RM; ++m)
+    for (int n = 0; n < RN; ++n) {
+      out[m * N + n] = V::hsum(tot[m][n]);
+      if constexpr (B == 1) out[m * N + n] += dot<V>(C + n * G, xs + m * G, G);
+    }
+}
+
+struct RowsJob {
+  const QmmArgs* a;
+  const Factors* f;
+  const float* xs;  // M x G group sums of x
+  std::int64_t rows_per_task;
+};
+
+// x rows [m, m + RM) against W rows [n0, n0 + nr).
+template <class V, int B, int GS, int RM, int RN>
+void rows_span(const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t nr) {
+  const QmmArgs& a = *job.a;
+  const std::int64_t K = a.K, N = a.N, G = K / GS, row_bytes = K * B / 8;
+  const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
+  auto tile = [&](auto rn, std::int64_t n) {
+    rows_tile<V, B, GS, RM, decltype(rn)::value>(a.x + m * K, w + n * row_bytes, job.f->A + n * G,
+                                                 job.f->C + n * G, job.xs + m * G,
+                                                 a.out + m * N + n, K, N);
+  };
+  std::int64_t n = n0;
+  for (; n + RN <= n0 + nr; n += RN) tile(std::integral_constant<int, RN>{}, n);
+  for (; n < n0 + nr; ++n) tile(std::integral_constant<int, 1>{}, n);
+}
+
+// One task: a block of W rows against every x row. The block (at most a
+// few hundred rows of packed weights) stays in cache while x streams by.
+template <class V, int B, int GS>
+void rows_task(void* ctx, std::int64_t t) {
+  const auto& job = *static_cast<const RowsJob*>(ctx);
+  const QmmArgs& a = *job.a;
+  const std::int64_t n0 = t * job.rows_per_task, nr = std::min(job.rows_per_task, a.N - n0);
+  std::int64_t m = 0;
+  if (a.M > 1)
+    for (; m + V::kTileM <= a.M; m += V::kTileM)
+      rows_span<V, B, GS, V::kTileM, V::kTileN>(job, m, n0, nr);
+  for (; m < a.M; ++m) rows_span<V, B, GS, 1, V::kRowsM1>(job, m, n0, nr);
+}
+
+// Enough tasks to balance the threads, each a whole number of row tiles.
+inline std::int64_t split(std::int64_t total, std::int64_t unit, std::int64_t max_size) {
+  const std::int64_t tasks = 8 * static_cast<std::int64_t>(pool_threads());
+  std::int64_t size = (total + tasks - 1) / tasks;
+  size = std::min(std::max<std::int64_t>(size, 1), max_size);
+  return (size + unit - 1) / unit * unit;
+}
+
+template <class V, int B>
+void qmm_rows(const QmmArgs& a, const Factors& f) {
+  const int gs = a.spec.group_size;
+  std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
+  group_sums<V>(a.x, a.M, a.K, gs, xs.data());
+  RowsJob job{&a, &f, xs.data(), split(a.N, V::kTileN, 512)};
+  const std::int64_t tasks = (a.N + job.rows_per_task - 1) / job.rows_per_task;
+  visit<format::kGroupSizes>(gs, [&](auto g) { parallel_for(tasks, rows_task<V, B, decltype(g)::value>, &job); });
+}
+
+// ------------------------------------------------------------------ lut
+
+// 1 bit, transpose=True, small M, for ISAs with a 16-entry in-register table
+// lookup (V::kLut: AVX-512's vpermps). For every 4 consecutive x_k a table
+// holds the 16 possible sums sum_{i in p} x_i; each nibble of packed bits
+// is an index into it. With 16 W rows in the 16 lanes, one 32-bit word per
+// row feeds 8 lookups = 512 weights, versus 32 masked adds (each needing a
+// mask register load) in the row kernel. The words of 16 rows come from 16
+// plain loads and a transpose (a gather is much slower).
+//
+// V additionally provides (only when kLut):
+//   I                     a vector of 16 int32
+//   lookup(idx, table)    table[idx & 15] lane by lane
+//   next_nibble(idx)      idx >> 4 (lane by lane)
+//   load_words(p, n)      n <= 16 32-bit words from p, zeros after
+//   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
+
+// T[c * 16 + p] = sum of x[4c + i] for the bits i set in p.
+template <class V>
+void lut_tables(const float* x, std::int64_t K, float* T) {
+  static_assert(V::L == 16, "a table is one vector of 16 entries");
+  alignas(64) float bit[4][16];
+  for (int i = 0; i < 4; ++i)
+    for (int p = 0; p < 16; ++p) bit[i][p] = static_cast<float>((p >> i) & 1);
+  const typename V::F b0 = V::load(bit[0]), b1 = V::load(bit[1]), b2 = V::load(bit[2]), b3 = V::load(bit[3]);
+  for (std::int64_t c = 0; c < K / 4; ++c) {
+    const float* xc = x + 4 * c;
+    typename V::F t = V::fma(V::set1(xc[0]), b0, V::zero());  // x * 0 and x * 1 are exact
+    t = V::fma(V::set1(xc[1]), b1, t);
+    t = V::fma(V::set1(xc[2]), b2, t);
+    V::store(T + 16 * c, V::fma(V::set1(xc[3]), b3, t));
+  }
+}
+
+struct LutJob {
+  const QmmArgs* a;
+  const Factors* f;
+  const float* T;   // M x K/4 tables of x
+  const float* xs;  // M x G group sums of x
+  std::int64_t blocks_per_task;
+};
+
+// 16 W rows from n0 against x row m.
+template <class V, int GS>
+void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m) {
+  using F = typename V::F;
+  const QmmArgs& a = *job.a;
+  const std::int64_t K = a.K, G = K / GS, row_bytes = K / 8, words = K / 32;
+  const float* tables = job.T + m * (K / 4) * 16;
+  const float* xs = job.xs + m * G;
+  constexpr int words_per_group = GS / 32;
+  const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
+  const float* A = job.f->A + n0 * G;
+  const float* C = job.f->C + n0 * G;
+  F tot = V::zero();
+  // Four accumulators: the lookups of one word would otherwise wait on each
+  // other's additions.
+  F acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+  int in_group = 0;
+  std::int64_t g = 0;
+  for (std::int64_t w0 = 0; w0 < words; w0 += 16) {
+    const int nw = static_cast<int>(std::min<std::int64_t>(16, words - w0));
+    typename V::I idx[16];
+    for (int i = 0; i < 16; ++i) idx[i] = V::load_words(w + i * row_bytes + 4 * w0, nw);
+    V::transpose16(idx);  // idx[d]: word w0 + d of the 16 rows
+    for (int d = 0; d < nw; ++d) {
+      const float* T = tables + (w0 + d) * 8 * 16;
+      typename V::I q = idx[d];
+      for (int j = 0; j < 8; ++j) {
+        acc[j & 3] = V::add(acc[j & 3], V::lookup(q, V::load(T + 16 * j)));
+        q = V::next_nibble(q);
+      }
+      if (++in_group < words_per_group) continue;
+      // Group g done: its 16 rows' factors sit G floats apart.
+      alignas(64) float ag[16], cg[16];
+      for (int i = 0; i < 16; ++i) {
+        ag[i] = A[i * G + g];
+        cg[i] = C[i * G + g];
+      }
+      const F sum = V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3]));
+      tot = V::fma(sum, V::load(ag), tot);
+      tot = V::fma(V::load(cg), V::set1(xs[g]), tot);
+      for (F& r : acc) r = V::zero();
+      in_group = 0;
+      ++g;
+    }
+  }
+  V::store(a.out + m * a.N + n0, tot);
+}
+
+template <class V, int GS>
+void lut_task(void* ctx, std::int64_t t) {
+  const auto& job = *static_cast<const LutJob*>(ctx);
+  const std::int64_t blocks = job.a->N / 16;
+  const std::int64_t b1 = std::min(blocks, (t + 1) * job.blocks_per_task);
+  // Every x row against one block: the block's packed rows stay in L1.
+  for (std::int64_t b = t * job.blocks_per_task; b < b1; ++b)
+    for (std::int64_t m = 0; m < job.a->M; ++m) lut_block<V, GS>(job, b * 16, m);
+}
+
+// The tables take M * K * 16 bytes. Measured on Zen 4 (one core): the
+// lookups beat the masked adds by ~1.6x at M = 1 and still win while all
+// tables stay within about 2 MiB (L2 + a bit); beyond that, fetching them
+// costs more than the lookups save (4096 x 11008: M = 8 wins, 16 loses).
+constexpr std::int64_t kLutTableBytes = 2 << 20;
+
+inline bool use_lut(const QmmArgs& a) { return a.transpose && a.M * a.K * 16 <= kLutTableBytes; }
+
+template <class V>
+void qmm_lut(const QmmArgs& a, const Factors& f) {
+  const int gs = a.spec.group_size;
+  const std::int64_t table_floats = a.K / 4 * 16, blocks = a.N / 16;
+  std::vector<float> T(static_cast<std::size_t>(a.M * table_floats));
+  std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
+  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V>(a.x + m * a.K, a.K, T.data() + m * table_floats);
+  group_sums<V>(a.x, a.M, a.K, gs, xs.data());
+  LutJob job{&a, &f, T.data(), xs.data(), split(blocks, 1, 64)};
+  visit<format::kGroupSizes>(gs, [&](auto g) {
+    constexpr int GS = decltype(g)::value;
+    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, GS>, &job);
+    // The last N % 16 rows: the row kernel.
+    RowsJob rows{&a, &f, xs.data(), 0};
+    for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, 1, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
+  });
+}
+
+// ------------------------------------------------------------------ cols
+
+// RM rows of x against CV column vectors (all inside one group) of W,
+// packed along N, over all of K. A and C point at the group's column of the
+// K x G factor tables.
+template <class V, int B, int RM, int CV>
+void cols_tile(const float* x, const std::uint8_t* w, std::int64_t row_bytes, const float* A,
+               const float* C, std::int64_t G, float* out, std::int64_t K, std::int64_t N) {
+  using F = typename V::F;
+  F acc[RM][CV];
+  for (auto& r : acc)
+    for (F& t : r) t = V::zero();
+  float bias[RM] = {};  // 1 bit: sum_k x_k * C_k
+  for (std::int64_t k = 0; k < K; ++k) {
+    const float ak = A[k * G], ck = C[k * G];
+    const std::uint8_t* row = w + k * row_bytes;
+    if constexpr (B == 1) {
+      // x_k * A where the bit is set; the bias term separately.
+      F xa[RM];
+      for (int m = 0; m < RM; ++m) {
+        const float xk = x[m * K + k];
+        xa[m] = V::set1(xk * ak);
+        bias[m] += xk * ck;
+      }
+      for (int v = 0; v < CV; ++v) {
+        const auto mk = V::mask(row, v);
+        for (int m = 0; m < RM; ++m)
+          acc[m][v] = (m + v) & 1 ? V::template mask_add<1>(acc[m][v], mk, xa[m])
+                                  : V::template mask_add<0>(acc[m][v], mk, xa[m]);
+      }
+    } else {
+      // Wider codes: dequantize, then multiply (see rows_tile).
+      F xk[RM];
+      for (int m = 0; m < RM; ++m) xk[m] = V::set1(x[m * K + k]);
+      const F a = V::set1(ak), c = V::set1(ck);
+      for (int v = 0; v < CV; ++v) {
+        const F wv = V::fma(V::template codes<B>(row + v * (V::L * B / 8)), a, c);
+        for (int m = 0; m < RM; ++m) acc[m][v] = V::fma(wv, xk[m], acc[m][v]);
+      }
+    }
+  }
+  for (int m = 0; m < RM; ++m) {
+    const F b = V::set1(bias[m]);
+    for (int v = 0; v < CV; ++v) V::store(out + m * N + v * V::L, V::add(acc[m][v], b));
+  }
+}
+
+struct ColsJob {
+  const QmmArgs* a;
+  const Factors* f;
+  int vecs;  // column vectors per task (a divisor of the group's)
+};
+
+template <class V, int B, int CV>
+void cols_task(void* ctx, std::int64_t t) {
+  const auto& job = *static_cast<const ColsJob*>(ctx);
+  const QmmArgs& a = *job.a;
+  const int gs = a.spec.group_size;
+  const std::int64_t K = a.K, N = a.N, G = N / gs, row_bytes = N * B / 8;
+  const std::int64_t n0 = t * CV * V::L, g = n0 / gs;
+  const std::uint8_t* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * B / 8;
+  auto tile = [&](auto rm, std::int64_t m) {
+    cols_tile<V, B, decltype(rm)::value, CV>(a.x + m * K, w, row_bytes, job.f->A + g, job.f->C + g,
+                                             G, a.out + m * N + n0, K, N);
+  };
+  std::int64_t m = 0;
+  for (; m + V::kColRows <= a.M; m += V::kColRows) tile(std::integral_constant<int, V::kColRows>{}, m);
+  for (; m < a.M; ++m) tile(std::integral_constant<int, 1>{}, m);
+}
+
+template <class V, int B>
+void qmm_cols(const QmmArgs& a, const Factors& f) {
+  // Column vectors per task: a group, or a part of it no wider than kColVecs.
+  constexpr int cv = V::kColVecs;
+  const int vpg = a.spec.group_size / V::L;
+  ColsJob job{&a, &f, std::min(vpg, cv)};
+  const std::int64_t tasks = a.N / (job.vecs * V::L);
+  // Every supported group size is a multiple of 32 floats, so vpg and
+  // kColVecs are powers of two and vecs is one of these.
+  switch (job.vecs) {
+    case cv: return parallel_for(tasks, cols_task<V, B, cv>, &job);
+    case cv / 2: return parallel_for(tasks, cols_task<V, B, cv / 2>, &job);
+    default: return parallel_for(tasks, cols_task<V, B, cv / 4>, &job);
+  }
+}
+
+// ------------------------------------------------------------------ panel
+
+// K depth of a panel: 2L columns x kc floats = 16 KiB, half of a 32 KiB L1d,
+// leaving room for the x rows being broadcast.
+template <class V>
+constexpr int panel_depth() {
+  return 16384 / (2 * V::L * static_cast<int>(sizeof(float)));
+}
+
+// L weights starting at element e (a multiple of L) of a packed row.
+template <class V, int B>
+typename V::F dequant(const std::uint8_t* row, std::int64_t e, float a, float c) {
+  if constexpr (B == 1) {
+    return V::select(V::mask(row, e / V::L), V::set1(c), V::set1(a + c));
+  } else if constexpr (has_vector_decode(B)) {
+    return V::fma(V::template codes<B>(row + e * B / 8), V::set1(a), V::set1(c));
+  } else {
+    alignas(64) float q[V::L];
+    for (int i = 0; i < V::L; ++i) q[i] = static_cast<float>(format::read_code(row, e + i, B));
+    return V::fma(V::load(q), V::set1(a), V::set1(c));
+  }
+}
+
+// P[kk][j] = W_hat(k0 + kk, n0 + j) for kk < kc, j < nr; zero for j >= nr.
+template <class V, int B>
+void fill_panel(const QmmArgs& a, const Factors& f, std::int64_t k0, int kc, std::int64_t n0,
+                int nr, float* P) {
+  constexpr int NR = 2 * V::L;
+  const int gs = a.spec.group_size;
+  const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
+  if (!a.transpose) {
+    // W rows are k, packed along n: a panel row is two vectors of one row
+    // (n0 is a multiple of 2L and N of the group size, so no tail).
+    const std::int64_t G = a.N / gs, row_bytes = a.N * B / 8, g = n0 / gs;
+    for (int kk = 0; kk < kc; ++kk) {
+      const std::int64_t k = k0 + kk;
+      const std::uint8_t* row = w + k * row_bytes;
+      const float ak = f.A[k * G + g], ck = f.C[k * G + g];
+      V::store(P + kk * NR, dequant<V, B>(row, n0, ak, ck));
+      V::store(P + kk * NR + V::L, dequant<V, B>(row, n0 + V::L, ak, ck));
+    }
+    return;
+  }
+  // W rows are n, packed along k: dequantize along each row, then scatter
+  // into the panel's columns (a transpose, paid once per panel and amortised
+  // over every x row that uses it).
+  const std::int64_t G = a.K / gs, row_bytes = a.K * B / 8;
+  alignas(64) float tmp[V::L];
+  for (int j = 0; j < nr; ++j) {
+    const std::int64_t n = n0 + j;
+    const std::uint8_t* row = w + n * row_bytes;
+    for (int kk = 0; kk < kc; kk += V::L) {
+      const std::int64_t k = k0 + kk, gi = n * G + k / gs;
+      V::store(tmp, dequant<V, B>(row, k, f.A[gi], f.C[gi]));
+      for (int i = 0; i < V::L; ++i) P[(kk + i) * NR + j] = tmp[i];
+    }
+  }
+  for (int j = nr; j < NR; ++j)
+    for (int kk = 0; kk < kc; ++kk) P[kk * NR + j] = 0.0f;
+}
+
+// out[MR x nr] (+)= x[MR x kc] @ P[kc x 2L]: MR x 2 accumulators, one
+// broadcast of x per row and two panel loads per k.
+template <class V, int MR>
+void micro(const float* x, std::int64_t ldx, const float* P, int kc, float* out, std::int64_t ldo,
+           bool accumulate_out, int nr) {
+  using F = typename V::F;
+  constexpr int NR = 2 * V::L;
+  F c0[MR], c1[MR];
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = V::zero();
+  for (int k = 0; k < kc; ++k) {
+    const F b0 = V::load(P + k * NR), b1 = V::load(P + k * NR + V::L);
+    for (int r = 0; r < MR; ++r) {
+      const F xr = V::set1(x[r * ldx + k]);
+      c0[r] = V::fma(xr, b0, c0[r]);
+      c1[r] = V::fma(xr, b1, c1[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    float* o = out + r * ldo;
+    if (nr == NR) {
+      if (accumulate_out) {
+        c0[r] = V::add(c0[r], V::load(o));
+        c1[r] = V::add(c1[r], V::load(o + V::L));
+      }
+      V::store(o, c0[r]);
+      V::store(o + V::L, c1[r]);
+    } else {
+      alignas(64) float tmp[NR];
+      V::store(tmp, c0[r]);
+      V::store(tmp + V::L, c1[r]);
+      for (int j = 0; j < nr; ++j) o[j] = (accumulate_out ? o[j] : 0.0f) + tmp[j];
+    }
+  }
+}
+
+// The micro-kernel for the last mr < kMR rows.
+template <class V, int R>
+void micro_tail(int mr, const float* x, std::int64_t ldx, const float* P, int kc, float* out,
+                std::int64_t ldo, bool accumulate_out, int nr) {
+  if constexpr (R > 1)
+    if (mr < R) return micro_tail<V, R - 1>(mr, x, ldx, P, kc, out, ldo, accumulate_out, nr);
+  micro<V, R>(x, ldx, P, kc, out, ldo, accumulate_out, nr);
+}
+
+struct PanelJob {
+  const QmmArgs* a;
+  const Factors* f;
+  std::int64_t n_blocks, m_block;
+};
+
+// One task: 2L output columns x up to m_block x rows, over all of K.
+template <class V, int B>
+void panel_task(void* ctx, std::int64_t t) {
+  const auto& job = *static_cast<const PanelJob*>(ctx);
+  const QmmArgs& a = *job.a;
+  constexpr int NR = 2 * V::L, KC = panel_depth<V>();
+  const std::int64_t n0 = (t % job.n_blocks) * NR, m0 = (t / job.n_blocks) * job.m_block;
+  const std::int64_t m1 = std::min(a.M, m0 + job.m_block);
+  const int nr = static_cast<int>(std::min<std::int64_t>(NR, a.N - n0));
+  float* P = scratch<V, 0>(static_cast<std::size_t>(KC) * NR);
+  for (std::int64_t k0 = 0; k0 < a.K; k0 += KC) {
+    const int kc = static_cast<int>(std::min<std::int64_t>(KC, a.K - k0));
+    fill_panel<V, B>(a, *job.f, k0, kc, n0, nr, P);
+    std::int64_t m = m0;
+    for (; m + V::kMR <= m1; m += V::kMR)
+      micro<V, V::kMR>(a.x + m * a.K + k0, a.K, P, kc, a.out + m * a.N + n0, a.N, k0 > 0, nr);
+    if (m < m1)
+      micro_tail<V, V::kMR - 1>(static_cast<int>(m1 - m), a.x + m * a.K + k0, a.K, P, kc,
+                                a.out + m * a.N + n0, a.N, k0 > 0, nr);
+  }
+}
+
+template <class V, int B>
+void qmm_panel(const QmmArgs& a, const Factors& f) {
+  constexpr int NR = 2 * V::L;
+  // Rows of x per task: all of them unless the N blocks alone are too few
+  // to keep every thread busy.
+  PanelJob job{&a, &f, (a.N + NR - 1) / NR, a.M};
+  const std::int64_t want = 4 * static_cast<std::int64_t>(pool_threads());
+  if (job.n_blocks < want) {
+    const std::int64_t m_tasks = (want + job.n_blocks - 1) / job.n_blocks;
+    job.m_block = std::max<std::int64_t>(V::kMR, (a.M + m_tasks - 1) / m_tasks / V::kMR * V::kMR);
+  }
+  const std::int64_t m_blocks = (a.M + job.m_block - 1) / job.m_block;
+  parallel_for(job.n_blocks * m_blocks, panel_task<V, B>, &job);
+}
+
+// ------------------------------------------------------------------ entry
+
+// Rows of x up to which the small-M kernels beat the panel kernel, measured
+// on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
+// per x row as the panel's FMAs for 1 bit, and more for wider codes, while
+// the panel pays a fixed cost to dequantize (and, for transpose=True,
+// transpose) all of W.
+inline bool small_m(const QmmArgs& a) {
+  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
+  return a.M <= (a.spec.bits == 1 ? 32 : 8);
+}
+
+template <class V>
+void qmm(const QmmArgs& a) {
+  if (a.M == 0 || a.N == 0) return;
+  if (a.K == 0) {  // an empty sum; the kernels below assume at least one group
+    std::fill(a.out, a.out + a.M * a.N, 0.0f);
+    return;
+  }
+  Factors f;
+  make_factors<V>(a, f);
+  visit<format::kBits>(a.spec.bits, [&](auto b) {
+    constexpr int B = decltype(b)::value;
+    if constexpr (B == 1 && V::kLut) {
+      if (use_lut(a)) return qmm_lut<V>(a, f);
+    }
+    if constexpr (has_vector_decode(B)) {
+      if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
+    }
+    qmm_panel<V, B>(a, f);
+  });
+}

@@ -1,0 +1,140 @@
+// Runs the NEON kernels against the scalar reference on random problems.
+// Built for aarch64 and run under qemu by tests/test_neon.py; compiled
+// together with the core sources (no Python involved).
+//
+// Tolerance: the same as tests/test_cpu_kernels.py (see its docstring):
+//   |out - ref| <= 8 sqrt(K) 2^-24 sum_k |x_k w_hat_k| + one ulp of the output dtype * |ref|.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../../src/common/half.h"
+#include "onebit/onebit.h"
+
+using onebit::ArrayRef;
+using onebit::DType;
+
+namespace {
+
+std::mt19937 rng(12345);
+
+std::vector<float> normal(std::size_t n) {
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (float& f : v) f = d(rng);
+  return v;
+}
+
+// An array of the given dtype holding `values` (rounded to it).
+struct Buffer {
+  std::vector<float> f32;
+  std::vector<std::uint16_t> f16;
+  DType dtype;
+  Buffer(const std::vector<float>& values, DType dt) : dtype(dt) {
+    if (dt == DType::float32)
+      f32 = values;
+    else
+      for (float v : values) f16.push_back(onebit::float_to_half(v));
+  }
+  explicit Buffer(std::size_t n, DType dt) : dtype(dt) {
+    if (dt == DType::float32)
+      f32.resize(n);
+    else
+      f16.resize(n);
+  }
+  void* data() { return dtype == DType::float32 ? static_cast<void*>(f32.data()) : f16.data(); }
+  float at(std::size_t i) const { return dtype == DType::float32 ? f32[i] : onebit::half_to_float(f16[i]); }
+  ArrayRef ref(std::vector<std::int64_t> shape) {
+    ArrayRef r;
+    r.data = data();
+    r.dtype = dtype;
+    r.shape = std::move(shape);
+    return r;
+  }
+};
+
+int failures = 0, cases = 0;
+
+void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t M, std::int64_t N,
+              std::int64_t K, DType dtype, int threads) {
+  const std::int64_t rows = transpose ? N : K, len = transpose ? K : N;
+  Buffer w(normal(static_cast<std::size_t>(rows * len)), dtype);
+  onebit::QuantSpec spec{bits, gs, mode};
+  const onebit::QuantizePlan qp = onebit::plan_quantize(w.ref({rows, len}), spec);
+  std::vector<std::uint32_t> wq(static_cast<std::size_t>(rows * len * bits / 32));
+  const std::size_t ngroups = static_cast<std::size_t>(rows * len / gs);
+  Buffer scales(ngroups, dtype), biases(ngroups, dtype);
+  const bool affine = mode == onebit::Mode::affine;
+  onebit::quantize(qp, wq.data(), scales.data(), affine ? biases.data() : nullptr);
+
+  // |w_hat| per weight, for the tolerance.
+  ArrayRef wq_ref;
+  wq_ref.data = wq.data();
+  wq_ref.dtype = DType::uint32;
+  wq_ref.shape = {rows, len * bits / 32};
+  ArrayRef s_ref = scales.ref({rows, len / gs}), b_ref = biases.ref({rows, len / gs});
+  const DType f32 = DType::float32;
+  const onebit::DequantizePlan dp = onebit::plan_dequantize(wq_ref, s_ref, affine ? &b_ref : nullptr, spec, &f32);
+  std::vector<float> mag(static_cast<std::size_t>(rows * len));
+  onebit::dequantize(dp, mag.data());
+  for (float& v : mag) v = std::fabs(v);
+
+  Buffer x(normal(static_cast<std::size_t>(M * K)), dtype);
+  const onebit::MatmulPlan mp = onebit::plan_quantized_matmul(
+      x.ref({M, K}), wq_ref, s_ref, affine ? &b_ref : nullptr, transpose, spec);
+  Buffer ref(static_cast<std::size_t>(M * N), mp.out_dtype), out(static_cast<std::size_t>(M * N), mp.out_dtype);
+  onebit::set_cpu_kernel("scalar");
+  onebit::quantized_matmul(mp, ref.data(), "cpu");
+  onebit::set_cpu_kernel("neon");
+  onebit::set_num_threads(threads);
+  onebit::quantized_matmul(mp, out.data(), "cpu");
+
+  const double ulp = mp.out_dtype == DType::float32 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -10);
+  ++cases;
+  for (std::int64_t m = 0; m < M; ++m)
+    for (std::int64_t n = 0; n < N; ++n) {
+      double sum_terms = 0;
+      for (std::int64_t k = 0; k < K; ++k)
+        sum_terms += std::fabs(x.at(m * K + k)) * mag[transpose ? n * K + k : k * N + n];
+      const double r = ref.at(m * N + n), o = out.at(m * N + n);
+      const double tol = 8.0 * std::sqrt(double(K)) * std::ldexp(1.0, -24) * sum_terms + ulp * std::fabs(r);
+      if (!(std::fabs(o - r) <= tol)) {
+        if (++failures <= 10)
+          std::printf("FAIL transpose=%d bits=%d mode=%s gs=%d M=%lld N=%lld K=%lld dtype=%s (%lld,%lld): "
+                      "neon %.9g scalar %.9g tol %.3g\n",
+                      transpose, bits, onebit::mode_name(mode), gs, (long long)M, (long long)N, (long long)K,
+                      onebit::dtype_name(dtype), (long long)m, (long long)n, o, r, tol);
+        return;
+      }
+    }
+}
+
+}  // namespace
+
+int main() {
+  bool have_neon = false;
+  for (const std::string& name : onebit::cpu_kernels_supported()) have_neon |= name == "neon";
+  if (!have_neon) {
+    std::printf("neon kernel not available in this build\n");
+    return 2;
+  }
+  int threads = 1;
+  for (bool transpose : {true, false})
+    for (int bits : onebit::supported_bits())
+      for (onebit::Mode mode : {onebit::Mode::affine, onebit::Mode::symmetric}) {
+        if (mode == onebit::Mode::symmetric && bits != 1) continue;
+        for (int gs : onebit::supported_group_sizes())
+          for (std::int64_t M : {1, 3, 70})
+            for (std::int64_t groups : {1, 5}) {
+              const std::int64_t K = groups * gs, N = transpose ? 37 : 2 * gs;
+              const DType dt = (M == 3) ? DType::float16 : DType::float32;
+              threads = threads % 3 + 1;
+              run_case(transpose, bits, mode, gs, M, N, K, dt, threads);
+            }
+      }
+  std::printf("%s: %d cases, %d failed\n", failures ? "FAILED" : "ok", cases, failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,227 @@
+"""Every SIMD variant of the CPU kernels that this machine can run, against the
+scalar reference ("scalar" = the float64 specification), case by case.
+
+Tolerance. The SIMD kernels multiply the exact activations and accumulate in
+float32; only the order of the additions differs from the reference. A
+float32 sum of K terms is off by at most about K * 2^-24 * sum|terms| in the
+worst case, and by ~sqrt(K) * 2^-24 * sum|terms| for terms of random sign
+(the rounding errors add like a random walk), so we allow
+    |out - ref| <= 8 * sqrt(K) * 2^-24 * sum_k |x_k * w_hat_k|
+plus the rounding of the result to float32 and, for float16/bfloat16
+outputs, one unit in the last place of the output dtype (both results are
+rounded from slightly different float32 values).
+The 1-bit kernels use the group algebra sum_k w_hat_k x_k = A sum(x_k where
+bit) + C sum_k x_k (affine A = scale, C = bias; symmetric A = 2 scale,
+C = -scale), whose terms are bounded by |x_k| (|A| + |C|) rather than
+|x_k w_hat_k|; for quantized real-valued weights (w_min < 0 < w_max, as in
+these tests) the two bounds are within a small factor, which the constant 8
+covers. Wider codes are dequantized before the multiply.
+A single wrong weight bit changes a result by |A x_k|, far above this bound
+for the sizes used (see test_one_wrong_bit_is_caught)."""
+import ml_dtypes
+import numpy as np
+import pytest
+
+import pyonebit
+from pyonebit import _core
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+SIMD_ISAS = [n for n in pyonebit.cpu_kernels()["supported"] if n != "scalar"]
+BITS = pyonebit.supported_bits()
+GROUP_SIZES = pyonebit.supported_group_sizes()
+OUT_ULP = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float16): 2.0**-10, BF16: 2.0**-7}
+
+pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="no SIMD CPU kernel runs on this machine")
+
+
+@pytest.fixture(autouse=True)
+def restore_isa():
+    active = pyonebit.cpu_kernels()["active"]
+    threads = pyonebit.get_num_threads()
+    yield
+    _core._set_cpu_isa(active)
+    pyonebit.set_num_threads(threads)
+
+
+def matmul_with(isa, x, q, transpose, group_size, bits, mode):
+    _core._set_cpu_isa(isa)
+    wq, scales, biases = q
+    return pyonebit.quantized_matmul(x, wq, scales, biases, transpose=transpose,
+                                     group_size=group_size, bits=bits, mode=mode)
+
+
+def assert_close(out, ref, x, q, transpose, group_size, bits, mode):
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    wq, scales, biases = q
+    w_hat = pyonebit.dequantize(wq, scales, biases, group_size, bits, mode, dtype=np.float32)
+    wt = np.abs(np.swapaxes(w_hat, -1, -2) if transpose else w_hat).astype(np.float64)
+    K = x.shape[-1]
+    sum_terms = np.abs(x.astype(np.float64)) @ wt
+    r = ref.astype(np.float64)
+    tol = 8.0 * np.sqrt(K) * 2.0**-24 * sum_terms + OUT_ULP[out.dtype] * np.abs(r) + 1e-30
+    err = np.abs(out.astype(np.float64) - r)
+    bad = err > tol
+    assert not bad.any(), (
+        f"{bad.sum()} of {bad.size} outputs off; worst err {err.max():.3g}, "
+        f"tol there {tol.flat[np.argmax(err)]:.3g}")
+
+
+def make_case(rng, M, N, K, transpose, group_size, bits, mode, dtype=np.float32, w_batch=(),
+              x_batch=()):
+    w = rng.standard_normal(w_batch + ((N, K) if transpose else (K, N))).astype(dtype)
+    q = pyonebit.quantize(w, group_size, bits, mode)
+    x = rng.standard_normal(x_batch + (M, K)).astype(dtype)
+    return x, q
+
+
+def check(isa, x, q, transpose, group_size, bits, mode):
+    ref = matmul_with("scalar", x, q, transpose, group_size, bits, mode)
+    out = matmul_with(isa, x, q, transpose, group_size, bits, mode)
+    assert_close(out, ref, x, q, transpose, group_size, bits, mode)
+    return out
+
+
+FORMATS = [(b, "affine") for b in BITS] + [(1, "symmetric")]
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("bits,mode", FORMATS, ids=lambda v: str(v))
+@pytest.mark.parametrize("group_size", GROUP_SIZES)
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_matches_reference(isa, bits, mode, group_size, transpose):
+    rng = np.random.default_rng(bits * 1000 + group_size + transpose)
+    # M: matrix-vector, an odd decode batch, and one large enough for the panel kernel.
+    # K: one group, and enough groups to cross a panel's K depth with a tail.
+    # N (transpose): a tail for every row block; (!transpose) N is a multiple of the group size.
+    for M in (1, 3, 70):
+        for K in (group_size, 5 * group_size if group_size < 128 else 3 * group_size):
+            N = 37 if transpose else 2 * group_size
+            x, q = make_case(rng, M, N, K, transpose, group_size, bits, mode)
+            check(isa, x, q, transpose, group_size, bits, mode)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, BF16], ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("bits,mode", [(1, "affine"), (1, "symmetric"), (4, "affine")],
+                         ids=lambda v: str(v))
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_dtypes(isa, dtype, bits, mode, transpose):
+    rng = np.random.default_rng(7)
+    for M in (1, 5, 80):
+        x, q = make_case(rng, M, 64 if transpose else 128, 256, transpose, 64, bits, mode, dtype)
+        out = check(isa, x, q, transpose, 64, bits, mode)
+        assert out.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_batched_and_broadcast(isa, transpose):
+    rng = np.random.default_rng(3)
+    x, q = make_case(rng, 3, 64, 128, transpose, 32, 1, "affine", w_batch=(3,), x_batch=(2, 3))
+    out = check(isa, x, q, transpose, 32, 1, "affine")
+    assert out.shape == (2, 3, 3, 64)
+    # W broadcast over a batch of x, and a 1-D x
+    x, q = make_case(rng, 67, 64, 128, transpose, 64, 2, "affine", x_batch=(2,))
+    check(isa, x, q, transpose, 64, 2, "affine")
+    check(isa, x[0, 0], q, transpose, 64, 2, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_single_output_column(isa):
+    rng = np.random.default_rng(5)
+    for M in (1, 2, 65):
+        x, q = make_case(rng, M, 1, 384, True, 128, 1, "affine")
+        check(isa, x, q, True, 128, 1, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_realistic_size(isa):
+    """A layer-sized K (4096) for the 1-bit paths of every M regime."""
+    rng = np.random.default_rng(11)
+    for transpose in (True, False):
+        for M in (1, 17, 40, 100):  # table lookups, masked adds (rows), panel
+            x, q = make_case(rng, M, 256, 4096, transpose, 128, 1, "affine")
+            check(isa, x, q, transpose, 128, 1, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_one_wrong_bit_is_caught(isa):
+    """The tolerance is tight enough to see a single flipped weight bit."""
+    rng = np.random.default_rng(13)
+    x, q = make_case(rng, 1, 24, 512, True, 128, 1, "affine")
+    x = np.abs(x) + 0.5  # no tiny x_k that would hide the flip
+    wq, s, b = q
+    bad = wq.copy()
+    bad[3, 5] ^= np.uint32(1 << 17)  # a row of a 16-row block (the table-lookup kernel)
+    bad[20, 2] ^= np.uint32(1 << 30)  # a tail row
+    ref = matmul_with("scalar", x, q, True, 128, 1, "affine")
+    out = matmul_with(isa, x, (bad, s, b), True, 128, 1, "affine")
+    with pytest.raises(AssertionError):
+        assert_close(out, ref, x, q, True, 128, 1, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("bits", [1, 4])
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_empty_dimensions(isa, bits, transpose):
+    for M, N, K in ((0, 64, 128), (70, 0, 128), (3, 0, 128), (70, 64, 0), (2, 64, 0)):
+        w = np.zeros((N, K) if transpose else (K, N), np.float32)
+        wq, s, b = pyonebit.quantize(w, 32, bits)
+        x = np.ones((M, K), np.float32)
+        _core._set_cpu_isa(isa)
+        out = pyonebit.quantized_matmul(x, wq, s, b, transpose=transpose, group_size=32, bits=bits)
+        np.testing.assert_array_equal(out, np.zeros((M, N), np.float32))
+
+
+def test_cpu_kernels_lists():
+    info = pyonebit.cpu_kernels()
+    assert info["compiled"][-1] == "scalar"
+    assert set(info["supported"]) <= set(info["compiled"])
+    assert info["active"] in info["supported"]
+
+
+def test_unknown_isa_is_a_clear_error():
+    with pytest.raises(ValueError, match="'avx9000' is not a CPU kernel of this build; compiled: .*'scalar'"):
+        _core._set_cpu_isa("avx9000")
+
+
+X86_ISA_FILES = {"avx512": "avx512.cpp", "avx2": "avx2.cpp"}
+
+
+@pytest.mark.parametrize("isa", [i for i in SIMD_ISAS if i in X86_ISA_FILES])
+def test_isa_code_never_leaks_into_shared_symbols(isa, tmp_path):
+    """The ODR pitfall: a shared (weak) definition compiled in an ISA file could
+    be the one the linker keeps and then run on a CPU without that ISA. Build
+    the file and check that it exports only its entry
+    points and that every weak symbol it emits uses no AVX register."""
+    import os
+    import shutil
+    import subprocess
+
+    cxx, nm, objdump = (shutil.which(os.environ.get("CXX", "g++")), shutil.which("nm"),
+                        shutil.which("objdump"))
+    if not (cxx and nm and objdump):
+        pytest.skip("needs a C++ compiler, nm and objdump")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    obj = tmp_path / "isa.o"
+    # -O0: nothing is inlined, so every shared inline function the ISA code
+    # uses is emitted here as a weak symbol and gets checked.
+    subprocess.run([cxx, "-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-w",
+                    "-I", os.path.join(root, "include"),
+                    os.path.join(root, "src", "cpu", X86_ISA_FILES[isa]), "-c", "-o", str(obj)],
+                   check=True, timeout=300)
+    symbols = subprocess.run([nm, "--defined-only", str(obj)], capture_output=True, text=True,
+                             check=True).stdout.split("\n")
+    kinds = {}
+    for line in filter(None, symbols):
+        _, kind, name = line.split(maxsplit=2)
+        kinds.setdefault(kind, []).append(name)
+    exported = sorted(kinds.get("T", []))
+    assert exported == sorted([f"_ZN6onebit3cpu{len(isa) + 4}{isa}_qmmERKNS0_7QmmArgsE",
+                               f"_ZN6onebit3cpu{len(isa) + 10}{isa}_supportedEv"]), exported
+    weak = kinds.get("W", [])
+    assert weak, "expected the std::vector helpers as weak symbols"
+    for name in weak:
+        asm = subprocess.run([objdump, "-d", "--no-show-raw-insn", f"--disassemble={name}", str(obj)],
+                             capture_output=True, text=True, check=True).stdout
+        assert "%ymm" not in asm and "%zmm" not in asm and "%k1" not in asm, name
