@@ -136,3 +136,18 @@ def test_default_backend_is_first_listed(rng):
     x = random_weights(rng, (2, 128), np.float32)
     np.testing.assert_array_equal(pyonebit.quantized_matmul(x, wq, s, b),
                                   pyonebit.quantized_matmul(x, wq, s, b, backend="cpu"))
+
+
+def test_trace_records_every_backend(rng):
+    wq, s, b, _ = quantized(rng, (40, 128), np.float32, 1, 64)
+    x = random_weights(rng, (3, 128), np.float32)
+    with pyonebit.trace() as t:
+        for backend in BACKENDS:
+            pyonebit.quantized_matmul(x, wq, s, b, group_size=64, backend=backend)
+    assert [d["backend"] for d in t.dispatches] == BACKENDS
+    cpu = t.dispatches[0]
+    assert cpu["kernel"] == "qmm_" + pyonebit.cpu_kernels()["active"]
+    assert cpu["grid"] == (40, 3, 1) and cpu["threadgroup"] == (pyonebit.get_num_threads(), 1, 1)
+    with pyonebit.trace() as outside_calls_only:
+        pass
+    assert outside_calls_only.dispatches == []

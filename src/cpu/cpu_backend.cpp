@@ -6,6 +6,7 @@
 #include "../common/backend.h"
 #include "../common/dtype.h"
 #include "../common/format.h"
+#include "../common/trace.h"
 #include "isa.h"
 
 namespace onebit {
@@ -24,7 +25,8 @@ void run(const MatmulPlan& p, void* out) {
   const bool widen_x = p.x.dtype != DType::float32, narrow_out = p.out_dtype != DType::float32;
   std::vector<float> xbuf(widen_x ? static_cast<std::size_t>(M * K) : 0);
   std::vector<float> obuf(narrow_out ? static_cast<std::size_t>(M * N) : 0);
-  const QmmFn qmm = active_isa().qmm;
+  const Isa& isa = active_isa();
+  const QmmFn qmm = isa.qmm;
 
   for (std::size_t b = 0; b < p.x_batch.size(); ++b) {
     const char* xb = static_cast<const char*>(p.x.data) + p.x_batch[b] * xsize;
@@ -47,6 +49,11 @@ void run(const MatmulPlan& p, void* out) {
     qmm(a);
     if (narrow_out) convert(obuf.data(), DType::float32, ob, p.out_dtype, M * N);
   }
+  // The CPU's "grid" is the work: N x M per batch, spread over the pool.
+  const std::uint32_t grid[3] = {static_cast<std::uint32_t>(N), static_cast<std::uint32_t>(M),
+                                 static_cast<std::uint32_t>(p.x_batch.size())};
+  const std::uint32_t threads[3] = {static_cast<std::uint32_t>(get_num_threads()), 1, 1};
+  trace_record("cpu", std::string("qmm_") + isa.name, grid, threads);
 }
 
 bool always() { return true; }
