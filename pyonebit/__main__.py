@@ -75,9 +75,15 @@ def demo(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own options: python -m pyonebit bench --help
+        from . import bench
+
+        return bench.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m pyonebit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     d = sub.add_parser("demo", help="quantize a built-in matrix and time quantized_matmul (default)")
+    sub.add_parser("bench", help="the CPU benchmark of the seed's layer shapes (see bench --help)")
     for p in (parser, d):
         p.add_argument("--n", type=int, default=4096, help="output features (rows of W)")
         p.add_argument("--k", type=int, default=4096, help="input features (columns of W)")
