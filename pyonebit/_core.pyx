@@ -294,6 +294,12 @@ def set_num_threads(n):
         core.set_num_threads(c_n)
 
 
+def _set_parallel_threshold(int64_t work):
+    """Private, for tests: calls below `work` (M*N*K*bits) stay on one
+    thread; 0 parallelizes everything, -1 restores the default."""
+    core.set_parallel_threshold(work)
+
+
 def get_num_threads():
     """Threads used by the CPU kernels."""
     return core.get_num_threads()

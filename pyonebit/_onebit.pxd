@@ -81,6 +81,7 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     void set_cpu_kernel(const string& name) except +raise_py_error
     void set_num_threads(int n) except +raise_py_error
     int get_num_threads()
+    void set_parallel_threshold "onebit::cpu::set_parallel_threshold"(int64_t work)
 
 
 # Metal backend counters (src/metal/host/stats.h; header only, so present in

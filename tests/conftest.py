@@ -85,6 +85,20 @@ def rng(request):
     return np.random.default_rng(seed)
 
 
+@pytest.fixture
+def cpu_settings_restored():
+    """For tests of the CPU kernels and threads: every call is split over the
+    pool, however small (small calls normally stay on one thread), and the
+    kernel variant and thread count are put back afterwards."""
+    active = pyonebit.cpu_kernels()["active"]
+    threads = pyonebit.get_num_threads()
+    pyonebit._core._set_parallel_threshold(0)
+    yield
+    pyonebit._core._set_parallel_threshold(-1)
+    pyonebit._core._set_cpu_isa(active)
+    pyonebit.set_num_threads(threads)
+
+
 def require_mlx():
     """MLX is the compatibility peer: in CI it must be present, never skipped."""
     try:

@@ -31,16 +31,8 @@ BITS = pyonebit.supported_bits()
 GROUP_SIZES = pyonebit.supported_group_sizes()
 OUT_ULP = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float16): 2.0**-10, BF16: 2.0**-7}
 
-pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="no SIMD CPU kernel runs on this machine")
-
-
-@pytest.fixture(autouse=True)
-def restore_isa():
-    active = pyonebit.cpu_kernels()["active"]
-    threads = pyonebit.get_num_threads()
-    yield
-    _core._set_cpu_isa(active)
-    pyonebit.set_num_threads(threads)
+pytestmark = [pytest.mark.skipif(not SIMD_ISAS, reason="no SIMD CPU kernel runs on this machine"),
+              pytest.mark.usefixtures("cpu_settings_restored")]
 
 
 def matmul_with(isa, x, q, transpose, group_size, bits, mode):

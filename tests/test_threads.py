@@ -14,14 +14,7 @@ from pyonebit import _core
 ISAS = pyonebit.cpu_kernels()["supported"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-@pytest.fixture(autouse=True)
-def restore():
-    active = pyonebit.cpu_kernels()["active"]
-    threads = pyonebit.get_num_threads()
-    yield
-    _core._set_cpu_isa(active)
-    pyonebit.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("cpu_settings_restored")
 
 
 def problem(rng, M, N, K, transpose, bits):

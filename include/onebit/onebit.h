@@ -142,4 +142,11 @@ void set_cpu_kernel(const std::string& name);
 void set_num_threads(int n);
 int get_num_threads();
 
+namespace cpu {
+// Calls with less work than this (M*N*K*bits per batch) run on the calling
+// thread alone, waking no worker; 0 parallelizes everything (tests), a
+// negative value restores the measured default.
+void set_parallel_threshold(std::int64_t work);
+}  // namespace cpu
+
 }  // namespace onebit

@@ -159,9 +159,20 @@ Pool& pool() {
   return p;
 }
 
+thread_local bool serial_here = false;  // a SerialScope is alive on this thread
+
 }  // namespace
 
-void parallel_for(std::int64_t n_tasks, TaskFn fn, void* ctx) { pool().run(n_tasks, fn, ctx); }
+SerialScope::SerialScope(bool serial) : previous_(serial_here) { serial_here = previous_ || serial; }
+SerialScope::~SerialScope() { serial_here = previous_; }
+
+void parallel_for(std::int64_t n_tasks, TaskFn fn, void* ctx) {
+  if (serial_here) {
+    for (std::int64_t t = 0; t < n_tasks; ++t) fn(ctx, t);
+    return;
+  }
+  pool().run(n_tasks, fn, ctx);
+}
 
 int pool_threads() { return pool().threads(); }
 

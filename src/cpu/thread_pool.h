@@ -20,5 +20,18 @@ void parallel_for(std::int64_t n_tasks, TaskFn fn, void* ctx);
 // Number of threads a job may use (the caller included).
 int pool_threads();
 
+// While one is alive (and `serial` is true), parallel_for on this thread runs
+// its tasks inline: for calls too small to pay for waking the workers.
+class SerialScope {
+ public:
+  explicit SerialScope(bool serial);
+  ~SerialScope();
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace cpu
 }  // namespace onebit
