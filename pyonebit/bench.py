@@ -47,6 +47,8 @@ def parse_args(argv):
     p.add_argument("--repeats", default=10, type=int, help="timed calls per measurement")
     p.add_argument("--isa", default=None, help="force a CPU kernel variant (see pyonebit.cpu_kernels())")
     p.add_argument("--no-mlx", action="store_true", help="skip MLX even if importable")
+    p.add_argument("--mlx-bits", default="1", type=_int_list,
+                   help="bit widths timed with MLX too (default %(default)s)")
     p.add_argument("--mlx-max-m", default=32, type=int,
                    help="largest M timed with MLX, whose CPU path is slow (default %(default)s)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table")
@@ -95,10 +97,12 @@ def measure(args):
     for name, N, K in shape_list(args.shapes):
         w = rng.standard_normal((N, K), dtype=np.float32)
         packed = {b: pyonebit.quantize(w, gs, b) for b in args.bits}
+        mlx_packed = {}
         if mx is not None:
             with mx.stream(mx.cpu):
-                mw = mx.quantize(mx.array(w), group_size=gs, bits=1)
-                mx.eval(*mw)
+                for b in args.mlx_bits:
+                    mlx_packed[b] = mx.quantize(mx.array(w), group_size=gs, bits=b)
+                    mx.eval(*mlx_packed[b])
         for M in args.m:
             x = rng.standard_normal((M, K), dtype=np.float32)
             row = {"shape": f"{name} ({N}x{K})", "M": M}
@@ -106,14 +110,16 @@ def measure(args):
             # BLAS worker threads spin for a while after a call; let them
             # sleep before timing anything else on the same cores.
             time.sleep(0.3)
-            if mx is not None and M <= args.mlx_max_m:
-                mxx = mx.array(x)
+            if M <= args.mlx_max_m:
+                mxx = mx.array(x) if mlx_packed else None
+                for b, mw in mlx_packed.items():
 
-                def run_mlx():
-                    with mx.stream(mx.cpu):
-                        mx.eval(mx.quantized_matmul(mxx, *mw, transpose=True, group_size=gs, bits=1))
+                    def run_mlx():
+                        with mx.stream(mx.cpu):
+                            mx.eval(mx.quantized_matmul(mxx, *mw, transpose=True, group_size=gs,
+                                                        bits=b))
 
-                row["mlx1"] = median_us(run_mlx, max(1, min(args.repeats, 3)))
+                    row[f"mlx{b}"] = median_us(run_mlx, max(1, min(args.repeats, 3)))
             for threads in args.threads:
                 pyonebit.set_num_threads(threads)
                 r = dict(row, threads=threads)
@@ -131,17 +137,19 @@ def fmt_us(v):
     return f"{v / 1000:.2f} ms" if v >= 10000 else f"{v:.0f} us"
 
 
-def table(rows, bits):
+def table(rows, bits, mlx_bits):
     head = ["shape", "M", "thr", "numpy f32"] + [f"{b}-bit" for b in bits]
-    head += ["mlx 1-bit", "numpy/1-bit", "mlx/1-bit"]
+    head += [f"mlx {b}-bit" for b in mlx_bits] + ["numpy/1-bit"] + [f"mlx/{b}-bit" for b in mlx_bits]
     body = []
     for r in rows:
         one = r.get("ob1")
         line = [r["shape"], str(r["M"]), str(r["threads"]), fmt_us(r["numpy"])]
         line += [fmt_us(r.get(f"ob{b}")) for b in bits]
-        line.append(fmt_us(r.get("mlx1")))
+        line += [fmt_us(r.get(f"mlx{b}")) for b in mlx_bits]
         line.append(f"{r['numpy'] / one:.1f}x" if one else "-")
-        line.append(f"{r['mlx1'] / one:.0f}x" if one and "mlx1" in r else "-")
+        for b in mlx_bits:
+            ours, theirs = r.get(f"ob{b}"), r.get(f"mlx{b}")
+            line.append(f"{theirs / ours:.0f}x" if ours and theirs else "-")
         body.append(line)
     return head, body
 
@@ -190,7 +198,7 @@ def main(argv=None):
     info = pyonebit.cpu_kernels()
     print(f"pyonebit {pyonebit.__version__}, CPU kernel {info['active']}, "
           f"group size {args.group_size}, median of {args.repeats}, float32 activations")
-    head, body = table(rows, args.bits)
+    head, body = table(rows, args.bits, args.mlx_bits if load_mlx(args.no_mlx) else [])
     print_table(head, body, args.markdown)
     if args.plot:
         plot(rows, args.bits, args.plot)
