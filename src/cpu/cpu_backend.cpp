@@ -36,7 +36,9 @@ void run(const MatmulPlan& p, void* out) {
   std::vector<float> obuf(narrow_out ? static_cast<std::size_t>(M * N) : 0);
   const Isa& isa = active_isa();
   const QmmFn qmm = isa.qmm;
-  const SerialScope serial(M * N * K * p.spec.bits < parallel_work.load(std::memory_order_relaxed));
+  // In double: the product of four dimensions can exceed 64 bits.
+  const double work = static_cast<double>(M) * N * K * p.spec.bits;
+  const SerialScope serial(work < static_cast<double>(parallel_work.load(std::memory_order_relaxed)));
 
   for (std::size_t b = 0; b < p.x_batch.size(); ++b) {
     const char* xb = static_cast<const char*>(p.x.data) + p.x_batch[b] * xsize;
