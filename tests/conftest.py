@@ -25,6 +25,8 @@ def unpack_codes(wq, bits, length):
     bit stream, element k at bits [k*bits, (k+1)*bits)."""
     wq = np.ascontiguousarray(wq, dtype="<u4")
     lead = wq.shape[:-1]
+    if wq.size == 0:
+        return np.zeros(lead + (length,), np.uint32)
     by = wq.reshape(-1, wq.shape[-1]).view(np.uint8)
     stream = np.unpackbits(by, axis=1, bitorder="little")[:, : length * bits]
     weights = (1 << np.arange(bits, dtype=np.uint32)).astype(np.uint32)
