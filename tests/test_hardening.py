@@ -120,3 +120,28 @@ def test_memory_stays_flat_over_many_calls(rng, backend):
     # shows (an output array here is 512 bytes); emulated (3,000 calls), any
     # leak of 1.4 KiB or more. The margin absorbs allocator noise.
     assert grown < 4096, f"resident memory grew by {grown} KiB over {calls} calls"
+
+
+@pytest.mark.parametrize("transpose", [True, False])
+def test_more_than_2_31_weights(transpose):
+    """N*K above 2^31 elements: 64-bit index arithmetic all the way. The
+    packed weights are made directly (random codes), not by quantizing a
+    9 GB float matrix; rows past element 2^31 are checked against the model."""
+    rng = np.random.default_rng(7)
+    gs = 128
+    rows, packed = (65537, 32768) if transpose else (32768, 65664)  # rows x packed > 2^31
+    assert rows * packed > 2**31
+    wq = rng.integers(0, 2**32, size=(rows, packed // 32), dtype=np.uint32)
+    s = rng.uniform(0.5, 1.5, size=(rows, packed // gs)).astype(np.float16)
+    b = rng.uniform(-1, 0, size=(rows, packed // gs)).astype(np.float16)
+    K = packed if transpose else rows
+    x = rng.standard_normal((1, K)).astype(np.float32)
+    y = pyonebit.quantized_matmul(x, wq, s, b, transpose=transpose, group_size=gs, backend="cpu")
+    if transpose:  # the first rows and the rows whose elements lie past 2^31
+        pick = [0, 1, rows - 2, rows - 1]
+        what = w_hat64(wq[pick], s[pick], b[pick], 1, gs)
+        assert_matmul_close(y[:, pick], x, what, True, np.dtype(np.float32))
+    else:  # every output column sums over rows that lie past element 2^31
+        cols = slice(packed - gs, packed)
+        what = w_hat64(wq[:, (packed - gs) // 32:], s[:, -1:], b[:, -1:], 1, gs)
+        assert_matmul_close(y[:, cols], x, what, False, np.dtype(np.float32))
