@@ -1,6 +1,8 @@
-// Runs the NEON kernels against the scalar reference on random problems.
-// Built for aarch64 and run under qemu by tests/test_neon.py; compiled
-// together with the core sources (no Python involved).
+// Runs a SIMD kernel variant (argv[1], default "neon") against the scalar
+// reference on random problems. Built for aarch64 and run under qemu by
+// tests/test_neon.py, and natively with AddressSanitizer and
+// UndefinedBehaviorSanitizer for the x86 variants by tests/test_sanitizers.py;
+// compiled together with the core sources (no Python involved).
 //
 // Tolerance: the same as tests/test_cpu_kernels.py (see its docstring):
 //   |out - ref| <= 8 sqrt(K) 2^-24 sum_k |x_k w_hat_k| + one ulp of the output dtype * |ref|.
@@ -20,6 +22,7 @@ using onebit::DType;
 namespace {
 
 std::mt19937 rng(12345);
+std::string isa = "neon";  // the variant under test
 
 std::vector<float> normal(std::size_t n) {
   std::normal_distribution<float> d;
@@ -88,7 +91,7 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
   Buffer ref(static_cast<std::size_t>(M * N), mp.out_dtype), out(static_cast<std::size_t>(M * N), mp.out_dtype);
   onebit::set_cpu_kernel("scalar");
   onebit::quantized_matmul(mp, ref.data(), "cpu");
-  onebit::set_cpu_kernel("neon");
+  onebit::set_cpu_kernel(isa);
   onebit::set_num_threads(threads);
   onebit::quantized_matmul(mp, out.data(), "cpu");
 
@@ -104,9 +107,9 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
       if (!(std::fabs(o - r) <= tol)) {
         if (++failures <= 10)
           std::printf("FAIL transpose=%d bits=%d mode=%s gs=%d M=%lld N=%lld K=%lld dtype=%s (%lld,%lld): "
-                      "neon %.9g scalar %.9g tol %.3g\n",
+                      "%s %.9g scalar %.9g tol %.3g\n",
                       transpose, bits, onebit::mode_name(mode), gs, (long long)M, (long long)N, (long long)K,
-                      onebit::dtype_name(dtype), (long long)m, (long long)n, o, r, tol);
+                      onebit::dtype_name(dtype), (long long)m, (long long)n, isa.c_str(), o, r, tol);
         return;
       }
     }
@@ -114,13 +117,15 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
 
 }  // namespace
 
-int main() {
-  bool have_neon = false;
-  for (const std::string& name : onebit::cpu_kernels_supported()) have_neon |= name == "neon";
-  if (!have_neon) {
-    std::printf("neon kernel not available in this build\n");
+int main(int argc, char** argv) {
+  if (argc > 1) isa = argv[1];
+  bool supported = false;
+  for (const std::string& name : onebit::cpu_kernels_supported()) supported |= name == isa;
+  if (!supported) {
+    std::printf("%s kernel not available in this build\n", isa.c_str());
     return 2;
   }
+  onebit::cpu::set_parallel_threshold(0);  // every case through the thread pool
   int threads = 1;
   for (bool transpose : {true, false})
     for (int bits : onebit::supported_bits())
