@@ -1,7 +1,8 @@
 // Runs one family of emulated Metal kernels against the CPU reference through
-// the public C++ API, for the shader mutation test (test_shader_mutation.py).
-// Usage: shader_check qmv|nax. Exit 0: every case matches; 1: some case
-// differs (prints MISMATCH); 2: the harness itself failed.
+// the public C++ API, for the shader mutation test (test_shader_mutation.py)
+// and the sanitized emulator run (test_sanitizers.py).
+// Usage: shader_check qmv|qvm|qmm|nax. Exit 0: every case matches; 1: some
+// case differs (prints MISMATCH); 2: the harness itself failed.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,16 +19,24 @@ struct Case {
   std::int64_t M, N, K;
   int bits, group_size;
   onebit::Mode mode;
+  bool transpose = true;
 };
 
 std::vector<Case> cases(const std::string& family) {
   std::vector<Case> all;
   for (int bits : {1, 2, 4})
     for (int gs : {32, 64, 128}) {
+      const onebit::Mode affine = onebit::Mode::affine;
       if (family == "qmv") {
-        all.push_back({1, 37, 4 * gs, bits, gs, onebit::Mode::affine});  // qmv, ragged N
-        all.push_back({1, 64, 2048, bits, gs, onebit::Mode::affine});    // qmv_fast
-        all.push_back({1, 37, 128, bits, gs, onebit::Mode::affine});     // qmv_quad
+        all.push_back({1, 37, 4 * gs, bits, gs, affine});  // qmv, ragged N
+        all.push_back({1, 64, 2048, bits, gs, affine});    // qmv_fast
+        all.push_back({1, 37, 128, bits, gs, affine});     // qmv_quad
+      } else if (family == "qvm") {
+        all.push_back({1, 2 * gs, 37, bits, gs, affine, false});    // qvm, ragged K
+        all.push_back({1, 2 * gs, 1500, bits, gs, affine, false});  // qvm_split_k
+      } else if (family == "qmm") {
+        all.push_back({5, 37, 2 * gs, bits, gs, affine});          // qmm_t, ragged M and N
+        all.push_back({33, 2 * gs, 37, bits, gs, affine, false});  // qmm_n, ragged M and K
       } else {
         all.push_back({33, 37, 2 * gs, bits, gs, onebit::Mode::affine});  // qmm_t_nax
       }
@@ -42,20 +51,22 @@ float value(std::uint32_t& state) {  // a small deterministic generator
 
 bool run_case(const Case& c, std::uint32_t seed) {
   using namespace onebit;
-  std::vector<std::uint16_t> w(c.N * c.K), x(c.M * c.K);
+  // W is (N, K) packed along K when transposed, (K, N) packed along N if not.
+  const std::int64_t rows = c.transpose ? c.N : c.K, packed = c.transpose ? c.K : c.N;
+  std::vector<std::uint16_t> w(rows * packed), x(c.M * c.K);
   for (auto& v : w) v = float_to_half(value(seed));
   for (auto& v : x) v = float_to_half(value(seed));
   QuantSpec spec{c.bits, c.group_size, c.mode};
-  ArrayRef wr{w.data(), DType::float16, {c.N, c.K}, ""};
+  ArrayRef wr{w.data(), DType::float16, {rows, packed}, ""};
   QuantizePlan qp = plan_quantize(wr, spec);
-  std::vector<std::uint32_t> wq(c.N * c.K * c.bits / 32);
-  std::vector<std::uint16_t> s(c.N * c.K / c.group_size), b(s.size());
+  std::vector<std::uint32_t> wq(rows * packed * c.bits / 32);
+  std::vector<std::uint16_t> s(rows * packed / c.group_size), b(s.size());
   quantize(qp, wq.data(), s.data(), b.data());
   ArrayRef wqr{wq.data(), DType::uint32, qp.wq_shape, ""};
   ArrayRef sr{s.data(), DType::float16, qp.scales_shape, ""};
   ArrayRef br{b.data(), DType::float16, qp.scales_shape, ""};
   ArrayRef xr{x.data(), DType::float16, {c.M, c.K}, ""};
-  MatmulPlan mp = plan_quantized_matmul(xr, wqr, sr, &br, true, spec);
+  MatmulPlan mp = plan_quantized_matmul(xr, wqr, sr, &br, c.transpose, spec);
   std::vector<std::uint16_t> ref(c.M * c.N), emu(c.M * c.N);
   quantized_matmul(mp, ref.data(), "cpu");
   quantized_matmul(mp, emu.data(), "metal-emulated");
