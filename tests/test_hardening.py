@@ -105,7 +105,7 @@ def _rss_kib():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_memory_stays_flat_over_many_calls(rng, backend):
     x, wq, s, b = problem(rng, N=64, K=256, M=2)
-    calls = 10_000 if backend == "cpu" else 3_000  # an emulated call costs ~10x more
+    calls = 10_000
 
     def burst(n):
         for _ in range(n):
@@ -116,9 +116,8 @@ def test_memory_stays_flat_over_many_calls(rng, backend):
     before = _rss_kib()
     burst(calls)
     grown = _rss_kib() - before
-    # 4 MiB: on the CPU (10,000 calls) any leak of 420 bytes or more per call
-    # shows (an output array here is 512 bytes); emulated (3,000 calls), any
-    # leak of 1.4 KiB or more. The margin absorbs allocator noise.
+    # 4 MiB over 10,000 calls: any leak of 420 bytes or more per call shows
+    # (an output array here is 512 bytes). The margin absorbs allocator noise.
     assert grown < 4096, f"resident memory grew by {grown} KiB over {calls} calls"
 
 
