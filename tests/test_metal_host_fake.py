@@ -40,6 +40,7 @@ def drivers(tmp_path_factory):
     shared = [s for s in sorted(glob.glob(os.path.join(ROOT, "src", "metal", "host", "*.cpp")))
               if not s.endswith("library.cpp")]
     shared += [os.path.join(ROOT, "src", "common", "plan.cpp"), os.path.join(ROOT, "src", "cpu", "reference.cpp"),
+               os.path.join(ROOT, "src", "metal", "no_kernel.cpp"),
                *sorted(glob.glob(os.path.join(FAKE, "*.cpp")))]
     base_flags = host_flags(metal_cpp, write_kernel_header(tmp / "gen_sources", tmp / "kernels", tmp)) + ["-I", FAKE]
     objects = [_compile(clang, base_flags, s, tmp / f"{i}.o") for i, s in enumerate(shared)]

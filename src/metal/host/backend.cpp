@@ -4,11 +4,11 @@
 #error "src/metal/host is built only with ONEBIT_WITH_METAL (macOS, see setup.py)"
 #endif
 
-#include <cstring>
 #include <vector>
 
 #include "../../common/backend.h"
 #include "../../common/dtype.h"
+#include "../no_kernel.h"
 #include "../planner.h"
 #include "buffers.h"
 #include "device.h"
@@ -38,11 +38,7 @@ Bound offsets(MTL::Device* device, const std::vector<std::int64_t>& v) {
 void run(const MatmulPlan& p, void* out) {
   std::size_t out_size = dtype_size(p.out_dtype);
   for (std::int64_t d : p.out_shape) out_size *= static_cast<std::size_t>(d);
-  if (out_size == 0) return;
-  if (p.K == 0) {  // empty sums; Metal cannot bind the zero-length inputs
-    std::memset(out, 0, out_size);  // +0.0 in every float dtype
-    return;
-  }
+  if (matmul_without_kernel(p, out, out_size)) return;
 
   Device& device = *default_device();
   MTL::Device* mtl = device.mtl.get();
