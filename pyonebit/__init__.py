@@ -6,6 +6,8 @@ uint32), or in a symmetric 1-bit mode (``+d``/``-d`` per group, no bias).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 
@@ -17,6 +19,9 @@ from ._core import supported_bits, supported_group_sizes
 from ._linear import QuantizedLinear
 from ._memory import aligned_empty
 from ._trace import Trace, trace
+
+if TYPE_CHECKING:  # loaded lazily by __getattr__ below
+    from .gguf_file import GGUFContents, load_gguf, save_gguf
 
 __version__ = "0.1.0"
 
@@ -35,8 +40,23 @@ __all__ = [
     "cpu_kernels",
     "set_num_threads",
     "get_num_threads",
+    "load_gguf",
+    "save_gguf",
+    "GGUFContents",
     "__version__",
 ]
+
+# GGUF support imports the gguf package (about 80 ms), so it loads on first use.
+_LAZY_ATTRIBUTES = {"load_gguf": "gguf_file", "save_gguf": "gguf_file", "GGUFContents": "gguf_file"}
+
+
+def __getattr__(name: str):
+    module = _LAZY_ATTRIBUTES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyonebit' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)
 
 
 def quantize(
