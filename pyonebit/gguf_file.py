@@ -185,13 +185,12 @@ def save_gguf(
 
 
 def _architecture(arch: str | None, from_metadata: Any) -> str:
-    if arch is None:
-        return "pyonebit" if from_metadata is None else from_metadata
-    if from_metadata is not None and from_metadata != arch:
-        raise ValueError(
-            f"[save_gguf] arch={arch!r} disagrees with metadata[{_ARCH_KEY!r}]={from_metadata!r}"
-        )
-    return arch
+    if arch is not None and from_metadata is not None and from_metadata != arch:
+        raise ValueError(f"[save_gguf] arch={arch!r} disagrees with metadata[{_ARCH_KEY!r}]={from_metadata!r}")
+    chosen = arch if arch is not None else from_metadata if from_metadata is not None else "pyonebit"
+    if not isinstance(chosen, str):
+        raise TypeError(f"[save_gguf] the architecture must be a str, got {type(chosen).__name__}")
+    return chosen
 
 
 def _alignment(value: Any) -> int:
@@ -236,7 +235,8 @@ def _q1_0_parts(name: str, layer: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"[save_gguf] layer {name!r} has bits={layer.bits}; Q1_0 stores 1 bit per weight")
     if layer.group_size != Q1_0_BLOCK_WEIGHTS:
         raise ValueError(
-            f"[save_gguf] layer {name!r} has group_size={layer.group_size}; Q1_0 blocks hold {Q1_0_BLOCK_WEIGHTS} weights"
+            f"[save_gguf] layer {name!r} has group_size={layer.group_size}; "
+            f"Q1_0 blocks hold {Q1_0_BLOCK_WEIGHTS} weights"
         )
     scales = layer.scales
     if scales.dtype != np.float16:
@@ -256,7 +256,9 @@ def _q1_0_parts(name: str, layer: Any) -> tuple[np.ndarray, np.ndarray]:
 def _plain_tensor(name: str, array: Any) -> tuple[np.ndarray, GGMLQuantizationType | None]:
     array = np.asarray(array)
     if not 1 <= array.ndim <= _MAX_DIMS:
-        raise ValueError(f"[save_gguf] tensors[{name!r}] has {array.ndim} dimensions; GGUF tensors have 1 to {_MAX_DIMS}")
+        raise ValueError(
+            f"[save_gguf] tensors[{name!r}] has {array.ndim} dimensions; GGUF tensors have 1 to {_MAX_DIMS}"
+        )
     array = np.ascontiguousarray(array)
     if array.dtype == BF16:
         return array.view(np.uint8), GGMLQuantizationType.BF16

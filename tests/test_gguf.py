@@ -41,6 +41,17 @@ def raw_tensor(path, name):
     raise KeyError(name)
 
 
+def write_with_gguf_py(path, tensors, endianess=gguf.GGUFEndian.LITTLE):
+    """A GGUF file written by gguf-py alone: tensors are (name, array, raw GGML type or None)."""
+    writer = GGUFWriter(str(path), "llama", endianess=endianess)
+    for name, data, qtype in tensors:
+        writer.add_tensor(name, data, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def symmetric_layer(rng, rows, k, dtype=np.float16, bias=None):
     w = rng.standard_normal((rows, k)).astype(np.float32).astype(dtype)
     return pyonebit.QuantizedLinear.from_float(w, bias, bits=1, group_size=128, mode="symmetric")
@@ -231,12 +242,7 @@ def test_load_a_file_written_by_gguf_py_alone(rng, tmp_path):
             raw[r, b, 0:2] = np.frombuffer(struct.pack("<e", float(d[r, b])), np.uint8)
     raw = raw.reshape(rows, -1)
     path = tmp_path / "m.gguf"
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_tensor("w.weight", raw, raw_dtype=Q1_0)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_with_gguf_py(path, [("w.weight", raw, Q1_0)])
 
     layer = pyonebit.load_gguf(path).layers["w"]
     assert (layer.out_features, layer.in_features) == (rows, k)
@@ -269,26 +275,23 @@ def test_bias_is_an_f32_tensor_and_comes_back(rng, tmp_path):
     assert_matmul_close(got(x) - got.bias, x, decoded, True, np.float32)
 
 
-def test_float32_scales_are_rounded_to_float16(rng, tmp_path):
-    layer = symmetric_layer(rng, 4, 256, dtype=np.float32)
-    assert layer.scales.dtype == np.float32
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), BF16], ids=str)
+def test_wider_scales_are_rounded_to_float16(rng, tmp_path, dtype):
+    layer = symmetric_layer(rng, 4, 256, dtype=dtype)
+    assert layer.scales.dtype == dtype
     path = tmp_path / "m.gguf"
     pyonebit.save_gguf(path, {"w": layer})
     got = pyonebit.load_gguf(path).layers["w"]
     np.testing.assert_array_equal(got.wq, layer.wq)
-    np.testing.assert_array_equal(got.scales, layer.scales.astype(np.float16))
+    # Round to nearest even, from the exact float32 value of each scale.
+    np.testing.assert_array_equal(got.scales, layer.scales.astype(np.float32).astype(np.float16))
 
 
 def test_other_quantized_types_are_dequantized(rng, tmp_path):
     w = rng.standard_normal((4, 64)).astype(np.float32)
     q8 = gguf.quants.quantize(w, GGMLQuantizationType.Q8_0)
     path = tmp_path / "m.gguf"
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_tensor("q8", q8, raw_dtype=GGMLQuantizationType.Q8_0)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_with_gguf_py(path, [("q8", q8, GGMLQuantizationType.Q8_0)])
     got = pyonebit.load_gguf(path).tensors["q8"]
     assert got.dtype == np.float32 and got.shape == (4, 64)
     np.testing.assert_array_equal(got, gguf.quants.dequantize(q8, GGMLQuantizationType.Q8_0))
@@ -296,15 +299,6 @@ def test_other_quantized_types_are_dequantized(rng, tmp_path):
 
 
 # ---- errors ----------------------------------------------------------------
-
-
-def write_raw(path, name, data, qtype, endianess=gguf.GGUFEndian.LITTLE):
-    writer = GGUFWriter(str(path), "llama", endianess=endianess)
-    writer.add_tensor(name, data, raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
 
 
 def test_affine_layer_is_rejected(rng, tmp_path):
@@ -337,7 +331,7 @@ def test_row_length_not_a_multiple_of_128_is_rejected(rng, tmp_path):
     assert str(err.value) == "[save_gguf] layer 'w' has group_size=32; Q1_0 blocks hold 128 weights"
     # A file claiming a Q1_0 row of 96 weights: gguf-py's reader refuses it.
     path = tmp_path / "bad.gguf"
-    write_raw(path, "w.weight", np.zeros((2, 18), np.uint8), Q1_0)
+    write_with_gguf_py(path, [("w.weight", np.zeros((2, 18), np.uint8), Q1_0)])
     data = bytearray(path.read_bytes())
     ne0 = data.index(struct.pack("<QQ", 128, 2))  # the tensor info's ne[0], ne[1]
     data[ne0 : ne0 + 8] = struct.pack("<Q", 96)
@@ -350,11 +344,27 @@ def test_row_length_not_a_multiple_of_128_is_rejected(rng, tmp_path):
     )
 
 
+def test_bias_of_the_wrong_shape_and_clashing_layer_names(tmp_path):
+    path = tmp_path / "m.gguf"
+    q1 = np.zeros((2, 18), np.uint8)
+    write_with_gguf_py(path, [("w.weight", q1, Q1_0), ("w.bias", np.zeros(3, np.float32), None)])
+    with pytest.raises(ValueError) as err:
+        pyonebit.load_gguf(path)
+    assert str(err.value) == (
+        "[load_gguf] tensor 'w.bias' has shape (3,); as the bias of layer 'w' it must have shape (2,)"
+    )
+
+    write_with_gguf_py(path, [("w.weight", q1, Q1_0), ("w", q1, Q1_0)])
+    with pytest.raises(ValueError) as err:
+        pyonebit.load_gguf(path)
+    assert str(err.value) == "[load_gguf] two Q1_0 tensors map to the layer name 'w'"
+
+
 def test_q1_0_tensor_that_is_not_2d_is_rejected(tmp_path):
     # GGUF allows up to 4 dimensions (e.g. stacked MoE experts, ne = [K, N, E]);
     # QuantizedLinear is 2-D, so load_gguf says so instead of guessing a split.
     path = tmp_path / "m.gguf"
-    write_raw(path, "blk.0.ffn_up_exps.weight", np.zeros((2, 3, 18), np.uint8), Q1_0)
+    write_with_gguf_py(path, [("blk.0.ffn_up_exps.weight", np.zeros((2, 3, 18), np.uint8), Q1_0)])
     assert raw_tensor(path, "blk.0.ffn_up_exps.weight")[1] == [128, 3, 2]
     with pytest.raises(ValueError) as err:
         pyonebit.load_gguf(path)
@@ -391,15 +401,17 @@ def test_not_a_gguf_file(tmp_path):
 
 def test_big_endian_file_is_rejected(tmp_path):
     path = tmp_path / "m.gguf"
-    write_raw(path, "v", np.ones(4, np.float32), None, endianess=gguf.GGUFEndian.BIG)
+    write_with_gguf_py(path, [("v", np.ones(4, np.float32), None)], endianess=gguf.GGUFEndian.BIG)
     with pytest.raises(ValueError) as err:
         pyonebit.load_gguf(path)
-    assert str(err.value) == f"[load_gguf] {str(path)!r} is a big-endian GGUF file; only little-endian files are supported"
+    assert str(err.value) == (
+        f"[load_gguf] {str(path)!r} is a big-endian GGUF file; only little-endian files are supported"
+    )
 
 
 def test_type_gguf_cannot_dequantize(tmp_path):
     path = tmp_path / "m.gguf"
-    write_raw(path, "blk.0.q81", np.zeros((2, 40), np.uint8), GGMLQuantizationType.Q8_1)
+    write_with_gguf_py(path, [("blk.0.q81", np.zeros((2, 40), np.uint8), GGMLQuantizationType.Q8_1)])
     with pytest.raises(ValueError) as err:
         pyonebit.load_gguf(path)
     assert str(err.value) == "[load_gguf] tensor 'blk.0.q81' has type Q8_1, which the gguf package cannot dequantize"
@@ -443,6 +455,7 @@ def test_bad_metadata(tmp_path):
     cases = [
         ({"general.architecture": "x"}, "llama", ValueError,
          "[save_gguf] arch='llama' disagrees with metadata['general.architecture']='x'"),
+        ({"general.architecture": 3}, None, TypeError, "[save_gguf] the architecture must be a str, got int"),
         ({"general.alignment": 48}, None, ValueError,
          "[save_gguf] metadata['general.alignment'] must be a power of two below 2**32, got 48"),
         ({"k": None}, None, TypeError,
@@ -452,7 +465,8 @@ def test_bad_metadata(tmp_path):
         ({"k": [1, "a"]}, None, TypeError,
          "[save_gguf] metadata 'k' mixes item types ['INT32', 'STRING']; a GGUF array has one item type"),
         ({"k": [[1]]}, None, TypeError, "[save_gguf] metadata 'k' is a nested list; only flat lists are supported"),
-        ({"k": np.zeros((2, 2), np.int32)}, None, ValueError, "[save_gguf] metadata 'k' is a 2-D array; GGUF arrays are 1-D"),
+        ({"k": np.zeros((2, 2), np.int32)}, None, ValueError,
+         "[save_gguf] metadata 'k' is a 2-D array; GGUF arrays are 1-D"),
         ({"k": 2**64}, None, ValueError,
          "[save_gguf] metadata 'k' holds an integer outside the range of INT64 and UINT64"),
         ({"k": np.float16(1)}, None, TypeError,
