@@ -59,6 +59,10 @@ def __getattr__(name: str):
     return getattr(import_module(f".{module}", __name__), name)
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_ATTRIBUTES))
+
+
 def quantize(
     w: npt.ArrayLike, group_size: int = 128, bits: int = 1, mode: str = "affine"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
