@@ -14,6 +14,7 @@ from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
+from ._linear import QuantizedLinear
 from ._memory import aligned_empty
 from ._trace import Trace, trace
 
@@ -23,6 +24,7 @@ __all__ = [
     "quantize",
     "dequantize",
     "quantized_matmul",
+    "QuantizedLinear",
     "backends",
     "supported_bits",
     "supported_group_sizes",
@@ -76,6 +78,7 @@ def quantized_matmul(
     bits: int = 1,
     mode: str = "affine",
     backend: str | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``x @ dequantize(wq).T`` (``transpose=True``) or ``x @ dequantize(wq)``
     without ever materialising the dequantized weights.
@@ -84,6 +87,10 @@ def quantized_matmul(
     Activations are never rounded and sums accumulate in float32 or wider.
     The result dtype is that of ``x`` when it equals that of ``scales``, else
     float32 (as in MLX). ``backend`` names one of :func:`backends`
-    (``None`` picks the best).
+    (``None`` picks the best). Inputs may be anything NumPy views without a
+    copy (buffer protocol, ``__array_interface__``, ``__dlpack__`` on the CPU).
+    ``out``, if given, receives the result and is returned: a C-contiguous,
+    writeable array of exactly the result's shape and dtype that overlaps no input.
     """
-    return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend)
+    return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend,
+                             out)
