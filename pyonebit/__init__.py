@@ -16,6 +16,7 @@ from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
 from ._linear import QuantizedLinear
 from ._memory import aligned_empty
+from .mlx_checkpoint import MLXCheckpoint, load_mlx
 from ._trace import Trace, trace
 
 __version__ = "0.1.0"
@@ -25,6 +26,8 @@ __all__ = [
     "dequantize",
     "quantized_matmul",
     "QuantizedLinear",
+    "load_mlx",
+    "MLXCheckpoint",
     "backends",
     "supported_bits",
     "supported_group_sizes",
