@@ -95,45 +95,54 @@ def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: 
     if not any(plan.values()):
         raise ValueError(f"[convert] {src}: nothing to quantize: no 2-D *.weight tensor has a last "
                          f"dimension that is a multiple of group_size={group_size}")
-    dst = _new_directory(Path(dst))
+    by_file = [[i for i in table.values() if i.path == os.fspath(f)] for f in files]
+    specs_by_file = [_file_specs(infos, plan, table, bits, group_size, mode) for infos in by_file]
+    dst = Path(dst)
+    created = not dst.exists()
+    _check_new_directory(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode, progress)
+        quantization = {"group_size": group_size, "bits": bits}
+        if mode != "affine":
+            quantization["mode"] = mode
+        config = dict(config, quantization=quantization, quantization_config=dict(quantization))
+        (dst / "config.json").write_text(json.dumps(config, indent=2))
+        summary.files.append("config.json")
+    except BaseException:
+        # dst was new or empty: all it holds is this run's partial output.
+        for f in dst.iterdir():
+            f.unlink()
+        if created:
+            dst.rmdir()
+        raise
+    return summary
 
-    out_names = _output_names(len(files))
-    by_file = {f: [i for i in table.values() if i.path == os.fspath(f)] for f in files}
+
+def _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode, progress
+                   ) -> ConvertSummary:
+    out_names = _output_names(len(by_file))
     summary = ConvertSummary(0, 0, 0, 0, [])
     out_map = {}
-    bar = tqdm(total=sum(i.nbytes for i in table.values()), unit="B", unit_scale=True,
+    bar = tqdm(total=sum(i.nbytes for infos in by_file for i in infos), unit="B", unit_scale=True,
                file=sys.stderr, disable=not progress, desc="convert")
     with bar:
-        for f, out_name in zip(files, out_names):
-            infos = by_file[f]
-            specs = {}
-            for info in infos:
-                new = _output_specs(info, plan[info.name], bits, group_size, mode)
-                for name in new.keys() & (specs.keys() | table.keys() - {info.name}):
-                    raise ValueError(f"[convert] quantizing {info.name!r} would write {name!r}, "
-                                     f"which the checkpoint already has")
-                specs.update(new)
+        for infos, specs, out_name in zip(by_file, specs_by_file, out_names):
             with StreamingWriter(dst / out_name, specs, {"format": "mlx"}) as writer:
                 for info in infos:
-                    for name, array in _convert_tensor(info, plan[info.name], bits, group_size, mode):
-                        writer.write(name, array)
-                        summary.bytes_after += array.nbytes
-                        out_map[name] = out_name
+                    summary.bytes_after += _convert_tensor(writer, info, plan[info.name], bits,
+                                                           group_size, mode)
                     summary.bytes_before += info.nbytes
                     summary.quantized += plan[info.name]
                     summary.kept += not plan[info.name]
                     bar.update(info.nbytes)
+            out_map.update(dict.fromkeys(specs, out_name))
             summary.files.append(out_name)
     if len(out_names) > 1:
-        index = {"metadata": {"total_size": summary.bytes_after}, "weight_map": dict(sorted(out_map.items()))}
+        index = {"metadata": {"total_size": summary.bytes_after},
+                 "weight_map": dict(sorted(out_map.items()))}
         (dst / INDEX_NAME).write_text(json.dumps(index, indent=2))
         summary.files.append(INDEX_NAME)
-    quantization = {"group_size": group_size, "bits": bits}
-    if mode != "affine":
-        quantization["mode"] = mode
-    config = dict(config, quantization=quantization, quantization_config=dict(quantization))
-    (dst / "config.json").write_text(json.dumps(config, indent=2))
-    summary.files.append("config.json")
     return summary
 
 
@@ -147,11 +156,9 @@ def _read_input(src: Path) -> tuple[dict, list[Path], dict | None]:
     return (read_config(src, "convert"), *safetensors_files(src, "convert"))
 
 
-def _new_directory(dst: Path) -> Path:
+def _check_new_directory(dst: Path) -> None:
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise ValueError(f"[convert] {dst} exists and is not an empty directory")
-    dst.mkdir(parents=True, exist_ok=True)
-    return dst
 
 
 def _output_names(n_files: int) -> list[str]:
@@ -174,6 +181,18 @@ def _prefix(name: str) -> str:
     return name[: -len(".weight")]
 
 
+def _file_specs(infos, plan, table, bits, group_size, mode) -> dict:
+    """name -> (dtype, shape) of everything written for one input file."""
+    specs = {}
+    for info in infos:
+        new = _output_specs(info, plan[info.name], bits, group_size, mode)
+        for name in new.keys() & (specs.keys() | table.keys() - {info.name}):
+            raise ValueError(f"[convert] quantizing {info.name!r} would write {name!r}, "
+                             f"which the checkpoint already has")
+        specs.update(new)
+    return specs
+
+
 def _output_specs(info: TensorInfo, quantize: bool, bits: int, group_size: int, mode: str) -> dict:
     dtype = DTYPES.get(info.dtype)
     if dtype is None:
@@ -190,17 +209,21 @@ def _output_specs(info: TensorInfo, quantize: bool, bits: int, group_size: int, 
     return specs
 
 
-def _convert_tensor(info: TensorInfo, quantize: bool, bits: int, group_size: int, mode: str):
-    """(name, array) pairs to write for one input tensor."""
+def _convert_tensor(writer, info: TensorInfo, quantize: bool, bits: int, group_size: int,
+                    mode: str) -> int:
+    """Reads one input tensor and writes what it becomes; returns the bytes
+    written. Its arrays die on return, before the next tensor is read."""
     w = read_tensor(info)
     if not quantize:
-        return [(info.name, w)]
+        writer.write(info.name, w)
+        return w.nbytes
     try:
         wq, scales, biases = pyonebit.quantize(w, group_size, bits, mode)
     except ValueError as e:
         raise ValueError(f"[convert] tensor {info.name!r}: {e}") from None
     p = _prefix(info.name)
-    out = [(f"{p}.weight", wq), (f"{p}.scales", scales)]
+    writer.write(f"{p}.weight", wq)
+    writer.write(f"{p}.scales", scales)
     if biases is not None:
-        out.append((f"{p}.biases", biases))
-    return out
+        writer.write(f"{p}.biases", biases)
+    return wq.nbytes + scales.nbytes + (biases.nbytes if biases is not None else 0)
