@@ -101,7 +101,9 @@ def _run(argv):
                        description=convert.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     convert.add_arguments(c)
-    sub.add_parser("info", help="version, backends, CPU kernels, threads, Metal")
+    i = sub.add_parser("info", help="version, backends, CPU kernels, threads, Metal; "
+                                    "with a checkpoint, its layers")
+    info.add_arguments(i)
     for p in (parser, d):
         p.add_argument("--n", type=int, default=4096, help="output features (rows of W)")
         p.add_argument("--k", type=int, default=4096, help="input features (columns of W)")

@@ -1,4 +1,5 @@
-"""python -m pyonebit info: what this installation can run here."""
+"""python -m pyonebit info [CHECKPOINT]: what this installation can run here,
+and with a checkpoint directory, what load_mlx makes of it."""
 from __future__ import annotations
 
 import platform
@@ -33,6 +34,26 @@ def lines() -> list[str]:
     ]
 
 
+def checkpoint_lines(path) -> list[str]:
+    ckpt = pyonebit.load_mlx(path)
+    layer_bytes = sum(layer.nbytes for layer in ckpt.layers.values())
+    other_bytes = sum(t.nbytes for t in ckpt.tensors.values())
+    out = [f"checkpoint {path}: {len(ckpt.layers)} quantized layers ({layer_bytes / 2**20:.2f} MiB), "
+           f"{len(ckpt.tensors)} other tensors ({other_bytes / 2**20:.2f} MiB)"]
+    for name, layer in ckpt.layers.items():
+        out.append(f"  {name}: {layer.out_features}x{layer.in_features}, {layer.bits}-bit, group "
+                   f"{layer.group_size}, {layer.mode}, {layer.scales.dtype} scales"
+                   + (", bias" if layer.bias is not None else ""))
+    return out
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
+                        help="an MLX quantized checkpoint directory to describe (load_mlx)")
+
+
 def run(args) -> int:
-    print("\n".join(lines()))
+    # The checkpoint is loaded first: a bad one prints only the error.
+    described = checkpoint_lines(args.checkpoint) if args.checkpoint else []
+    print("\n".join(lines() + described))
     return 0
