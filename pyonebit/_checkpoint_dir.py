@@ -21,7 +21,8 @@ def require_dir(path, op: str) -> Path:
 def read_config(directory: Path, op: str) -> dict:
     path = directory / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"[{op}] {path}: no such file (a checkpoint directory needs config.json)")
+        raise FileNotFoundError(f"[{op}] {path}: no such file "
+                                f"(a checkpoint directory needs config.json)")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -69,5 +70,6 @@ def tensor_table(files: list[Path], weight_map: dict[str, str] | None, op: str
     if weight_map is not None:
         missing = sorted(set(weight_map) - set(table))
         if missing:
-            raise ValueError(f"[{op}] {INDEX_NAME} lists tensors no file holds: {', '.join(missing[:5])}")
+            raise ValueError(f"[{op}] {INDEX_NAME} lists tensors no file holds: "
+                             f"{', '.join(missing[:5])}")
     return table

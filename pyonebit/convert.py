@@ -60,10 +60,12 @@ class ConvertSummary:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("input", metavar="IN", help="float checkpoint: a directory or a .safetensors file")
+    parser.add_argument("input", metavar="IN",
+                        help="float checkpoint: a directory or a .safetensors file")
     parser.add_argument("output", metavar="OUT", help="new directory for the quantized checkpoint")
     parser.add_argument("--bits", type=int, default=1, help="bits per weight (default 1)")
-    parser.add_argument("--group-size", type=int, default=128, help="weights per scale (default 128)")
+    parser.add_argument("--group-size", type=int, default=128,
+                        help="weights per scale (default 128)")
     parser.add_argument("--mode", choices=["affine", "symmetric"], default="affine",
                         help="affine (MLX's format, default) or symmetric (pyonebit's 1-bit "
                              "format without biases; MLX cannot load it)")
@@ -102,7 +104,8 @@ def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: 
     _check_new_directory(dst)
     dst.mkdir(parents=True, exist_ok=True)
     try:
-        summary = _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode, progress)
+        summary = _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode,
+                                 progress)
         quantization = {"group_size": group_size, "bits": bits}
         if mode != "affine":
             quantization["mode"] = mode
@@ -124,8 +127,8 @@ def _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode, pr
     out_names = _output_names(len(by_file))
     summary = ConvertSummary(0, 0, 0, 0, [])
     out_map = {}
-    bar = tqdm(total=sum(i.nbytes for infos in by_file for i in infos), unit="B", unit_scale=True,
-               file=sys.stderr, disable=not progress, desc="convert")
+    bar = tqdm(total=sum(i.nbytes for infos in by_file for i in infos), desc="convert", unit="B",
+               unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=not progress)
     with bar:
         for infos, specs, out_name in zip(by_file, specs_by_file, out_names):
             with StreamingWriter(dst / out_name, specs, {"format": "mlx"}) as writer:

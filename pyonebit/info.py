@@ -38,8 +38,9 @@ def checkpoint_lines(path) -> list[str]:
     ckpt = pyonebit.load_mlx(path)
     layer_bytes = sum(layer.nbytes for layer in ckpt.layers.values())
     other_bytes = sum(t.nbytes for t in ckpt.tensors.values())
-    out = [f"checkpoint {path}: {len(ckpt.layers)} quantized layers ({layer_bytes / 2**20:.2f} MiB), "
-           f"{len(ckpt.tensors)} other tensors ({other_bytes / 2**20:.2f} MiB)"]
+    out = [f"checkpoint {path}: {len(ckpt.layers)} quantized layers "
+           f"({layer_bytes / 2**20:.2f} MiB), {len(ckpt.tensors)} other tensors "
+           f"({other_bytes / 2**20:.2f} MiB)"]
     for name, layer in ckpt.layers.items():
         out.append(f"  {name}: {layer.out_features}x{layer.in_features}, {layer.bits}-bit, group "
                    f"{layer.group_size}, {layer.mode}, {layer.scales.dtype} scales"

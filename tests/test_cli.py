@@ -114,3 +114,22 @@ def test_bench_times_every_non_emulated_backend():
                 "check far too slow to time") in r.stdout
     rows = [line.split() for line in r.stdout.splitlines() if line.lstrip().startswith("64x256")]
     assert sorted(row[3] for row in rows) == sorted(timed)
+
+
+def test_convert_shows_progress_on_a_terminal(tmp_path, rng):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    save_checkpoint(tmp_path / "in", {"a.weight": random_mx(rng, (64, 1024), np.float32)}, {})
+    terminal, stderr = pty.openpty()
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "pyonebit", "convert", tmp_path / "in", tmp_path / "out"],
+                       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, timeout=120)
+    os.close(stderr)
+    shown = os.read(terminal, 65536).decode()
+    os.close(terminal)
+    assert r.returncode == 0
+    assert "convert: 100%" in shown and "256k/256k" in shown, shown

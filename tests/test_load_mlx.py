@@ -110,7 +110,8 @@ def test_missing_paths_raise_file_not_found(tmp_path, rng):
     (tmp_path / "config.json").write_text(json.dumps({"quantization": {"group_size": 128, "bits": 1}}))
     with pytest.raises(FileNotFoundError, match=r"no \*\.safetensors file"):
         pyonebit.load_mlx(tmp_path)
-    save_checkpoint(tmp_path, one_layer(rng), {"quantization": {"group_size": 128, "bits": 1}}, shards=2)
+    save_checkpoint(tmp_path, one_layer(rng), {"quantization": {"group_size": 128, "bits": 1}},
+                    shards=2)
     (tmp_path / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"model-00002-of-00002.safetensors: no such file "
                                                  r"\(listed in .*model.safetensors.index.json\)"):
@@ -185,7 +186,8 @@ def test_config_errors(tmp_path, rng):
 
 
 def test_stacked_experts_are_refused(tmp_path, rng):
-    t = {f"experts.{k}": v for k, v in quantized(random_mx(rng, (2, 8, 128), np.float16), 128, 1).items()}
+    experts = quantized(random_mx(rng, (2, 8, 128), np.float16), 128, 1)
+    t = {f"experts.{k}": v for k, v in experts.items()}
     save_checkpoint(tmp_path, t, {"quantization": {"group_size": 128, "bits": 1}})
     with pytest.raises(ValueError, match=r"experts.weight has shape \(2, 8, 4\): pyonebit layers "
                                          r"are 2-D matrices"):

@@ -16,8 +16,12 @@ SPECS = {"odd": (np.float16, (3,)), "words": (np.uint32, (2, 3)), "half": (BF16,
 
 
 def arrays(rng):
-    return {name: rng.standard_normal(shape).astype(np.float32).astype(dtype) if dtype != np.uint32
-            else rng.integers(0, 2**32, shape, dtype=np.uint32) for name, (dtype, shape) in SPECS.items()}
+    def sample(dtype, shape):
+        if dtype == np.uint32:
+            return rng.integers(0, 2**32, shape, dtype=np.uint32)
+        return rng.standard_normal(shape).astype(np.float32).astype(dtype)
+
+    return {name: sample(dtype, shape) for name, (dtype, shape) in SPECS.items()}
 
 
 def test_round_trip_through_safetensors_and_mlx(tmp_path, rng):
