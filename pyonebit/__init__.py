@@ -6,6 +6,8 @@ uint32), or in a symmetric 1-bit mode (``+d``/``-d`` per group, no bias).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 
@@ -16,8 +18,11 @@ from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
 from ._linear import QuantizedLinear
 from ._memory import aligned_empty
-from .mlx_checkpoint import MLXCheckpoint, load_mlx
 from ._trace import Trace, trace
+
+if TYPE_CHECKING:  # loaded lazily by __getattr__ below
+    from .gguf_file import GGUFContents, load_gguf, save_gguf
+    from .mlx_checkpoint import MLXCheckpoint, load_mlx
 
 __version__ = "0.1.0"
 
@@ -38,8 +43,29 @@ __all__ = [
     "cpu_kernels",
     "set_num_threads",
     "get_num_threads",
+    "load_gguf",
+    "save_gguf",
+    "GGUFContents",
     "__version__",
 ]
+
+# Checkpoint support imports the gguf package (about 80 ms) or safetensors, so
+# it loads on first use.
+_LAZY_ATTRIBUTES = {"load_gguf": "gguf_file", "save_gguf": "gguf_file", "GGUFContents": "gguf_file",
+                    "load_mlx": "mlx_checkpoint", "MLXCheckpoint": "mlx_checkpoint"}
+
+
+def __getattr__(name: str):
+    module = _LAZY_ATTRIBUTES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyonebit' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_ATTRIBUTES))
 
 
 def quantize(
