@@ -22,6 +22,7 @@ from ._trace import Trace, trace
 
 if TYPE_CHECKING:  # loaded lazily by __getattr__ below
     from .gguf_file import GGUFContents, load_gguf, save_gguf
+    from .mlx_checkpoint import MLXCheckpoint, load_mlx
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,8 @@ __all__ = [
     "dequantize",
     "quantized_matmul",
     "QuantizedLinear",
+    "load_mlx",
+    "MLXCheckpoint",
     "backends",
     "supported_bits",
     "supported_group_sizes",
@@ -46,8 +49,10 @@ __all__ = [
     "__version__",
 ]
 
-# GGUF support imports the gguf package (about 80 ms), so it loads on first use.
-_LAZY_ATTRIBUTES = {"load_gguf": "gguf_file", "save_gguf": "gguf_file", "GGUFContents": "gguf_file"}
+# Checkpoint support imports the gguf package (about 80 ms) or safetensors, so
+# it loads on first use.
+_LAZY_ATTRIBUTES = {"load_gguf": "gguf_file", "save_gguf": "gguf_file", "GGUFContents": "gguf_file",
+                    "load_mlx": "mlx_checkpoint", "MLXCheckpoint": "mlx_checkpoint"}
 
 
 def __getattr__(name: str):
