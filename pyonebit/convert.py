@@ -19,8 +19,9 @@ OUT gets one weight file per input file, named as mlx-lm names them
 config.json: IN's config plus "quantization" and its copy
 "quantization_config" = {"group_size", "bits"} (and "mode" when symmetric).
 config.json is written last, so an interrupted run leaves no loadable
-checkpoint. Only weights and config are written: copy tokenizer files
-yourself.
+checkpoint. The other files at the top of IN (tokenizer.json,
+generation_config.json, ...) are copied as they are, so OUT runs like IN;
+subdirectories are not copied.
 
 Memory: tensors are read, quantized and written one at a time. The output
 file's header is computed first from the input's shapes and dtypes, so a
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,7 @@ def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: 
     try:
         summary = _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode,
                                  progress)
+        summary.files += _copy_other_files(Path(src), dst, summary.files)
         quantization = {"group_size": group_size, "bits": bits}
         if mode != "affine":
             quantization["mode"] = mode
@@ -157,6 +160,20 @@ def _read_input(src: Path) -> tuple[dict, list[Path], dict | None]:
     if not src.is_dir():
         raise FileNotFoundError(f"[convert] {src}: no such file or directory")
     return (read_config(src, "convert"), *safetensors_files(src, "convert"))
+
+
+def _copy_other_files(src: Path, dst: Path, written: list[str]) -> list[str]:
+    """Copy IN's top-level files that are not weights or config (the
+    tokenizer and friends); returns their names."""
+    if not src.is_dir():
+        return []
+    skip = {"config.json", INDEX_NAME, *written}
+    copied = []
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.suffix != ".safetensors" and f.name not in skip:
+            shutil.copyfile(f, dst / f.name)
+            copied.append(f.name)
+    return copied
 
 
 def _check_new_directory(dst: Path) -> None:

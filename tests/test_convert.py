@@ -128,6 +128,22 @@ def test_single_file_input(tmp_path, rng):
         assert same_bits(a, b)
 
 
+def test_tokenizer_and_other_files_are_copied(tmp_path, rng):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    mx.save_safetensors(str(src / "model.safetensors"),
+                        {"proj.weight": random_mx(rng, (8, 128), np.float32)})
+    (src / "config.json").write_text("{}")
+    (src / "tokenizer.json").write_text('{"vocab": 1}')
+    (src / "notes.bin").write_bytes(bytes(range(256)))
+    (src / "sub" / "ignored.txt").write_text("x")
+    summary = convert.convert_checkpoint(src, tmp_path / "out")
+    assert summary.files == ["model.safetensors", "notes.bin", "tokenizer.json", "config.json"]
+    assert (tmp_path / "out" / "tokenizer.json").read_text() == '{"vocab": 1}'
+    assert (tmp_path / "out" / "notes.bin").read_bytes() == bytes(range(256))
+    assert not (tmp_path / "out" / "sub").exists()
+
+
 def test_symmetric_mode(tmp_path, rng):
     w = rng.standard_normal((8, 256)).astype(np.float32)
     save_checkpoint(tmp_path / "in", {"proj.weight": mx.array(w)}, {})
