@@ -6,6 +6,8 @@ uint32), or in a symmetric 1-bit mode (``+d``/``-d`` per group, no bias).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 
@@ -14,8 +16,13 @@ from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
+from ._linear import QuantizedLinear
 from ._memory import aligned_empty
 from ._trace import Trace, trace
+
+if TYPE_CHECKING:  # loaded lazily by __getattr__ below
+    from .gguf_file import GGUFContents, load_gguf, save_gguf
+    from .mlx_checkpoint import MLXCheckpoint, load_mlx
 
 __version__ = "0.1.0"
 
@@ -23,6 +30,9 @@ __all__ = [
     "quantize",
     "dequantize",
     "quantized_matmul",
+    "QuantizedLinear",
+    "load_mlx",
+    "MLXCheckpoint",
     "backends",
     "supported_bits",
     "supported_group_sizes",
@@ -33,8 +43,29 @@ __all__ = [
     "cpu_kernels",
     "set_num_threads",
     "get_num_threads",
+    "load_gguf",
+    "save_gguf",
+    "GGUFContents",
     "__version__",
 ]
+
+# Checkpoint support imports the gguf package (about 80 ms) or safetensors, so
+# it loads on first use.
+_LAZY_ATTRIBUTES = {"load_gguf": "gguf_file", "save_gguf": "gguf_file", "GGUFContents": "gguf_file",
+                    "load_mlx": "mlx_checkpoint", "MLXCheckpoint": "mlx_checkpoint"}
+
+
+def __getattr__(name: str):
+    module = _LAZY_ATTRIBUTES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyonebit' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_ATTRIBUTES))
 
 
 def quantize(
@@ -76,6 +107,7 @@ def quantized_matmul(
     bits: int = 1,
     mode: str = "affine",
     backend: str | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``x @ dequantize(wq).T`` (``transpose=True``) or ``x @ dequantize(wq)``
     without ever materialising the dequantized weights.
@@ -84,6 +116,10 @@ def quantized_matmul(
     Activations are never rounded and sums accumulate in float32 or wider.
     The result dtype is that of ``x`` when it equals that of ``scales``, else
     float32 (as in MLX). ``backend`` names one of :func:`backends`
-    (``None`` picks the best).
+    (``None`` picks the best). Inputs may be anything NumPy views without a
+    copy (buffer protocol, ``__array_interface__``, ``__dlpack__`` on the CPU).
+    ``out``, if given, receives the result and is returned: a C-contiguous,
+    writeable array of exactly the result's shape and dtype that overlaps no input.
     """
-    return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend)
+    return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend,
+                             out)

@@ -1,4 +1,6 @@
-"""python -m pyonebit: the demo job (default) and the other commands.
+"""python -m pyonebit: the demo job (default) and the other commands
+(bench, convert, info). Bad input ends with one line "error: ..." on stderr
+and exit code 2.
 
 The demo quantizes a built-in weight matrix (seeded Gaussian, the shape of a
 transformer's attention projection) to 1 bit, runs quantized_matmul on every
@@ -12,6 +14,8 @@ import time
 import numpy as np
 
 import pyonebit
+
+from . import convert, info
 
 
 def _median_seconds(fn, repeats):
@@ -76,6 +80,14 @@ def demo(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _run(argv)
+    except (ValueError, TypeError, OSError) as e:  # bad input: a message, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(argv):
     if argv[:1] == ["bench"]:  # its own options: python -m pyonebit bench --help
         from . import bench
 
@@ -83,7 +95,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pyonebit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     d = sub.add_parser("demo", help="quantize a built-in matrix and time quantized_matmul (default)")
-    sub.add_parser("bench", help="the CPU benchmark of the seed's layer shapes (see bench --help)")
+    sub.add_parser("bench", help="benchmark of the seed's layer shapes on every non-emulated "
+                                 "backend (see bench --help)")
+    c = sub.add_parser("convert", help="quantize a float safetensors checkpoint into an MLX one",
+                       description=convert.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    convert.add_arguments(c)
+    i = sub.add_parser("info", help="version, backends, CPU kernels, threads, Metal; "
+                                    "with a checkpoint, its layers")
+    info.add_arguments(i)
     for p in (parser, d):
         p.add_argument("--n", type=int, default=4096, help="output features (rows of W)")
         p.add_argument("--k", type=int, default=4096, help="input features (columns of W)")
@@ -91,11 +111,7 @@ def main(argv=None):
         p.add_argument("--group-size", type=int, default=128)
         p.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    try:
-        return demo(args)
-    except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return {"convert": convert.run, "info": info.run}.get(args.command, demo)(args)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,19 @@ cdef CDType _core_dtype(dt):
 
 def _as_array(obj, str name, str op):
     """A native-byte-order, C-contiguous ndarray view of obj (copying only
-    when obj is strided or byte-swapped)."""
+    when obj is strided or byte-swapped). Accepts what NumPy can view without
+    a copy: arrays, the buffer protocol, __array_interface__, and __dlpack__
+    (CPU tensors of other frameworks)."""
     if obj is None:
         raise TypeError(f"[{op}] {name} must be an array, got None")
-    a = np.asarray(obj)
+    if not isinstance(obj, np.ndarray) and hasattr(obj, "__dlpack__"):
+        try:
+            a = np.from_dlpack(obj)
+        except (BufferError, RuntimeError, TypeError, ValueError) as e:
+            raise TypeError(f"[{op}] {name} could not be viewed through __dlpack__ "
+                            f"(NumPy reads CPU memory only): {e}") from None
+    else:
+        a = np.asarray(obj)
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
     if not a.flags.c_contiguous:
@@ -165,8 +174,27 @@ cdef _dequantize(wq, scales, biases, group_size, bits, mode, dtype, cbool emulat
     return out
 
 
+def _check_out(out, tuple shape, dtype, list inputs, str op):
+    """The caller's out= array must be exactly what the kernel would allocate
+    (the kernels write every element, densely, and never read it) and must not
+    overlap an input (the kernels read inputs while writing)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"[{op}] out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"[{op}] out must have dtype {dtype} (the result dtype), got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"[{op}] out must have shape {shape}, got {out.shape}")
+    if not (out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative):
+        raise ValueError(f"[{op}] out must be C-contiguous, aligned and native byte order")
+    if not out.flags.writeable:
+        raise ValueError(f"[{op}] out must be writeable")
+    for a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"[{op}] out must not overlap an input array")
+
+
 def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
-                     mode="affine", backend=None):
+                     mode="affine", backend=None, out=None):
     op = "quantized_matmul"
     cdef CQuantSpec spec = _spec(group_size, bits, mode, op)
     if backend is not None and not isinstance(backend, str):
@@ -174,7 +202,10 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     cdef string backend_name = backend.encode() if backend is not None else b""
     keep = []
     cdef CMatmulPlan plan = _matmul_plan(keep, x, wq, scales, biases, transpose, spec)
-    out = _empty(plan.out_shape, plan.out_dtype)
+    if out is None:
+        out = _empty(plan.out_shape, plan.out_dtype)
+    else:
+        _check_out(out, tuple(plan.out_shape), _NP_DTYPES[plan.out_dtype], keep, op)
     cdef void* out_ptr = cnp.PyArray_DATA(out)
     with nogil:
         core.quantized_matmul(plan, out_ptr, backend_name)

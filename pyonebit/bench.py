@@ -1,5 +1,7 @@
-"""Benchmark of the CPU quantized matmul: pyonebit at 1/2/4/8 bits against a
-NumPy float32 dense matmul and MLX's ``quantized_matmul`` (1-bit, on the CPU).
+"""Benchmark of the quantized matmul: pyonebit at 1/2/4/8 bits on every
+available backend against a NumPy float32 dense matmul and MLX's
+``quantized_matmul`` (1-bit, on the CPU). Emulated backends are skipped: they
+run the Metal kernels on a CPU emulator, a correctness check, not a speed.
 
 The shapes are the seed's layers (weights N x K, group size 128), at M = 1
 (token generation), 32 and 512 (prompt processing); activations are float32.
@@ -87,7 +89,13 @@ def load_mlx(no_mlx):
     return mx
 
 
-def measure(args):
+def timed_backends():
+    """(backends to time, emulated backends skipped), in backends() order."""
+    skipped = [b for b in pyonebit.backends() if b.endswith("-emulated")]
+    return [b for b in pyonebit.backends() if b not in skipped], skipped
+
+
+def measure(args, backends):
     mx = load_mlx(args.no_mlx)
     if args.isa:
         _core._set_cpu_isa(args.isa)
@@ -120,14 +128,18 @@ def measure(args):
                                                         bits=b))
 
                     row[f"mlx{b}"] = median_us(run_mlx, max(1, min(args.repeats, 3)))
-            for threads in args.threads:
-                pyonebit.set_num_threads(threads)
-                r = dict(row, threads=threads)
-                for b, (wq, s, bias) in packed.items():
-                    r[f"ob{b}"] = median_us(
-                        lambda: pyonebit.quantized_matmul(x, wq, s, bias, group_size=gs, bits=b),
-                        args.repeats)
-                rows.append(r)
+            for backend in backends:
+                # The thread count is the CPU pool's; other backends are timed once.
+                for threads in args.threads if backend == "cpu" else [None]:
+                    if threads is not None:
+                        pyonebit.set_num_threads(threads)
+                    r = dict(row, backend=backend, threads=threads)
+                    for b, (wq, s, bias) in packed.items():
+                        r[f"ob{b}"] = median_us(
+                            lambda: pyonebit.quantized_matmul(x, wq, s, bias, group_size=gs, bits=b,
+                                                              backend=backend),
+                            args.repeats)
+                    rows.append(r)
     return rows
 
 
@@ -138,12 +150,12 @@ def fmt_us(v):
 
 
 def table(rows, bits, mlx_bits):
-    head = ["shape", "M", "thr", "numpy f32"] + [f"{b}-bit" for b in bits]
+    head = ["shape", "M", "backend", "thr", "numpy f32"] + [f"{b}-bit" for b in bits]
     head += [f"mlx {b}-bit" for b in mlx_bits] + ["numpy/1-bit"] + [f"mlx/{b}-bit" for b in mlx_bits]
     body = []
     for r in rows:
         one = r.get("ob1")
-        line = [r["shape"], str(r["M"]), str(r["threads"]), fmt_us(r["numpy"])]
+        line = [r["shape"], str(r["M"]), r["backend"], str(r["threads"] or "-"), fmt_us(r["numpy"])]
         line += [fmt_us(r.get(f"ob{b}")) for b in bits]
         line += [fmt_us(r.get(f"mlx{b}")) for b in mlx_bits]
         line.append(f"{r['numpy'] / one:.1f}x" if one else "-")
@@ -175,7 +187,8 @@ def plot(rows, bits, path):
     except ImportError:
         print("--plot: matplotlib is not installed", file=sys.stderr)
         return
-    labels = [f"{r['shape'].split()[0]}\nM={r['M']} t={r['threads']}" for r in rows]
+    labels = [f"{r['shape'].split()[0]}\nM={r['M']} {r['backend']} t={r['threads'] or '-'}"
+              for r in rows]
     series = [(f"{b}-bit", [r["numpy"] / r[f"ob{b}"] for r in rows]) for b in bits]
     fig, ax = plt.subplots(figsize=(max(6, len(rows) * 1.2), 4))
     width = 0.8 / len(series)
@@ -194,7 +207,11 @@ def plot(rows, bits, path):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    rows = measure(args)
+    backends, skipped = timed_backends()
+    for name in skipped:
+        print(f"skipping {name}: it runs the kernels on pyonebit's CPU emulator, a correctness "
+              f"check far too slow to time")
+    rows = measure(args, backends)
     info = pyonebit.cpu_kernels()
     print(f"pyonebit {pyonebit.__version__}, CPU kernel {info['active']}, "
           f"group size {args.group_size}, median of {args.repeats}, float32 activations")

@@ -17,6 +17,15 @@
 #include <string>
 #include <vector>
 
+// A shared build of the library (CMakeLists.txt, BUILD_SHARED_LIBS) compiles
+// with hidden visibility and defines ONEBIT_BUILD_SHARED: everything declared
+// here, error types included, is what it exports. The Python extension and
+// static builds export nothing.
+#if defined(ONEBIT_BUILD_SHARED) && (defined(__GNUC__) || defined(__clang__))
+#define ONEBIT_EXPORT_API 1
+#pragma GCC visibility push(default)
+#endif
+
 namespace onebit {
 
 // ---------------------------------------------------------------- errors
@@ -150,3 +159,8 @@ void set_parallel_threshold(std::int64_t work);
 }  // namespace cpu
 
 }  // namespace onebit
+
+#ifdef ONEBIT_EXPORT_API
+#pragma GCC visibility pop
+#undef ONEBIT_EXPORT_API
+#endif

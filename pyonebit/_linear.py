@@ -1,0 +1,152 @@
+"""QuantizedLinear: a linear layer whose weight stays packed.
+
+The layer is the unit users load from checkpoints (``load_mlx``, ``load_gguf``)
+and call from their own networks: ``y = x @ W_hat.T + bias`` with ``W_hat`` of
+shape ``(out_features, in_features)`` in pyonebit's (MLX's) packed format.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from ._memory import aligned_empty
+
+
+def _owned_copy(a: np.ndarray) -> np.ndarray:
+    """A read-only, page-aligned copy: the Metal backend wraps page-aligned
+    memory without copying it, and the layer's weights cannot change under it."""
+    owned = aligned_empty(a.shape, a.dtype)
+    np.copyto(owned, a)
+    owned.flags.writeable = False
+    return owned
+
+
+class QuantizedLinear:
+    """``y = x @ W_hat.T (+ bias)`` with ``W_hat`` (out_features, in_features) packed.
+
+    ``wq`` is uint32 ``(out_features, in_features * bits / 32)``; ``scales``
+    (and ``biases`` in affine mode) are ``(out_features, in_features /
+    group_size)``; ``bias`` is an optional float vector ``(out_features,)``.
+    The arrays are validated once and copied into page-aligned, read-only
+    memory owned by the layer. ``backend`` (one of :func:`pyonebit.backends`,
+    ``None`` for the default) is used by every call.
+    """
+
+    def __init__(
+        self,
+        wq: npt.ArrayLike,
+        scales: npt.ArrayLike,
+        biases: npt.ArrayLike | None = None,
+        bias: npt.ArrayLike | None = None,
+        *,
+        group_size: int = 128,
+        bits: int = 1,
+        mode: str = "affine",
+        backend: str | None = None,
+    ) -> None:
+        op = "QuantizedLinear"
+        wq = _core._as_array(wq, "wq", op)
+        scales = _core._as_array(scales, "scales", op)
+        biases = _core._as_array(biases, "biases", op) if biases is not None else None
+        if wq.ndim != 2:
+            raise ValueError(f"[{op}] wq must be 2-D (out_features, in_features * bits / 32), "
+                             f"got shape {wq.shape}")
+        if backend is not None and backend not in _core.backends():
+            raise ValueError(f"[{op}] backend must be one of {_core.backends()} or None, "
+                             f"got {backend!r}")
+        in_features = self._in_features(wq, bits, op)
+        # An empty call runs every check quantized_matmul makes (dtypes,
+        # shapes, bits, group size, mode, backend) once, up front.
+        try:
+            _core.quantized_matmul(np.empty((0, in_features), scales.dtype), wq, scales, biases,
+                                   True, group_size, bits, mode, backend)
+        except (TypeError, ValueError) as e:
+            raise type(e)(str(e).replace("[quantized_matmul]", f"[{op}]", 1)) from None
+        self.in_features = in_features
+        self.out_features = int(wq.shape[0])
+        self.bits = operator.index(bits)
+        self.group_size = operator.index(group_size)
+        self.mode = mode
+        self.backend = backend
+        self.wq = _owned_copy(wq)
+        self.scales = _owned_copy(scales)
+        self.biases = _owned_copy(biases) if biases is not None else None
+        self.bias = self._check_bias(bias, op)
+
+    @staticmethod
+    def _in_features(wq: np.ndarray, bits, op: str) -> int:
+        """in_features from the packed width (the empty call then checks that
+        scales agree with it)."""
+        if isinstance(bits, bool) or not hasattr(bits, "__index__"):
+            raise TypeError(f"[{op}] bits must be an int, got {type(bits).__name__}")
+        if operator.index(bits) not in _core.supported_bits():
+            supported = ", ".join(map(str, _core.supported_bits()))
+            raise ValueError(f"[{op}] bits={bits} is not supported; use one of {supported}")
+        packed_bits = int(wq.shape[1]) * 32
+        if packed_bits % operator.index(bits):
+            raise ValueError(f"[{op}] wq's last dimension ({wq.shape[1]} words) must hold a whole "
+                             f"number of {bits}-bit codes")
+        return packed_bits // operator.index(bits)
+
+    def _check_bias(self, bias, op: str) -> np.ndarray | None:
+        if bias is None:
+            return None
+        b = _core._as_array(bias, "bias", op)
+        if b.shape != (self.out_features,):
+            raise ValueError(f"[{op}] bias must have shape ({self.out_features},) "
+                             f"(out_features), got {b.shape}")
+        if b.dtype.name not in ("float32", "float16", "bfloat16"):
+            raise TypeError(f"[{op}] bias must be float32, float16 or bfloat16, got {b.dtype}")
+        return _owned_copy(b)
+
+    @classmethod
+    def from_float(
+        cls,
+        weight: npt.ArrayLike,
+        bias: npt.ArrayLike | None = None,
+        *,
+        bits: int = 1,
+        group_size: int = 128,
+        mode: str = "affine",
+        backend: str | None = None,
+    ) -> "QuantizedLinear":
+        """Quantize a float ``weight`` of shape (out_features, in_features)."""
+        w = _core._as_array(weight, "weight", "QuantizedLinear.from_float")
+        if w.ndim != 2:
+            raise ValueError("[QuantizedLinear.from_float] weight must be 2-D "
+                             f"(out_features, in_features), got shape {w.shape}")
+        wq, scales, biases = _core.quantize(w, group_size, bits, mode)
+        return cls(wq, scales, biases, bias, group_size=group_size, bits=bits, mode=mode,
+                   backend=backend)
+
+    def __call__(self, x: npt.ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
+        """``x @ W_hat.T (+ bias)`` for ``x`` of shape (..., in_features).
+
+        The result dtype is that of ``x`` when it equals the scales' dtype,
+        else float32. ``out``, if given, must be exactly that shape and dtype."""
+        y = _core.quantized_matmul(x, self.wq, self.scales, self.biases, True, self.group_size,
+                                   self.bits, self.mode, self.backend, out)
+        if self.bias is not None:
+            np.add(y, self.bias, out=y, casting="unsafe")
+        return y
+
+    def dequantize(self, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+        """``W_hat`` (out_features, in_features), in ``dtype`` (default: the scales')."""
+        return _core.dequantize(self.wq, self.scales, self.biases, self.group_size, self.bits,
+                                self.mode, dtype)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the packed weight, scales, biases and bias."""
+        arrays = (self.wq, self.scales, self.biases, self.bias)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+    def __repr__(self) -> str:
+        return (f"QuantizedLinear(in_features={self.in_features}, "
+                f"out_features={self.out_features}, bits={self.bits}, "
+                f"group_size={self.group_size}, mode={self.mode!r}, dtype={self.scales.dtype}, "
+                f"bias={self.bias is not None}, backend={self.backend!r}, "
+                f"nbytes={self.nbytes})")
