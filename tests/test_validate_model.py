@@ -19,7 +19,7 @@ import pyonebit
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
 import validate_model as vm  # noqa: E402
 from minilm import MiniLM  # noqa: E402
-from minilm_quantized import KernelErrorMonitor, quantize_linears  # noqa: E402
+from minilm_quantized import KernelErrorMonitor, quantize_linears, with_weights  # noqa: E402
 
 # The example of sentence-transformers' documentation (sbert.net, "Usage"),
 # with the similarities it prints for this model, to 4 decimals: an
@@ -57,11 +57,11 @@ def test_packed_kernels_match_dequantized_weights(backend, mode):
         pytest.fail(f"backend {backend!r} is not built here; backends(): {pyonebit.backends()}")
     model = load_model()
     tokens = model.tokenize(DOC_SENTENCES)
-    quantized = quantize_linears(model, 1, mode, vm.GROUP_SIZE)
-    reference = vm.dequantized_reference(model, tokens, quantized, 1, mode)
-    monitor = KernelErrorMonitor(quantized, 1, mode, vm.GROUP_SIZE)
-    row = vm.measure_packed(model, tokens, quantized, 1, mode, backend, reference, monitor)
-    # Every one of the 36 kernel calls, on real activations, within the bound
+    layers = quantize_linears(model, 1, mode, vm.GROUP_SIZE)
+    reference = vm.dequantized_reference(model, tokens, layers)
+    monitor = KernelErrorMonitor(layers)
+    row = vm.measure_packed(model, tokens, layers, backend, reference, monitor)
+    # Every one of the 36 layer calls, on real activations, within the bound
     # the kernels promise against float64.
     assert monitor.worst_ratio <= 1.0, (monitor.worst_ratio, monitor.worst_layer)
     # Last hidden state within 2^-13 max|h| of the dequantized float32 network
@@ -80,16 +80,16 @@ def test_one_flipped_weight_bit_breaks_both_checks():
     tolerance: most but not all exceed it; the kernel check catches them.)"""
     model = load_model()
     tokens = model.tokenize(DOC_SENTENCES)
-    quantized = quantize_linears(model, 1, "affine", vm.GROUP_SIZE)
-    reference = vm.dequantized_reference(model, tokens, quantized, 1, "affine")
+    layers = quantize_linears(model, 1, "affine", vm.GROUP_SIZE)
+    reference = vm.dequantized_reference(model, tokens, layers)
     name = "encoder.layer.2.intermediate.dense"
-    wq, scales, biases, bias = quantized[name]
-    flipped = wq.copy()
+    flipped = layers[name].wq.copy()
     flipped[700, 5] ^= np.uint32(1 << 17)
-    broken = dict(quantized, **{name: (flipped, scales, biases, bias)})
+    broken = dict(layers, **{name: with_weights(layers[name], wq=flipped)})
     # The monitor knows the true weights, as a kernel's output is meant to.
-    monitor = KernelErrorMonitor(quantized, 1, "affine", vm.GROUP_SIZE)
-    row = vm.measure_packed(model, tokens, broken, 1, "affine", "cpu", reference, monitor)
-    assert monitor.worst_ratio > 10 and monitor.worst_layer == name, (monitor.worst_ratio, monitor.worst_layer)
+    monitor = KernelErrorMonitor(layers)
+    row = vm.measure_packed(model, tokens, broken, "cpu", reference, monitor)
+    assert monitor.worst_layer == name, monitor.worst_layer
+    assert monitor.worst_ratio > 10, monitor.worst_ratio
     assert row["max_diff"] > row["tol"], (row["max_diff"], row["tol"])
     assert not row["passed"]
