@@ -5,8 +5,11 @@ three ways over the same quantized weights W_hat:
   the answer the packed kernels must reproduce;
 * dequantized_linears(..., float64): the same in float64, the exact answer up
   to float64 rounding, against which float32 noise is measured;
-* packed_linears(..., backend): the layers themselves, pyonebit's kernels on
-  the packed bits.
+* packed_linears(..., backend, path): the layers themselves, pyonebit's
+  kernels on the packed bits, either all token rows in one call ("qmm", the
+  prompt-processing path: matrix-matrix kernels) or one row per call ("qmv",
+  the token-generation path: matrix-vector kernels), as the seed's KL table
+  checks both.
 """
 import numpy as np
 
@@ -37,17 +40,26 @@ def dequantized_linears(layers, dtype):
     return {name: make(layer) for name, layer in layers.items()}
 
 
-def packed_linears(layers, backend, observe=None):
-    """The layers on `backend`; observe(name, x, y), when given, sees every
+PATHS = ("qmm", "qmv")
+
+
+def packed_linears(layers, backend, observe=None, path="qmm"):
+    """The layers on `backend`, called on all rows of x at once ("qmm") or on
+    one row at a time ("qmv"); observe(name, x, y), when given, sees every
     call's input and result."""
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+
     def make(name, layer):
-        def apply(x):
+        def call(x):
             y = layer(x)
             if observe is not None:
                 observe(name, x, y)
             return y
 
-        return apply
+        if path == "qmm":
+            return call
+        return lambda x: np.concatenate([call(x[i:i + 1]) for i in range(len(x))])
 
     return {name: make(name, with_weights(layer, backend=backend)) for name, layer in layers.items()}
 
@@ -64,6 +76,9 @@ class KernelErrorMonitor:
         # far inside the 8 sqrt(K) 2^-24 of the bound.
         self.exact = {name: (layer.dequantize().astype(np.float64), layer.bias.astype(np.float64))
                       for name, layer in layers.items()}
+        self.reset()
+
+    def reset(self):
         self.worst_ratio = 0.0
         self.worst_layer = None
 

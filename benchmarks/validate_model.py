@@ -39,7 +39,7 @@ import numpy as np
 
 import pyonebit
 from minilm import MiniLM
-from minilm_quantized import (KernelErrorMonitor, dequantized_linears, packed_linears,
+from minilm_quantized import (PATHS, KernelErrorMonitor, dequantized_linears, packed_linears,
                               quantize_linears)
 
 HIDDEN_TOL_REL = 2.0**-13
@@ -93,17 +93,18 @@ def dequantized_reference(model, tokens, layers):
                 tol=HIDDEN_TOL_REL * float(np.abs(h_64[real]).max()))
 
 
-def measure_packed(model, tokens, layers, backend, reference, monitor):
-    """Run the network on the QuantizedLinear `layers` and compare it with
-    `reference`; `monitor` (a KernelErrorMonitor) checks every layer call."""
+def measure_packed(model, tokens, layers, backend, reference, monitor, path="qmm"):
+    """Run the network on the QuantizedLinear `layers` (all token rows per
+    call, or one per call: `path`) and compare it with `reference`;
+    `monitor` (a KernelErrorMonitor) checks every layer call."""
     real = tokens[2].astype(bool)
     start = time.perf_counter()
-    h_pk = model.hidden_states(tokens, packed_linears(layers, backend, monitor))
+    h_pk = model.hidden_states(tokens, packed_linears(layers, backend, monitor, path))
     seconds = time.perf_counter() - start
     emb = model.sentence_embeddings(h_pk, tokens[2])
     cos = cosines(emb, reference["emb_deq"])
     some = next(iter(layers.values()))
-    row = dict(bits=some.bits, mode=some.mode, backend=backend, emb=emb, seconds=seconds,
+    row = dict(bits=some.bits, mode=some.mode, backend=backend, path=path, emb=emb, seconds=seconds,
                cos_min=float(cos.min()), cos_mean=float(cos.mean()),
                max_diff=float(np.abs(h_pk[real] - reference["h_deq"][real]).max()),
                tol=reference["tol"], f32_noise=reference["f32_noise"],
@@ -113,20 +114,23 @@ def measure_packed(model, tokens, layers, backend, reference, monitor):
     return row
 
 
-def validate(model, sentences, configs, backends):
-    """One result dict per (bits, mode, backend), with the quantized-vs-float
-    context added."""
+def validate(model, sentences, configs, backends, paths=PATHS):
+    """One result dict per (bits, mode, backend, path), with the
+    quantized-vs-float context added."""
     tokens = model.tokenize(sentences)
     float_emb = model.encode(sentences)
     rows = []
     for bits, mode in configs:
         layers = quantize_linears(model, bits, mode, GROUP_SIZE)
         reference = dequantized_reference(model, tokens, layers)
+        monitor = KernelErrorMonitor(layers)
         for backend in backends:
-            row = measure_packed(model, tokens, layers, backend, reference, KernelErrorMonitor(layers))
-            row.update(quant_cos=cosines(row["emb"], float_emb),
-                       hits=paraphrase_hits(row["emb"]), float_hits=paraphrase_hits(float_emb))
-            rows.append(row)
+            for path in paths:
+                monitor.reset()
+                row = measure_packed(model, tokens, layers, backend, reference, monitor, path)
+                row.update(quant_cos=cosines(row["emb"], float_emb),
+                           hits=paraphrase_hits(row["emb"]), float_hits=paraphrase_hits(float_emb))
+                rows.append(row)
     return rows
 
 
@@ -145,7 +149,7 @@ def machine_info():
 
 # No "|" in headers: they would split Markdown cells. "time" includes the
 # float64 check of every layer call.
-HEADER = ["bits", "mode", "backend", "min cos (packed, deq)", "mean cos", "max abs dh", "tol", "f32 noise",
+HEADER = ["bits", "mode", "backend", "path", "min cos (packed, deq)", "mean cos", "max abs dh", "tol", "f32 noise",
           "kernel err/bound", "cos vs float min/mean", "paraphrase NN", "time (with checks)", "pass"]
 
 
@@ -154,7 +158,7 @@ def one_minus(c):
 
 
 def format_row(r, n):
-    return [str(r["bits"]), r["mode"], r["backend"], one_minus(r["cos_min"]), one_minus(r["cos_mean"]),
+    return [str(r["bits"]), r["mode"], r["backend"], r["path"], one_minus(r["cos_min"]), one_minus(r["cos_mean"]),
             f"{r['max_diff']:.1e}", f"{r['tol']:.1e}", f"{r['f32_noise']:.1e}", f"{r['kernel_ratio']:.3f}",
             f"{r['quant_cos'].min():.3f} / {r['quant_cos'].mean():.3f}",
             f"{r['hits']}/{n} (float {r['float_hits']}/{n})", f"{r['seconds']:.1f} s",
@@ -166,8 +170,14 @@ def main(argv=None):
     parser.add_argument("--backends", default=",".join(pyonebit.backends()),
                         help="comma-separated; default every backend of this machine: %(default)s")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
+    parser.add_argument("--paths", default=",".join(PATHS),
+                        help="qmm: all token rows per layer call; qmv: one row per call "
+                             "(default %(default)s)")
     args = parser.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
+    paths = [p for p in args.paths.split(",") if p]
+    if set(paths) - set(PATHS):
+        parser.error(f"--paths must be among {','.join(PATHS)}")
     unknown = sorted(set(backends) - set(pyonebit.backends()))
     if unknown:
         parser.error(f"--backends {','.join(unknown)} not available here; choose from {pyonebit.backends()}")
@@ -177,7 +187,7 @@ def main(argv=None):
     print(f"model: all-MiniLM-L6-v2, {len(model.linear_names())} Linear layers quantized, "
           f"group size {GROUP_SIZE}; "
           f"{len(SENTENCES)} sentences, {int(model.tokenize(SENTENCES)[2].sum())} tokens")
-    rows = validate(model, SENTENCES, CONFIGS, backends)
+    rows = validate(model, SENTENCES, CONFIGS, backends, paths)
     table = [format_row(r, len(SENTENCES)) for r in rows]
     if args.markdown:
         print("| " + " | ".join(HEADER) + " |")

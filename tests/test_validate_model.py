@@ -50,9 +50,12 @@ def test_float_model_reproduces_the_documented_similarities():
     assert sim[0, 1] > 4 * max(sim[0, 2], sim[1, 2])
 
 
+@pytest.mark.parametrize("path", ["qmm", "qmv"])
 @pytest.mark.parametrize("mode", ["affine", "symmetric"])
 @pytest.mark.parametrize("backend", ["cpu", "metal-emulated"])
-def test_packed_kernels_match_dequantized_weights(backend, mode):
+def test_packed_kernels_match_dequantized_weights(backend, mode, path):
+    """Both kernel paths, as in the seed: all token rows in one call
+    (matrix-matrix kernels) and one row per call (matrix-vector kernels)."""
     if backend not in pyonebit.backends():
         pytest.fail(f"backend {backend!r} is not built here; backends(): {pyonebit.backends()}")
     model = load_model()
@@ -60,7 +63,14 @@ def test_packed_kernels_match_dequantized_weights(backend, mode):
     layers = quantize_linears(model, 1, mode, vm.GROUP_SIZE)
     reference = vm.dequantized_reference(model, tokens, layers)
     monitor = KernelErrorMonitor(layers)
-    row = vm.measure_packed(model, tokens, layers, backend, reference, monitor)
+    with pyonebit.trace() as t:
+        row = vm.measure_packed(model, tokens, layers, backend, reference, monitor, path)
+    # The path really ran: one x row per dispatch (qmv) or all of them (qmm).
+    assert len(t.dispatches) == 36 * (len(tokens[0].reshape(-1)) if path == "qmv" else 1)
+    if backend == "cpu":  # the CPU records (N, M) as the grid
+        assert {d["grid"][1] == 1 for d in t.dispatches} == {path == "qmv"}
+    else:
+        assert {d["kernel"][:3] for d in t.dispatches} == {path}
     # Every one of the 36 layer calls, on real activations, within the bound
     # the kernels promise against float64.
     assert monitor.worst_ratio <= 1.0, (monitor.worst_ratio, monitor.worst_layer)

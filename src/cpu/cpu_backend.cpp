@@ -25,6 +25,8 @@ std::atomic<std::int64_t> parallel_work{kParallelWork};
 
 void run(const MatmulPlan& p, void* out) {
   const std::int64_t M = p.M, N = p.N, K = p.K;
+  // An empty result: no kernel runs, so none is traced (as on Metal).
+  if (M == 0 || N == 0 || p.x_batch.empty()) return;
   const std::int64_t packed_rows = p.transpose ? N : K;
   const std::int64_t packed_len = p.transpose ? K : N;
   const std::int64_t w_words = packed_rows * format::words_per_row(packed_len, p.spec.bits);
