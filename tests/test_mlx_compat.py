@@ -7,18 +7,7 @@ import pyonebit
 from conftest import BF16, BITS, FLOAT_DTYPES, GROUP_SIZES, dtype_id, require_mlx
 
 mx = require_mlx()
-
-
-def to_mx(a):
-    if a.dtype == BF16:
-        return mx.array(a.view(np.uint16)).view(mx.bfloat16)
-    return mx.array(a)
-
-
-def to_np(a):
-    if a.dtype == mx.bfloat16:
-        return np.array(a.view(mx.uint16)).view(BF16)
-    return np.array(a)
+from mlx_peer import to_mx, to_np  # noqa: E402  (after the check that MLX is here)
 
 
 def same_bits(a, b):
