@@ -288,6 +288,7 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   lookup(idx, table)    table[idx & 15] lane by lane
 //   next_nibble(idx)      idx >> 4 (lane by lane)
 //   load_words(p, n)      n <= 16 32-bit words from p, zeros after
+//   store_words(p, v)     the 16 32-bit words of v to p
 //   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
 
 // T[c * 16 + p] = sum of x[4c + i] for the bits i set in p.
@@ -315,9 +316,28 @@ struct LutJob {
   std::int64_t blocks_per_task;
 };
 
-// 16 W rows from n0 against x row m.
+// The factors of 16 W rows from n0, one row per lane: fac[32 g .. 32 g + 15]
+// = A of group g, fac[32 g + 16 .. 32 g + 31] = C. Transposed with vector
+// shuffles once per block: gathering 32 scalars at every group's end (the
+// rows' factors sit G floats apart) cost ~20% of the kernel.
+template <class V>
+void lut_factors(const Factors& f, std::int64_t n0, std::int64_t G, float* fac) {
+  for (int part = 0; part < 2; ++part) {
+    const float* src = (part ? f.C : f.A) + n0 * G;
+    auto* dst = reinterpret_cast<std::uint32_t*>(fac + 16 * part);  // the float bits, moved as words
+    for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
+      const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
+      typename V::I r[16];
+      for (int i = 0; i < 16; ++i) r[i] = V::load_words(reinterpret_cast<const std::uint8_t*>(src + i * G + g0), ng);
+      V::transpose16(r);  // r[d]: group g0 + d of the 16 rows
+      for (int d = 0; d < ng; ++d) V::store_words(dst + 32 * (g0 + d), r[d]);
+    }
+  }
+}
+
+// 16 W rows from n0 (their factors in fac, see lut_factors) against x row m.
 template <class V, int GS>
-void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m) {
+void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, const float* fac) {
   using F = typename V::F;
   const QmmArgs& a = *job.a;
   const std::int64_t K = a.K, G = K / GS, row_bytes = K / 8, words = K / 32;
@@ -325,8 +345,6 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m) {
   const float* xs = job.xs + m * G;
   constexpr int words_per_group = GS / 32;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
-  const float* A = job.f->A + n0 * G;
-  const float* C = job.f->C + n0 * G;
   F tot = V::zero();
   // Four accumulators: the lookups of one word would otherwise wait on each
   // other's additions.
@@ -346,15 +364,10 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m) {
         q = V::next_nibble(q);
       }
       if (++in_group < words_per_group) continue;
-      // Group g done: its 16 rows' factors sit G floats apart.
-      alignas(64) float ag[16], cg[16];
-      for (int i = 0; i < 16; ++i) {
-        ag[i] = A[i * G + g];
-        cg[i] = C[i * G + g];
-      }
+      // Group g done.
       const F sum = V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3]));
-      tot = V::fma(sum, V::load(ag), tot);
-      tot = V::fma(V::load(cg), V::set1(xs[g]), tot);
+      tot = V::fma(sum, V::load(fac + 32 * g), tot);
+      tot = V::fma(V::load(fac + 32 * g + 16), V::set1(xs[g]), tot);
       for (F& r : acc) r = V::zero();
       in_group = 0;
       ++g;
@@ -366,11 +379,14 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m) {
 template <class V, int GS>
 void lut_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const LutJob*>(ctx);
-  const std::int64_t blocks = job.a->N / 16;
+  const std::int64_t blocks = job.a->N / 16, G = job.a->K / GS;
   const std::int64_t b1 = std::min(blocks, (t + 1) * job.blocks_per_task);
+  float* fac = scratch<V, 1>(static_cast<std::size_t>(32 * G));
   // Every x row against one block: the block's packed rows stay in L1.
-  for (std::int64_t b = t * job.blocks_per_task; b < b1; ++b)
-    for (std::int64_t m = 0; m < job.a->M; ++m) lut_block<V, GS>(job, b * 16, m);
+  for (std::int64_t b = t * job.blocks_per_task; b < b1; ++b) {
+    lut_factors<V>(*job.f, b * 16, G, fac);
+    for (std::int64_t m = 0; m < job.a->M; ++m) lut_block<V, GS>(job, b * 16, m, fac);
+  }
 }
 
 // The tables take M * K * 16 bytes. Measured on Zen 4 (one core): the
