@@ -347,7 +347,11 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, const float* 
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
   F tot = V::zero();
   // Four accumulators: the lookups of one word would otherwise wait on each
-  // other's additions.
+  // other's additions. The additions are FMAs by 1 (the same single
+  // rounding): on Zen 4 the shifts of next_nibble share their pipes with
+  // the FP adds, while the FMA pipes are otherwise idle here (measured:
+  // 4096 x 4096, one thread, 265 -> 235 us).
+  const F one = V::set1(1.0f);
   F acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
   int in_group = 0;
   std::int64_t g = 0;
@@ -360,7 +364,7 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, const float* 
       const float* T = tables + (w0 + d) * 8 * 16;
       typename V::I q = idx[d];
       for (int j = 0; j < 8; ++j) {
-        acc[j & 3] = V::add(acc[j & 3], V::lookup(q, V::load(T + 16 * j)));
+        acc[j & 3] = V::fma(V::lookup(q, V::load(T + 16 * j)), one, acc[j & 3]);
         q = V::next_nibble(q);
       }
       if (++in_group < words_per_group) continue;
