@@ -30,7 +30,9 @@
 //          with the group sums of x computed once per call and shared by
 //          all N rows, and sum q_k x_k a masked add straight from the
 //          packed bits (no decode at all). Wider codes are decoded and
-//          dequantized (w_hat = A q + C) in registers, then multiplied.
+//          dequantized (w_hat = A q + C) in registers, then multiplied;
+//          with V::kLut, 2- and 4-bit codes are dequantized by a lookup in
+//          the group's table of 2^B values (see "rows: lookup decode").
 //          Several W rows share each load of x and several x rows share
 //          each decoded weight vector.
 //   cols   transpose=False, small M, bits 1/2/4/8: vectorised along N (the
@@ -156,6 +158,52 @@ void visit(int value, Fn&& f) {
   }
 }
 
+// ------------------------------------------------------------------ rows: lookup decode
+
+// With V::kLut (a 16-entry table lookup) the rows kernel dequantizes 2- and
+// 4-bit codes with one lookup per vector: 16 bytes of codes are widened to
+// one byte per lane, and the lane's low B bits index a table holding
+// A * q + C for the group (the same fma as the arithmetic decode, so the
+// same w_hat). Shifting the lanes by B bits brings up the byte's next code.
+// Lane i then holds codes (8/B) i .. (8/B) i + 8/B - 1 of the 16 bytes, so
+// x is read in that order: lookup_order permutes it once per call. The 16
+// bytes must lie in one group: 2-bit codes at group size 32 keep the
+// arithmetic decode. Measured on Zen 4 (one thread, 4096 x 4096, M = 1):
+// see the commit that added it.
+template <class V, int B, int GS>
+constexpr bool lookup_decode() {
+  if constexpr (V::kLut) return (B == 2 || B == 4) && 16 * (8 / B) <= GS;
+  return false;
+}
+
+// v[p] = p mod 2^B: the code a lookup index p stands for (the table entries
+// repeat: lookup reads 4 index bits, 2-bit codes fill only 2).
+template <int B>
+struct CodeValues {
+  alignas(64) float v[16];
+};
+template <int B>
+const CodeValues<B>& code_values() {
+  static const CodeValues<B> values = [] {
+    CodeValues<B> c{};
+    for (int p = 0; p < 16; ++p) c.v[p] = static_cast<float>(p & ((1 << B) - 1));
+    return c;
+  }();
+  return values;
+}
+
+// dst = src (n floats, n a multiple of 16 * 8/B) with every run of
+// 16 * 8/B values transposed from 16 x 8/B to 8/B x 16: position
+// 16 j + i holds x value (8/B) i + j, the code lane i of the 16 bytes of a
+// run finds after j shifts.
+template <int B>
+void lookup_order(const float* src, std::int64_t n, float* dst) {
+  constexpr int per_byte = 8 / B, run = 16 * per_byte;
+  for (std::int64_t r = 0; r < n; r += run)
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < per_byte; ++j) dst[r + 16 * j + i] = src[r + per_byte * i + j];
+}
+
 // ------------------------------------------------------------------ rows
 
 // RM rows of x against RN rows of W (packed along K), over all of K. The
@@ -171,7 +219,28 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
   for (auto& r : tot)
     for (F& t : r) t = V::zero();
   for (std::int64_t g = 0; g < G; ++g) {
-    if constexpr (B == 1) {
+    if constexpr (lookup_decode<V, B, GS>()) {
+      // 16 bytes of codes, one byte per lane; the code in a lane's low B
+      // bits indexes the group's table of dequantized values. x is in
+      // lookup order (see lookup_order).
+      constexpr int per_byte = 8 / B;
+      F table[RN];
+      for (int n = 0; n < RN; ++n)
+        table[n] = V::fma(V::load(code_values<B>().v), V::set1(A[n * G + g]), V::set1(C[n * G + g]));
+      for (std::int64_t k = g * GS; k < (g + 1) * GS; k += 16 * per_byte) {
+        F xv[RM][per_byte];
+        for (int m = 0; m < RM; ++m)
+          for (int j = 0; j < per_byte; ++j) xv[m][j] = V::load(x + m * K + k + 16 * j);
+        for (int n = 0; n < RN; ++n) {
+          typename V::I q = V::load_bytes(w + n * row_bytes + k * B / 8);
+          for (int j = 0; j < per_byte; ++j) {
+            const F wv = V::lookup(q, table[n]);
+            for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(wv, xv[m][j], tot[m][n]);
+            q = V::template shift_right<B>(q);
+          }
+        }
+      }
+    } else if constexpr (B == 1) {
       // The group algebra: sum(x where bit) by masked adds, scaled once.
       F acc[RM][RN];
       for (auto& r : acc)
@@ -221,6 +290,7 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
 struct RowsJob {
   const QmmArgs* a;
   const Factors* f;
+  const float* x;   // M x K, in the order rows_tile reads it (see lookup_order)
   const float* xs;  // M x G group sums of x
   std::int64_t rows_per_task;
 };
@@ -232,7 +302,7 @@ void rows_span(const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t
   const std::int64_t K = a.K, N = a.N, G = K / GS, row_bytes = K * B / 8;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
   auto tile = [&](auto rn, std::int64_t n) {
-    rows_tile<V, B, GS, RM, decltype(rn)::value>(a.x + m * K, w + n * row_bytes, job.f->A + n * G,
+    rows_tile<V, B, GS, RM, decltype(rn)::value>(job.x + m * K, w + n * row_bytes, job.f->A + n * G,
                                                  job.f->C + n * G, job.xs + m * G,
                                                  a.out + m * N + n, K, N);
   };
@@ -268,9 +338,18 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
   const int gs = a.spec.group_size;
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
-  RowsJob job{&a, &f, xs.data(), split(a.N, V::kTileN, 512)};
+  RowsJob job{&a, &f, a.x, xs.data(), split(a.N, V::kTileN, 512)};
   const std::int64_t tasks = (a.N + job.rows_per_task - 1) / job.rows_per_task;
-  visit<format::kGroupSizes>(gs, [&](auto g) { parallel_for(tasks, rows_task<V, B, decltype(g)::value>, &job); });
+  visit<format::kGroupSizes>(gs, [&](auto g) {
+    constexpr int GS = decltype(g)::value;
+    std::vector<float> x;
+    if constexpr (lookup_decode<V, B, GS>()) {
+      x.resize(static_cast<std::size_t>(a.M * a.K));
+      lookup_order<B>(a.x, a.M * a.K, x.data());
+      job.x = x.data();
+    }
+    parallel_for(tasks, rows_task<V, B, GS>, &job);
+  });
 }
 
 // ------------------------------------------------------------------ lut
@@ -286,7 +365,8 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 // V additionally provides (only when kLut):
 //   I                     a vector of 16 int32
 //   lookup(idx, table)    table[idx & 15] lane by lane
-//   next_nibble(idx)      idx >> 4 (lane by lane)
+//   shift_right<S>(idx)   idx >> S (lane by lane)
+//   load_bytes(p)         16 bytes from p, one per lane (zero-extended)
 //   load_words(p, n)      n <= 16 32-bit words from p, zeros after
 //   store_words(p, v)     the 16 32-bit words of v to p
 //   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
@@ -348,7 +428,7 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, const float* 
   F tot = V::zero();
   // Four accumulators: the lookups of one word would otherwise wait on each
   // other's additions. The additions are FMAs by 1 (the same single
-  // rounding): on Zen 4 the shifts of next_nibble share their pipes with
+  // rounding): on Zen 4 the shifts to the next nibble share their pipes with
   // the FP adds, while the FMA pipes are otherwise idle here (measured:
   // 4096 x 4096, one thread, 265 -> 235 us).
   const F one = V::set1(1.0f);
@@ -365,7 +445,7 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, const float* 
       typename V::I q = idx[d];
       for (int j = 0; j < 8; ++j) {
         acc[j & 3] = V::fma(V::lookup(q, V::load(T + 16 * j)), one, acc[j & 3]);
-        q = V::next_nibble(q);
+        q = V::template shift_right<4>(q);
       }
       if (++in_group < words_per_group) continue;
       // Group g done.
@@ -414,7 +494,7 @@ void qmm_lut(const QmmArgs& a, const Factors& f) {
     constexpr int GS = decltype(g)::value;
     parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, GS>, &job);
     // The last N % 16 rows: the row kernel.
-    RowsJob rows{&a, &f, xs.data(), 0};
+    RowsJob rows{&a, &f, a.x, xs.data(), 0};
     for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, 1, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
   });
 }
