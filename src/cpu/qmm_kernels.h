@@ -23,8 +23,8 @@
 //                           (and the members listed there)
 //
 // Four kernels, chosen by shape (see qmm()):
-//   lut    1 bit, transpose=True, small M, ISAs with a 16-entry register
-//          table lookup (AVX-512): see the "lut" section.
+//   lut    1 and 2 bits, transpose=True, small M, ISAs with a 16-entry
+//          register table lookup (AVX-512): see the "lut" section.
 //   rows   transpose=True, small M, bits 1/2/4/8. For 1 bit, per group of
 //          W row n: sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k,
 //          with the group sums of x computed once per call and shared by
@@ -204,6 +204,17 @@ void lookup_order(const float* src, std::int64_t n, float* dst) {
       for (int j = 0; j < per_byte; ++j) dst[r + 16 * j + i] = src[r + per_byte * i + j];
 }
 
+// x as the rows kernel reads it: a.x itself, or permuted into `storage`.
+template <class V, int B, int GS>
+const float* rows_x(const QmmArgs& a, std::vector<float>& storage) {
+  if constexpr (lookup_decode<V, B, GS>()) {
+    storage.resize(static_cast<std::size_t>(a.M * a.K));
+    lookup_order<B>(a.x, a.M * a.K, storage.data());
+    return storage.data();
+  }
+  return a.x;
+}
+
 // ------------------------------------------------------------------ rows
 
 // RM rows of x against RN rows of W (packed along K), over all of K. The
@@ -338,29 +349,33 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
   const int gs = a.spec.group_size;
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
-  RowsJob job{&a, &f, a.x, xs.data(), split(a.N, V::kTileN, 512)};
+  RowsJob job{&a, &f, nullptr, xs.data(), split(a.N, V::kTileN, 512)};
   const std::int64_t tasks = (a.N + job.rows_per_task - 1) / job.rows_per_task;
   visit<format::kGroupSizes>(gs, [&](auto g) {
     constexpr int GS = decltype(g)::value;
     std::vector<float> x;
-    if constexpr (lookup_decode<V, B, GS>()) {
-      x.resize(static_cast<std::size_t>(a.M * a.K));
-      lookup_order<B>(a.x, a.M * a.K, x.data());
-      job.x = x.data();
-    }
+    job.x = rows_x<V, B, GS>(a, x);
     parallel_for(tasks, rows_task<V, B, GS>, &job);
   });
 }
 
 // ------------------------------------------------------------------ lut
 
-// 1 bit, transpose=True, small M, for ISAs with a 16-entry in-register table
-// lookup (V::kLut: AVX-512's vpermps). For every 4 consecutive x_k a table
-// holds the 16 possible sums sum_{i in p} x_i; each nibble of packed bits
-// is an index into it. With 16 W rows in the 16 lanes, one 32-bit word per
-// row feeds 8 lookups = 512 weights, versus 32 masked adds (each needing a
-// mask register load) in the row kernel. The words of 16 rows come from 16
-// plain loads and a transpose (a gather is much slower).
+// 1 or 2 bits, transpose=True, small M, for ISAs with a 16-entry in-register
+// table lookup (V::kLut: AVX-512's vpermps). A nibble of packed codes holds
+// 4/B codes; for every 4/B consecutive x_k a table holds the 16 possible
+// sums sum_i q_i(p) x_i over the codes q_i(p) of nibble p, so each nibble
+// is an index into it, and per group of W row n the group algebra gives
+// sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With 16 W rows in
+// the 16 lanes, one 32-bit word per row feeds 8 lookups = 512 weights at
+// 1 bit, versus 32 masked adds (each needing a mask register load) in the
+// row kernel; at 2 bits, 256 weights, versus 16 dequantizing lookups and
+// 16 FMAs in the row kernel. The words of 16 rows come from 16 plain loads
+// and a transpose (a gather is much slower). At 2 bits the group algebra's
+// terms are bounded by |x_k| (3 |A| + |C|) rather than |x_k w_hat_k| (the
+// row kernel avoids that for wider codes); for quantized real weights
+// (C = w_min < 0 < w_max = 3 A + C) the two are within a small factor, as at
+// 1 bit.
 //
 // V additionally provides (only when kLut):
 //   I                     a vector of 16 int32
@@ -371,27 +386,29 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   store_words(p, v)     the 16 32-bit words of v to p
 //   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
 
-// T[c * 16 + p] = sum of x[4c + i] for the bits i set in p.
-template <class V>
+// T[c * 16 + p] = sum_i q_i(p) x[n c + i], n = 4/B, where q_i(p) is code i
+// of nibble p (bits B i .. B i + B - 1). At 1 bit every product is exact
+// (x * 0 or x * 1).
+template <class V, int B>
 void lut_tables(const float* x, std::int64_t K, float* T) {
   static_assert(V::L == 16, "a table is one vector of 16 entries");
-  alignas(64) float bit[4][16];
-  for (int i = 0; i < 4; ++i)
-    for (int p = 0; p < 16; ++p) bit[i][p] = static_cast<float>((p >> i) & 1);
-  const typename V::F b0 = V::load(bit[0]), b1 = V::load(bit[1]), b2 = V::load(bit[2]), b3 = V::load(bit[3]);
-  for (std::int64_t c = 0; c < K / 4; ++c) {
-    const float* xc = x + 4 * c;
-    typename V::F t = V::fma(V::set1(xc[0]), b0, V::zero());  // x * 0 and x * 1 are exact
-    t = V::fma(V::set1(xc[1]), b1, t);
-    t = V::fma(V::set1(xc[2]), b2, t);
-    V::store(T + 16 * c, V::fma(V::set1(xc[3]), b3, t));
+  constexpr int n = 4 / B;
+  alignas(64) float code[n][16];
+  for (int i = 0; i < n; ++i)
+    for (int p = 0; p < 16; ++p) code[i][p] = static_cast<float>((p >> (B * i)) & ((1 << B) - 1));
+  typename V::F q[n];
+  for (int i = 0; i < n; ++i) q[i] = V::load(code[i]);
+  for (std::int64_t c = 0; c < K / n; ++c) {
+    typename V::F t = V::zero();
+    for (int i = 0; i < n; ++i) t = V::fma(V::set1(x[n * c + i]), q[i], t);
+    V::store(T + 16 * c, t);
   }
 }
 
 struct LutJob {
   const QmmArgs* a;
   const Factors* f;
-  const float* T;   // M x K/4 tables of x
+  const float* T;   // M x K*B/4 tables of x
   const float* xs;  // M x G group sums of x
   std::int64_t blocks_per_task;
 };
@@ -416,14 +433,15 @@ void lut_factors(const Factors& f, std::int64_t n0, std::int64_t G, float* fac) 
 }
 
 // 16 W rows from n0 (their factors in fac, see lut_factors) against x row m.
-template <class V, int GS>
+// Table 8 w + j serves nibble j of word w, whatever B is.
+template <class V, int B, int GS>
 void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, const float* fac) {
   using F = typename V::F;
   const QmmArgs& a = *job.a;
-  const std::int64_t K = a.K, G = K / GS, row_bytes = K / 8, words = K / 32;
-  const float* tables = job.T + m * (K / 4) * 16;
+  const std::int64_t K = a.K, G = K / GS, row_bytes = K * B / 8, words = K * B / 32;
+  const float* tables = job.T + m * (K * B / 4) * 16;
   const float* xs = job.xs + m * G;
-  constexpr int words_per_group = GS / 32;
+  constexpr int words_per_group = GS * B / 32;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
   F tot = V::zero();
   // Four accumulators: the lookups of one word would otherwise wait on each
@@ -460,7 +478,7 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, const float* 
   V::store(a.out + m * a.N + n0, tot);
 }
 
-template <class V, int GS>
+template <class V, int B, int GS>
 void lut_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const LutJob*>(ctx);
   const std::int64_t blocks = job.a->N / 16, G = job.a->K / GS;
@@ -469,33 +487,43 @@ void lut_task(void* ctx, std::int64_t t) {
   // Every x row against one block: the block's packed rows stay in L1.
   for (std::int64_t b = t * job.blocks_per_task; b < b1; ++b) {
     lut_factors<V>(*job.f, b * 16, G, fac);
-    for (std::int64_t m = 0; m < job.a->M; ++m) lut_block<V, GS>(job, b * 16, m, fac);
+    for (std::int64_t m = 0; m < job.a->M; ++m) lut_block<V, B, GS>(job, b * 16, m, fac);
   }
 }
 
-// The tables take M * K * 16 bytes. Measured on Zen 4 (one core): the
-// lookups beat the masked adds by ~1.6x at M = 1 and still win while all
-// tables stay within about 2 MiB (L2 + a bit); beyond that, fetching them
-// costs more than the lookups save (4096 x 11008: M = 8 wins, 16 loses).
+// The tables take M * K * B * 16 bytes. Measured on Zen 4 (one core) at
+// 1 bit: the lookups beat the masked adds by ~1.6x at M = 1 and still win
+// while all tables stay within about 2 MiB (L2 + a bit); beyond that,
+// fetching them costs more than the lookups save (4096 x 11008: M = 8
+// wins, 16 loses).
 constexpr std::int64_t kLutTableBytes = 2 << 20;
 
-inline bool use_lut(const QmmArgs& a) { return a.transpose && a.M * a.K * 16 <= kLutTableBytes; }
-
 template <class V>
+bool use_lut(const QmmArgs& a) {
+  if (!a.transpose || a.M * a.K * a.spec.bits * 16 > kLutTableBytes) return false;
+  // At 2 bits the row kernel's tile decodes each weight vector once for
+  // kTileM x rows, which beats the per-row lookups from M = kTileM on
+  // (Zen 4, 4096 x 4096, one thread: M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs
+  // 1.0 ms).
+  return a.spec.bits == 1 || a.M < V::kTileM;
+}
+
+template <class V, int B>
 void qmm_lut(const QmmArgs& a, const Factors& f) {
   const int gs = a.spec.group_size;
-  const std::int64_t table_floats = a.K / 4 * 16, blocks = a.N / 16;
+  const std::int64_t table_floats = a.K * B / 4 * 16, blocks = a.N / 16;
   std::vector<float> T(static_cast<std::size_t>(a.M * table_floats));
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
-  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V>(a.x + m * a.K, a.K, T.data() + m * table_floats);
+  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T.data() + m * table_floats);
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
   LutJob job{&a, &f, T.data(), xs.data(), split(blocks, 1, 64)};
   visit<format::kGroupSizes>(gs, [&](auto g) {
     constexpr int GS = decltype(g)::value;
-    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, GS>, &job);
+    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, B, GS>, &job);
     // The last N % 16 rows: the row kernel.
-    RowsJob rows{&a, &f, a.x, xs.data(), 0};
-    for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, 1, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
+    std::vector<float> x_rows;
+    RowsJob rows{&a, &f, rows_x<V, B, GS>(a, x_rows), xs.data(), 0};
+    for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, B, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
   });
 }
 
@@ -756,8 +784,8 @@ void qmm(const QmmArgs& a) {
   make_factors<V>(a, f);
   visit<format::kBits>(a.spec.bits, [&](auto b) {
     constexpr int B = decltype(b)::value;
-    if constexpr (B == 1 && V::kLut) {
-      if (use_lut(a)) return qmm_lut<V>(a, f);
+    if constexpr ((B == 1 || B == 2) && V::kLut) {
+      if (use_lut<V>(a)) return qmm_lut<V, B>(a, f);
     }
     if constexpr (has_vector_decode(B)) {
       if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
