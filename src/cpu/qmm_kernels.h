@@ -158,6 +158,16 @@ void visit(int value, Fn&& f) {
   }
 }
 
+// Rows of x up to which the small-M kernels beat the panel kernel, measured
+// on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
+// per x row as the panel's FMAs for 1 bit, and more for wider codes, while
+// the panel pays a fixed cost to dequantize (and, for transpose=True,
+// transpose) all of W.
+inline bool small_m(const QmmArgs& a) {
+  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
+  return a.M <= (a.spec.bits == 1 ? 32 : 8);
+}
+
 // ------------------------------------------------------------------ rows: lookup decode
 
 // With V::kLut (a 16-entry table lookup) the rows kernel dequantizes 2- and
@@ -517,16 +527,18 @@ void lut_task(void* ctx, std::int64_t t) {
   }
 }
 
-// The tables take M * K * B * 16 bytes. Measured on Zen 4 (one core) at
-// 1 bit: the lookups beat the masked adds by ~1.6x at M = 1 and still win
-// while all tables stay within about 2 MiB (L2 + a bit); beyond that,
-// fetching them costs more than the lookups save (4096 x 11008: M = 8
-// wins, 16 loses).
-constexpr std::int64_t kLutTableBytes = 2 << 20;
+// The tables take M * K * B * 16 bytes, allocated per call. Measured on
+// Zen 4 (one thread) at 1 bit, lookups against masked adds (rows):
+// 4096 x 11008 at M = 16 (2.8 MiB of tables) 9.9 vs 13.9 ms, M = 32
+// 18.9 vs 35.5 ms; 4096 x 4096 at M = 64 (4 MiB) 13.6 vs 20.0 ms. The
+// lookups' cost per x row starts to grow once the tables leave L2 but
+// stays below the alternatives' up to at least 8 MiB (at 16 MiB, M = 256,
+// they only match the panel kernel).
+constexpr std::int64_t kLutTableBytes = 8 << 20;
 
 template <class V>
 bool use_lut(const QmmArgs& a) {
-  if (!a.transpose || a.M * a.K * a.spec.bits * 16 > kLutTableBytes) return false;
+  if (!a.transpose || !small_m(a) || a.M * a.K * a.spec.bits * 16 > kLutTableBytes) return false;
   // At 2 bits the row kernel's tile decodes each weight vector once for
   // kTileM x rows, which beats the per-row lookups from M = kTileM on
   // (Zen 4, 4096 x 4096, one thread: M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs
@@ -788,16 +800,6 @@ void qmm_panel(const QmmArgs& a, const Factors& f) {
 }
 
 // ------------------------------------------------------------------ entry
-
-// Rows of x up to which the small-M kernels beat the panel kernel, measured
-// on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
-// per x row as the panel's FMAs for 1 bit, and more for wider codes, while
-// the panel pays a fixed cost to dequantize (and, for transpose=True,
-// transpose) all of W.
-inline bool small_m(const QmmArgs& a) {
-  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
-  return a.M <= (a.spec.bits == 1 ? 32 : 8);
-}
 
 template <class V>
 void qmm(const QmmArgs& a) {
