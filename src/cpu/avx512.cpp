@@ -94,6 +94,7 @@ struct Avx512 {
   static I load_words(const std::uint8_t* p, int n) {  // n <= 16 words; the rest zero, unread
     return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << n) - 1u), p);
   }
+  static I load_words(const std::uint32_t* p) { return _mm512_loadu_si512(p); }
   static void store_words(std::uint32_t* p, I v) { _mm512_storeu_si512(p, v); }
   // r[i] lane d -> r[d] lane i: 32-bit elements within 128-bit lanes, then
   // pairs of them, then whole 128-bit lanes (64 shuffles).

@@ -451,8 +451,12 @@ constexpr int kLutShare = 2;  // with a single block for an odd one out (lut_tas
 // lut_factors) against x row m. Table 8 w + j serves nibble j of word w,
 // whatever B is. Each block gets the same arithmetic whatever R is, so the
 // results do not depend on how the blocks are paired (nor on the threads).
+// With several x rows, the transposed words go to `words_seen` (16 per
+// word and block) on the first and are read back for the others: a load
+// instead of the loads and shuffles of a transpose. Null at M = 1.
 template <class V, int B, int GS, int R>
-void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, float* const* fac) {
+void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, float* const* fac,
+               std::uint32_t* words_seen) {
   using F = typename V::F;
   const QmmArgs& a = *job.a;
   const std::int64_t K = a.K, G = K / GS, row_bytes = K * B / 8, words = K * B / 32;
@@ -476,9 +480,16 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, float* const*
   for (std::int64_t w0 = 0; w0 < words; w0 += 16) {
     const int nw = static_cast<int>(std::min<std::int64_t>(16, words - w0));
     typename V::I idx[R][16];  // idx[r][d]: word w0 + d of block r's 16 rows
+    std::uint32_t* seen = words_seen ? words_seen + 16 * R * w0 : nullptr;
     for (int r = 0; r < R; ++r) {
+      if (seen && m > 0) {
+        for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + 16 * (R * d + r));
+        continue;
+      }
       for (int i = 0; i < 16; ++i) idx[r][i] = V::load_words(w + (16 * r + i) * row_bytes + 4 * w0, nw);
       V::transpose16(idx[r]);
+      if (seen)
+        for (int d = 0; d < nw; ++d) V::store_words(seen + 16 * (R * d + r), idx[r][d]);
     }
     for (int d = 0; d < nw; ++d) {
       const float* T = tables + (w0 + d) * 8 * 16;
@@ -514,15 +525,21 @@ void lut_task(void* ctx, std::int64_t t) {
   float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(kLutShare * 32 * G));
   float* fac[kLutShare];
   for (int r = 0; r < kLutShare; ++r) fac[r] = fac_all + r * 32 * G;
+  std::uint32_t* words_seen = nullptr;  // see lut_block
+  if (job.a->M > 1) {
+    thread_local std::vector<std::uint32_t> store;
+    store.resize(static_cast<std::size_t>(kLutShare * 16 * (job.a->K * B / 32)));
+    words_seen = store.data();
+  }
   // Every x row against kLutShare blocks: their packed rows stay in L1.
   for (std::int64_t b = t * job.blocks_per_task; b < b1; b += kLutShare) {
     const int R = static_cast<int>(std::min<std::int64_t>(kLutShare, b1 - b));
     for (int r = 0; r < R; ++r) lut_factors<V>(*job.f, (b + r) * 16, G, fac[r]);
     for (std::int64_t m = 0; m < job.a->M; ++m) {
       if (R == kLutShare)
-        lut_block<V, B, GS, kLutShare>(job, b * 16, m, fac);
+        lut_block<V, B, GS, kLutShare>(job, b * 16, m, fac, words_seen);
       else
-        lut_block<V, B, GS, 1>(job, b * 16, m, fac);
+        lut_block<V, B, GS, 1>(job, b * 16, m, fac, words_seen);
     }
   }
 }
