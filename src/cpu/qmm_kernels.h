@@ -178,8 +178,8 @@ inline bool small_m(const QmmArgs& a) {
 // Lane i then holds codes (8/B) i .. (8/B) i + 8/B - 1 of the 16 bytes, so
 // x is read in that order: lookup_order permutes it once per call. The 16
 // bytes must lie in one group: 2-bit codes at group size 32 keep the
-// arithmetic decode. Measured on Zen 4 (one thread, 4096 x 4096, M = 1):
-// see the commit that added it.
+// arithmetic decode. Measured on Zen 4 (one thread, 4096 x 4096, M = 1,
+// group 128): 2 bits 1.17 -> 0.67 ms, 4 bits 1.27 -> 0.65 ms.
 template <class V, int B, int GS>
 constexpr bool lookup_decode() {
   if constexpr (V::kLut) return (B == 2 || B == 4) && 16 * (8 / B) <= GS;
@@ -392,7 +392,8 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   lookup(idx, table)    table[idx & 15] lane by lane
 //   shift_right<S>(idx)   idx >> S (lane by lane)
 //   load_bytes(p)         16 bytes from p, one per lane (zero-extended)
-//   load_words(p, n)      n <= 16 32-bit words from p, zeros after
+//   load_words(p, n)      n <= 16 32-bit words from byte p, zeros after
+//   load_words(p)         the 16 32-bit words at p
 //   store_words(p, v)     the 16 32-bit words of v to p
 //   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
 
