@@ -129,7 +129,7 @@ def test_single_output_column(isa):
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
 def test_realistic_size(isa):
-    """A layer-sized K (4096) for the 1-bit paths of every M regime."""
+    """Layer-sized K (4096; 16384 once) for the 1-bit paths of every M regime."""
     rng = np.random.default_rng(11)
     for transpose in (True, False):
         # Transposed: M = 1, 17, 40 table lookups on AVX-512 (up to M = 64 and
