@@ -10,12 +10,13 @@ worst case, and by ~sqrt(K) * 2^-24 * sum|terms| for terms of random sign
 plus the rounding of the result to float32 and, for float16/bfloat16
 outputs, one unit in the last place of the output dtype (both results are
 rounded from slightly different float32 values).
-The 1-bit kernels use the group algebra sum_k w_hat_k x_k = A sum(x_k where
-bit) + C sum_k x_k (affine A = scale, C = bias; symmetric A = 2 scale,
-C = -scale), whose terms are bounded by |x_k| (|A| + |C|) rather than
-|x_k w_hat_k|; for quantized real-valued weights (w_min < 0 < w_max, as in
-these tests) the two bounds are within a small factor, which the constant 8
-covers. Wider codes are dequantized before the multiply.
+The 1-bit kernels (and AVX-512's 2-bit table-lookup kernel, at M = 1 or 2)
+use the group algebra sum_k w_hat_k x_k = A sum_k q_k x_k + C sum_k x_k
+(affine A = scale, C = bias; symmetric A = 2 scale, C = -scale), whose
+terms are bounded by |x_k| (q_max |A| + |C|) rather than |x_k w_hat_k|; for
+quantized real-valued weights (w_min < 0 < w_max, as in these tests) the two
+bounds are within a small factor, which the constant 8 covers. Other wider
+codes are dequantized before the multiply.
 A single wrong weight bit changes a result by |A x_k|, far above this bound
 for the sizes used (see test_one_wrong_bit_is_caught)."""
 import ml_dtypes
@@ -128,11 +129,15 @@ def test_single_output_column(isa):
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
 def test_realistic_size(isa):
-    """A layer-sized K (4096) for the 1-bit paths of every M regime."""
+    """Layer-sized K (4096; 16384 once) for the 1-bit paths of every M regime."""
     rng = np.random.default_rng(11)
     for transpose in (True, False):
-        for M in (1, 17, 40, 100):  # table lookups, masked adds (rows), panel
-            x, q = make_case(rng, M, 256, 4096, transpose, 128, 1, "affine")
+        # Transposed: M = 1, 17, 40 table lookups on AVX-512 (up to M = 64 and
+        # 8 MiB of tables), masked adds (rows) elsewhere; M = 100 the panel.
+        # K = 16384 at M = 40 is too many tables (10 MiB): masked adds on
+        # AVX-512 too. Not transposed: columns kernel to M = 32, then panel.
+        for M, K in ((1, 4096), (17, 4096), (40, 4096), (40, 16384), (100, 4096)):
+            x, q = make_case(rng, M, 256, K, transpose, 128, 1, "affine")
             check(isa, x, q, transpose, 128, 1, "affine")
 
 

@@ -86,10 +86,16 @@ struct Avx512 {
   static constexpr bool kLut = true;
   using I = __m512i;
   static F lookup(I idx, F table) { return _mm512_permutexvar_ps(idx, table); }  // uses idx & 15
-  static I next_nibble(I idx) { return _mm512_srli_epi32(idx, 4); }
+  template <int S>
+  static I shift_right(I idx) { return _mm512_srli_epi32(idx, S); }
+  static I load_bytes(const std::uint8_t* p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static I load_words(const std::uint8_t* p, int n) {  // n <= 16 words; the rest zero, unread
     return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << n) - 1u), p);
   }
+  static I load_words(const std::uint32_t* p) { return _mm512_loadu_si512(p); }
+  static void store_words(std::uint32_t* p, I v) { _mm512_storeu_si512(p, v); }
   // r[i] lane d -> r[d] lane i: 32-bit elements within 128-bit lanes, then
   // pairs of them, then whole 128-bit lanes (64 shuffles).
   static void transpose16(I r[16]) {

@@ -23,14 +23,16 @@
 //                           (and the members listed there)
 //
 // Four kernels, chosen by shape (see qmm()):
-//   lut    1 bit, transpose=True, small M, ISAs with a 16-entry register
-//          table lookup (AVX-512): see the "lut" section.
+//   lut    1 and 2 bits, transpose=True, small M, ISAs with a 16-entry
+//          register table lookup (AVX-512): see the "lut" section.
 //   rows   transpose=True, small M, bits 1/2/4/8. For 1 bit, per group of
 //          W row n: sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k,
 //          with the group sums of x computed once per call and shared by
 //          all N rows, and sum q_k x_k a masked add straight from the
 //          packed bits (no decode at all). Wider codes are decoded and
-//          dequantized (w_hat = A q + C) in registers, then multiplied.
+//          dequantized (w_hat = A q + C) in registers, then multiplied;
+//          with V::kLut, 2- and 4-bit codes are dequantized by a lookup in
+//          the group's table of 2^B values (see "rows: lookup decode").
 //          Several W rows share each load of x and several x rows share
 //          each decoded weight vector.
 //   cols   transpose=False, small M, bits 1/2/4/8: vectorised along N (the
@@ -156,6 +158,73 @@ void visit(int value, Fn&& f) {
   }
 }
 
+// Rows of x up to which the small-M kernels beat the panel kernel, measured
+// on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
+// per x row as the panel's FMAs for 1 bit, and more for wider codes, while
+// the panel pays a fixed cost to dequantize (and, for transpose=True,
+// transpose) all of W.
+inline bool small_m(const QmmArgs& a) {
+  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
+  return a.M <= (a.spec.bits == 1 ? 32 : 8);
+}
+
+// ------------------------------------------------------------------ rows: lookup decode
+
+// With V::kLut (a 16-entry table lookup) the rows kernel dequantizes 2- and
+// 4-bit codes with one lookup per vector: 16 bytes of codes are widened to
+// one byte per lane, and the lane's low B bits index a table holding
+// A * q + C for the group (the same fma as the arithmetic decode, so the
+// same w_hat). Shifting the lanes by B bits brings up the byte's next code.
+// Lane i then holds codes (8/B) i .. (8/B) i + 8/B - 1 of the 16 bytes, so
+// x is read in that order: lookup_order permutes it once per call. The 16
+// bytes must lie in one group: 2-bit codes at group size 32 keep the
+// arithmetic decode. Measured on Zen 4 (one thread, 4096 x 4096, M = 1,
+// group 128): 2 bits 1.17 -> 0.67 ms, 4 bits 1.27 -> 0.65 ms.
+template <class V, int B, int GS>
+constexpr bool lookup_decode() {
+  if constexpr (V::kLut) return (B == 2 || B == 4) && 16 * (8 / B) <= GS;
+  return false;
+}
+
+// v[p] = p mod 2^B: the code a lookup index p stands for (the table entries
+// repeat: lookup reads 4 index bits, 2-bit codes fill only 2).
+template <int B>
+struct CodeValues {
+  alignas(64) float v[16];
+};
+template <int B>
+const CodeValues<B>& code_values() {
+  static const CodeValues<B> values = [] {
+    CodeValues<B> c{};
+    for (int p = 0; p < 16; ++p) c.v[p] = static_cast<float>(p & ((1 << B) - 1));
+    return c;
+  }();
+  return values;
+}
+
+// dst = src (n floats, n a multiple of 16 * 8/B) with every run of
+// 16 * 8/B values transposed from 16 x 8/B to 8/B x 16: position
+// 16 j + i holds x value (8/B) i + j, the code lane i of the 16 bytes of a
+// run finds after j shifts.
+template <int B>
+void lookup_order(const float* src, std::int64_t n, float* dst) {
+  constexpr int per_byte = 8 / B, run = 16 * per_byte;
+  for (std::int64_t r = 0; r < n; r += run)
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < per_byte; ++j) dst[r + 16 * j + i] = src[r + per_byte * i + j];
+}
+
+// x as the rows kernel reads it: a.x itself, or permuted into `storage`.
+template <class V, int B, int GS>
+const float* rows_x(const QmmArgs& a, std::vector<float>& storage) {
+  if constexpr (lookup_decode<V, B, GS>()) {
+    storage.resize(static_cast<std::size_t>(a.M * a.K));
+    lookup_order<B>(a.x, a.M * a.K, storage.data());
+    return storage.data();
+  }
+  return a.x;
+}
+
 // ------------------------------------------------------------------ rows
 
 // RM rows of x against RN rows of W (packed along K), over all of K. The
@@ -171,7 +240,28 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
   for (auto& r : tot)
     for (F& t : r) t = V::zero();
   for (std::int64_t g = 0; g < G; ++g) {
-    if constexpr (B == 1) {
+    if constexpr (lookup_decode<V, B, GS>()) {
+      // 16 bytes of codes, one byte per lane; the code in a lane's low B
+      // bits indexes the group's table of dequantized values. x is in
+      // lookup order (see lookup_order).
+      constexpr int per_byte = 8 / B;
+      F table[RN];
+      for (int n = 0; n < RN; ++n)
+        table[n] = V::fma(V::load(code_values<B>().v), V::set1(A[n * G + g]), V::set1(C[n * G + g]));
+      for (std::int64_t k = g * GS; k < (g + 1) * GS; k += 16 * per_byte) {
+        F xv[RM][per_byte];
+        for (int m = 0; m < RM; ++m)
+          for (int j = 0; j < per_byte; ++j) xv[m][j] = V::load(x + m * K + k + 16 * j);
+        for (int n = 0; n < RN; ++n) {
+          typename V::I q = V::load_bytes(w + n * row_bytes + k * B / 8);
+          for (int j = 0; j < per_byte; ++j) {
+            const F wv = V::lookup(q, table[n]);
+            for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(wv, xv[m][j], tot[m][n]);
+            q = V::template shift_right<B>(q);
+          }
+        }
+      }
+    } else if constexpr (B == 1) {
       // The group algebra: sum(x where bit) by masked adds, scaled once.
       F acc[RM][RN];
       for (auto& r : acc)
@@ -221,6 +311,7 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
 struct RowsJob {
   const QmmArgs* a;
   const Factors* f;
+  const float* x;   // M x K, in the order rows_tile reads it (see lookup_order)
   const float* xs;  // M x G group sums of x
   std::int64_t rows_per_task;
 };
@@ -232,7 +323,7 @@ void rows_span(const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t
   const std::int64_t K = a.K, N = a.N, G = K / GS, row_bytes = K * B / 8;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
   auto tile = [&](auto rn, std::int64_t n) {
-    rows_tile<V, B, GS, RM, decltype(rn)::value>(a.x + m * K, w + n * row_bytes, job.f->A + n * G,
+    rows_tile<V, B, GS, RM, decltype(rn)::value>(job.x + m * K, w + n * row_bytes, job.f->A + n * G,
                                                  job.f->C + n * G, job.xs + m * G,
                                                  a.out + m * N + n, K, N);
   };
@@ -268,134 +359,227 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
   const int gs = a.spec.group_size;
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
-  RowsJob job{&a, &f, xs.data(), split(a.N, V::kTileN, 512)};
+  RowsJob job{&a, &f, nullptr, xs.data(), split(a.N, V::kTileN, 512)};
   const std::int64_t tasks = (a.N + job.rows_per_task - 1) / job.rows_per_task;
-  visit<format::kGroupSizes>(gs, [&](auto g) { parallel_for(tasks, rows_task<V, B, decltype(g)::value>, &job); });
+  visit<format::kGroupSizes>(gs, [&](auto g) {
+    constexpr int GS = decltype(g)::value;
+    std::vector<float> x;
+    job.x = rows_x<V, B, GS>(a, x);
+    parallel_for(tasks, rows_task<V, B, GS>, &job);
+  });
 }
 
 // ------------------------------------------------------------------ lut
 
-// 1 bit, transpose=True, small M, for ISAs with a 16-entry in-register table
-// lookup (V::kLut: AVX-512's vpermps). For every 4 consecutive x_k a table
-// holds the 16 possible sums sum_{i in p} x_i; each nibble of packed bits
-// is an index into it. With 16 W rows in the 16 lanes, one 32-bit word per
-// row feeds 8 lookups = 512 weights, versus 32 masked adds (each needing a
-// mask register load) in the row kernel. The words of 16 rows come from 16
-// plain loads and a transpose (a gather is much slower).
+// 1 or 2 bits, transpose=True, small M, for ISAs with a 16-entry in-register
+// table lookup (V::kLut: AVX-512's vpermps). A nibble of packed codes holds
+// 4/B codes; for every 4/B consecutive x_k a table holds the 16 possible
+// sums sum_i q_i(p) x_i over the codes q_i(p) of nibble p, so each nibble
+// is an index into it, and per group of W row n the group algebra gives
+// sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With 16 W rows in
+// the 16 lanes, one 32-bit word per row feeds 8 lookups = 512 weights at
+// 1 bit, versus 32 masked adds (each needing a mask register load) in the
+// row kernel; at 2 bits, 256 weights, versus 16 dequantizing lookups and
+// 16 FMAs in the row kernel. The words of 16 rows come from 16 plain loads
+// and a transpose (a gather is much slower). At 2 bits the group algebra's
+// terms are bounded by |x_k| (3 |A| + |C|) rather than |x_k w_hat_k| (the
+// row kernel avoids that for wider codes); for quantized real weights
+// (C = w_min < 0 < w_max = 3 A + C) the two are within a small factor, as at
+// 1 bit.
 //
 // V additionally provides (only when kLut):
 //   I                     a vector of 16 int32
 //   lookup(idx, table)    table[idx & 15] lane by lane
-//   next_nibble(idx)      idx >> 4 (lane by lane)
-//   load_words(p, n)      n <= 16 32-bit words from p, zeros after
+//   shift_right<S>(idx)   idx >> S (lane by lane)
+//   load_bytes(p)         16 bytes from p, one per lane (zero-extended)
+//   load_words(p, n)      n <= 16 32-bit words from byte p, zeros after
+//   load_words(p)         the 16 32-bit words at p
+//   store_words(p, v)     the 16 32-bit words of v to p
 //   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
 
-// T[c * 16 + p] = sum of x[4c + i] for the bits i set in p.
-template <class V>
+// T[c * 16 + p] = sum_i q_i(p) x[n c + i], n = 4/B, where q_i(p) is code i
+// of nibble p (bits B i .. B i + B - 1). At 1 bit every product is exact
+// (x * 0 or x * 1).
+template <class V, int B>
 void lut_tables(const float* x, std::int64_t K, float* T) {
   static_assert(V::L == 16, "a table is one vector of 16 entries");
-  alignas(64) float bit[4][16];
-  for (int i = 0; i < 4; ++i)
-    for (int p = 0; p < 16; ++p) bit[i][p] = static_cast<float>((p >> i) & 1);
-  const typename V::F b0 = V::load(bit[0]), b1 = V::load(bit[1]), b2 = V::load(bit[2]), b3 = V::load(bit[3]);
-  for (std::int64_t c = 0; c < K / 4; ++c) {
-    const float* xc = x + 4 * c;
-    typename V::F t = V::fma(V::set1(xc[0]), b0, V::zero());  // x * 0 and x * 1 are exact
-    t = V::fma(V::set1(xc[1]), b1, t);
-    t = V::fma(V::set1(xc[2]), b2, t);
-    V::store(T + 16 * c, V::fma(V::set1(xc[3]), b3, t));
+  constexpr int n = 4 / B;
+  alignas(64) float code[n][16];
+  for (int i = 0; i < n; ++i)
+    for (int p = 0; p < 16; ++p) code[i][p] = static_cast<float>((p >> (B * i)) & ((1 << B) - 1));
+  typename V::F q[n];
+  for (int i = 0; i < n; ++i) q[i] = V::load(code[i]);
+  for (std::int64_t c = 0; c < K / n; ++c) {
+    typename V::F t = V::zero();
+    for (int i = 0; i < n; ++i) t = V::fma(V::set1(x[n * c + i]), q[i], t);
+    V::store(T + 16 * c, t);
   }
 }
 
 struct LutJob {
   const QmmArgs* a;
   const Factors* f;
-  const float* T;   // M x K/4 tables of x
+  const float* T;   // M x K*B/4 tables of x
   const float* xs;  // M x G group sums of x
   std::int64_t blocks_per_task;
 };
 
-// 16 W rows from n0 against x row m.
-template <class V, int GS>
-void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m) {
+// The factors of 16 W rows from n0, one row per lane: fac[32 g .. 32 g + 15]
+// = A of group g, fac[32 g + 16 .. 32 g + 31] = C. Transposed with vector
+// shuffles once per block: gathering 32 scalars at every group's end (the
+// rows' factors sit G floats apart) cost ~20% of the kernel.
+template <class V>
+void lut_factors(const Factors& f, std::int64_t n0, std::int64_t G, float* fac) {
+  for (int part = 0; part < 2; ++part) {
+    const float* src = (part ? f.C : f.A) + n0 * G;
+    auto* dst = reinterpret_cast<std::uint32_t*>(fac + 16 * part);  // the float bits, moved as words
+    for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
+      const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
+      typename V::I r[16];
+      for (int i = 0; i < 16; ++i) r[i] = V::load_words(reinterpret_cast<const std::uint8_t*>(src + i * G + g0), ng);
+      V::transpose16(r);  // r[d]: group g0 + d of the 16 rows
+      for (int d = 0; d < ng; ++d) V::store_words(dst + 32 * (g0 + d), r[d]);
+    }
+  }
+}
+
+// Row blocks (16 W rows each) that share each load of a table: halves the
+// table traffic from L2 (measured on Zen 4, one thread, 1 bit: 4096 x 4096
+// 237-245 -> 223-225 us; 4096 x 11008 unchanged).
+constexpr int kLutShare = 2;  // with a single block for an odd one out (lut_task)
+
+// R blocks of 16 W rows from n0 (block r's factors in fac[r], see
+// lut_factors) against x row m. Table 8 w + j serves nibble j of word w,
+// whatever B is. Each block gets the same arithmetic whatever R is, so the
+// results do not depend on how the blocks are paired (nor on the threads).
+// With several x rows, the transposed words go to `words_seen` (16 per
+// word and block) on the first and are read back for the others: a load
+// instead of the loads and shuffles of a transpose. Null at M = 1.
+template <class V, int B, int GS, int R>
+void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, float* const* fac,
+               std::uint32_t* words_seen) {
   using F = typename V::F;
   const QmmArgs& a = *job.a;
-  const std::int64_t K = a.K, G = K / GS, row_bytes = K / 8, words = K / 32;
-  const float* tables = job.T + m * (K / 4) * 16;
+  const std::int64_t K = a.K, G = K / GS, row_bytes = K * B / 8, words = K * B / 32;
+  const float* tables = job.T + m * (K * B / 4) * 16;
   const float* xs = job.xs + m * G;
-  constexpr int words_per_group = GS / 32;
+  constexpr int words_per_group = GS * B / 32;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
-  const float* A = job.f->A + n0 * G;
-  const float* C = job.f->C + n0 * G;
-  F tot = V::zero();
-  // Four accumulators: the lookups of one word would otherwise wait on each
-  // other's additions.
-  F acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+  F tot[R];
+  for (F& t : tot) t = V::zero();
+  // Four accumulators per block: the lookups of one word would otherwise
+  // wait on each other's additions. The additions are FMAs by 1 (the same
+  // single rounding): on Zen 4 the shifts to the next nibble share their
+  // pipes with the FP adds, while the FMA pipes are otherwise idle here
+  // (measured: 4096 x 4096, one thread, 265 -> 235 us).
+  const F one = V::set1(1.0f);
+  F acc[R][4];
+  for (auto& ar : acc)
+    for (F& v : ar) v = V::zero();
   int in_group = 0;
   std::int64_t g = 0;
   for (std::int64_t w0 = 0; w0 < words; w0 += 16) {
     const int nw = static_cast<int>(std::min<std::int64_t>(16, words - w0));
-    typename V::I idx[16];
-    for (int i = 0; i < 16; ++i) idx[i] = V::load_words(w + i * row_bytes + 4 * w0, nw);
-    V::transpose16(idx);  // idx[d]: word w0 + d of the 16 rows
+    typename V::I idx[R][16];  // idx[r][d]: word w0 + d of block r's 16 rows
+    std::uint32_t* seen = words_seen ? words_seen + 16 * R * w0 : nullptr;
+    for (int r = 0; r < R; ++r) {
+      if (seen && m > 0) {
+        for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + 16 * (R * d + r));
+        continue;
+      }
+      for (int i = 0; i < 16; ++i) idx[r][i] = V::load_words(w + (16 * r + i) * row_bytes + 4 * w0, nw);
+      V::transpose16(idx[r]);
+      if (seen)
+        for (int d = 0; d < nw; ++d) V::store_words(seen + 16 * (R * d + r), idx[r][d]);
+    }
     for (int d = 0; d < nw; ++d) {
       const float* T = tables + (w0 + d) * 8 * 16;
-      typename V::I q = idx[d];
+      typename V::I q[R];
+      for (int r = 0; r < R; ++r) q[r] = idx[r][d];
       for (int j = 0; j < 8; ++j) {
-        acc[j & 3] = V::add(acc[j & 3], V::lookup(q, V::load(T + 16 * j)));
-        q = V::next_nibble(q);
+        const F table = V::load(T + 16 * j);
+        for (int r = 0; r < R; ++r) {
+          acc[r][j & 3] = V::fma(V::lookup(q[r], table), one, acc[r][j & 3]);
+          q[r] = V::template shift_right<4>(q[r]);
+        }
       }
       if (++in_group < words_per_group) continue;
-      // Group g done: its 16 rows' factors sit G floats apart.
-      alignas(64) float ag[16], cg[16];
-      for (int i = 0; i < 16; ++i) {
-        ag[i] = A[i * G + g];
-        cg[i] = C[i * G + g];
+      // Group g done.
+      for (int r = 0; r < R; ++r) {
+        const F sum = V::add(V::add(acc[r][0], acc[r][1]), V::add(acc[r][2], acc[r][3]));
+        tot[r] = V::fma(sum, V::load(fac[r] + 32 * g), tot[r]);
+        tot[r] = V::fma(V::load(fac[r] + 32 * g + 16), V::set1(xs[g]), tot[r]);
+        for (F& v : acc[r]) v = V::zero();
       }
-      const F sum = V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3]));
-      tot = V::fma(sum, V::load(ag), tot);
-      tot = V::fma(V::load(cg), V::set1(xs[g]), tot);
-      for (F& r : acc) r = V::zero();
       in_group = 0;
       ++g;
     }
   }
-  V::store(a.out + m * a.N + n0, tot);
+  for (int r = 0; r < R; ++r) V::store(a.out + m * a.N + n0 + 16 * r, tot[r]);
 }
 
-template <class V, int GS>
+template <class V, int B, int GS>
 void lut_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const LutJob*>(ctx);
-  const std::int64_t blocks = job.a->N / 16;
+  const std::int64_t blocks = job.a->N / 16, G = job.a->K / GS;
   const std::int64_t b1 = std::min(blocks, (t + 1) * job.blocks_per_task);
-  // Every x row against one block: the block's packed rows stay in L1.
-  for (std::int64_t b = t * job.blocks_per_task; b < b1; ++b)
-    for (std::int64_t m = 0; m < job.a->M; ++m) lut_block<V, GS>(job, b * 16, m);
+  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(kLutShare * 32 * G));
+  float* fac[kLutShare];
+  for (int r = 0; r < kLutShare; ++r) fac[r] = fac_all + r * 32 * G;
+  std::uint32_t* words_seen = nullptr;  // see lut_block
+  if (job.a->M > 1) {
+    thread_local std::vector<std::uint32_t> store;
+    store.resize(static_cast<std::size_t>(kLutShare * 16 * (job.a->K * B / 32)));
+    words_seen = store.data();
+  }
+  // Every x row against kLutShare blocks: their packed rows stay in L1.
+  for (std::int64_t b = t * job.blocks_per_task; b < b1; b += kLutShare) {
+    const int R = static_cast<int>(std::min<std::int64_t>(kLutShare, b1 - b));
+    for (int r = 0; r < R; ++r) lut_factors<V>(*job.f, (b + r) * 16, G, fac[r]);
+    for (std::int64_t m = 0; m < job.a->M; ++m) {
+      if (R == kLutShare)
+        lut_block<V, B, GS, kLutShare>(job, b * 16, m, fac, words_seen);
+      else
+        lut_block<V, B, GS, 1>(job, b * 16, m, fac, words_seen);
+    }
+  }
 }
 
-// The tables take M * K * 16 bytes. Measured on Zen 4 (one core): the
-// lookups beat the masked adds by ~1.6x at M = 1 and still win while all
-// tables stay within about 2 MiB (L2 + a bit); beyond that, fetching them
-// costs more than the lookups save (4096 x 11008: M = 8 wins, 16 loses).
-constexpr std::int64_t kLutTableBytes = 2 << 20;
-
-inline bool use_lut(const QmmArgs& a) { return a.transpose && a.M * a.K * 16 <= kLutTableBytes; }
+// The tables take M * K * B * 16 bytes, allocated per call. Measured on
+// Zen 4 (one thread) at 1 bit, lookups against masked adds (rows):
+// 4096 x 11008 at M = 16 (2.8 MiB of tables) 9.9 vs 13.9 ms, M = 32
+// 18.9 vs 35.5 ms; 4096 x 4096 at M = 64 (4 MiB) 13.6 vs 20.0 ms. The
+// lookups' cost per x row starts to grow once the tables leave L2 but
+// stays below the alternatives' up to at least 8 MiB (at 16 MiB, M = 256,
+// they only match the panel kernel).
+constexpr std::int64_t kLutTableBytes = 8 << 20;
 
 template <class V>
+bool use_lut(const QmmArgs& a) {
+  if (!a.transpose || !small_m(a) || a.M * a.K * a.spec.bits * 16 > kLutTableBytes) return false;
+  // At 2 bits the row kernel's tile decodes each weight vector once for
+  // kTileM x rows, which beats the per-row lookups from M = kTileM on
+  // (Zen 4, 4096 x 4096, one thread: M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs
+  // 1.0 ms).
+  return a.spec.bits == 1 || a.M < V::kTileM;
+}
+
+template <class V, int B>
 void qmm_lut(const QmmArgs& a, const Factors& f) {
   const int gs = a.spec.group_size;
-  const std::int64_t table_floats = a.K / 4 * 16, blocks = a.N / 16;
+  const std::int64_t table_floats = a.K * B / 4 * 16, blocks = a.N / 16;
   std::vector<float> T(static_cast<std::size_t>(a.M * table_floats));
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
-  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V>(a.x + m * a.K, a.K, T.data() + m * table_floats);
+  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T.data() + m * table_floats);
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
   LutJob job{&a, &f, T.data(), xs.data(), split(blocks, 1, 64)};
   visit<format::kGroupSizes>(gs, [&](auto g) {
     constexpr int GS = decltype(g)::value;
-    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, GS>, &job);
+    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, B, GS>, &job);
     // The last N % 16 rows: the row kernel.
-    RowsJob rows{&a, &f, xs.data(), 0};
-    for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, 1, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
+    std::vector<float> x_rows;
+    RowsJob rows{&a, &f, rows_x<V, B, GS>(a, x_rows), xs.data(), 0};
+    for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, B, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
   });
 }
 
@@ -635,16 +819,6 @@ void qmm_panel(const QmmArgs& a, const Factors& f) {
 
 // ------------------------------------------------------------------ entry
 
-// Rows of x up to which the small-M kernels beat the panel kernel, measured
-// on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
-// per x row as the panel's FMAs for 1 bit, and more for wider codes, while
-// the panel pays a fixed cost to dequantize (and, for transpose=True,
-// transpose) all of W.
-inline bool small_m(const QmmArgs& a) {
-  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
-  return a.M <= (a.spec.bits == 1 ? 32 : 8);
-}
-
 template <class V>
 void qmm(const QmmArgs& a) {
   if (a.M == 0 || a.N == 0) return;
@@ -656,8 +830,8 @@ void qmm(const QmmArgs& a) {
   make_factors<V>(a, f);
   visit<format::kBits>(a.spec.bits, [&](auto b) {
     constexpr int B = decltype(b)::value;
-    if constexpr (B == 1 && V::kLut) {
-      if (use_lut(a)) return qmm_lut<V>(a, f);
+    if constexpr ((B == 1 || B == 2) && V::kLut) {
+      if (use_lut<V>(a)) return qmm_lut<V, B>(a, f);
     }
     if constexpr (has_vector_decode(B)) {
       if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
