@@ -73,9 +73,16 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# Headers the sources include (the kernel templates live in headers): a change
+# to one rebuilds the extension.
+HEADERS = sorted(glob.glob("include/**/*.h", recursive=True) + glob.glob("src/**/*.h", recursive=True)
+                 + glob.glob("src/**/*.metal", recursive=True)
+                 + glob.glob("pyonebit/*.h") + glob.glob("pyonebit/*.pxd"))
+
 extension = Extension(
     "pyonebit._core",
     sources=["pyonebit/_core.pyx"] + CORE_SOURCES + metal_sources,
+    depends=HEADERS,
     include_dirs=["include", "src", "pyonebit", np.get_include()] + metal_include_dirs,
     language="c++",
     extra_compile_args=compile_args,
