@@ -6,7 +6,9 @@ run the Metal kernels on a CPU emulator, a correctness check, not a speed.
 The shapes are the seed's layers (weights N x K, group size 128), at M = 1
 (token generation), 32 and 512 (prompt processing); activations are float32.
 Every number is the median of ``--repeats`` timed calls in this process,
-after one warm-up call.
+after one warm-up call; with ``--rounds R`` each cell is measured R times,
+NumPy and pyonebit alternating, and the median over rounds is reported with
+the range of the 1-bit speed-up.
 
 Quick run (well under a minute)::
 
@@ -47,6 +49,10 @@ def parse_args(argv):
     p.add_argument("--threads", default=str(pyonebit.get_num_threads()), type=_int_list,
                    help="pyonebit thread counts to time (default: %(default)s)")
     p.add_argument("--repeats", default=10, type=int, help="timed calls per measurement")
+    p.add_argument("--rounds", default=1, type=int,
+                   help="measure every cell this many times, interleaving NumPy and pyonebit, "
+                        "and report the median over rounds with the range of the 1-bit "
+                        "speed-up (default %(default)s; use 3+ on a shared machine)")
     p.add_argument("--isa", default=None, help="force a CPU kernel variant (see pyonebit.cpu_kernels())")
     p.add_argument("--no-mlx", action="store_true", help="skip MLX even if importable")
     p.add_argument("--mlx-bits", default="1", type=_int_list,
@@ -55,7 +61,10 @@ def parse_args(argv):
                    help="largest M timed with MLX, whose CPU path is slow (default %(default)s)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table")
     p.add_argument("--plot", metavar="PNG", help="save a bar chart (needs matplotlib)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.repeats < 1:
+        p.error("--rounds and --repeats must be at least 1")
+    return args
 
 
 def shape_list(text):
@@ -114,10 +123,6 @@ def measure(args, backends):
         for M in args.m:
             x = rng.standard_normal((M, K), dtype=np.float32)
             row = {"shape": f"{name} ({N}x{K})", "M": M}
-            row["numpy"] = median_us(lambda: x @ w.T, args.repeats)
-            # BLAS worker threads spin for a while after a call; let them
-            # sleep before timing anything else on the same cores.
-            time.sleep(0.3)
             if M <= args.mlx_max_m:
                 mxx = mx.array(x) if mlx_packed else None
                 for b, mw in mlx_packed.items():
@@ -128,18 +133,32 @@ def measure(args, backends):
                                                         bits=b))
 
                     row[f"mlx{b}"] = median_us(run_mlx, max(1, min(args.repeats, 3)))
-            for backend in backends:
-                # The thread count is the CPU pool's; other backends are timed once.
-                for threads in args.threads if backend == "cpu" else [None]:
-                    if threads is not None:
-                        pyonebit.set_num_threads(threads)
-                    r = dict(row, backend=backend, threads=threads)
-                    for b, (wq, s, bias) in packed.items():
-                        r[f"ob{b}"] = median_us(
-                            lambda: pyonebit.quantized_matmul(x, wq, s, bias, group_size=gs, bits=b,
-                                                              backend=backend),
-                            args.repeats)
-                    rows.append(r)
+            # Each round times NumPy, then every pyonebit variant, so that a
+            # slow spell of a shared machine hits both sides of a ratio.
+            cells = {}  # (backend, threads) -> {"numpy": [...], "ob1": [...], ...}
+            for _ in range(args.rounds):
+                dense = median_us(lambda: x @ w.T, args.repeats)
+                # BLAS worker threads spin for a while after a call; let them
+                # sleep before timing anything else on the same cores.
+                time.sleep(0.3)
+                for backend in backends:
+                    # The thread count is the CPU pool's; other backends are timed once.
+                    for threads in args.threads if backend == "cpu" else [None]:
+                        if threads is not None:
+                            pyonebit.set_num_threads(threads)
+                        cell = cells.setdefault((backend, threads), {"numpy": []})
+                        cell["numpy"].append(dense)
+                        for b, (wq, s, bias) in packed.items():
+                            cell.setdefault(f"ob{b}", []).append(median_us(
+                                lambda: pyonebit.quantized_matmul(x, wq, s, bias, group_size=gs,
+                                                                  bits=b, backend=backend),
+                                args.repeats))
+            for (backend, threads), times in cells.items():
+                r = dict(row, backend=backend, threads=threads)
+                r.update({k: statistics.median(v) for k, v in times.items()})
+                if "ob1" in times:
+                    r["speedups"] = [d / t for d, t in zip(times["numpy"], times["ob1"])]
+                rows.append(r)
     return rows
 
 
@@ -158,7 +177,11 @@ def table(rows, bits, mlx_bits):
         line = [r["shape"], str(r["M"]), r["backend"], str(r["threads"] or "-"), fmt_us(r["numpy"])]
         line += [fmt_us(r.get(f"ob{b}")) for b in bits]
         line += [fmt_us(r.get(f"mlx{b}")) for b in mlx_bits]
-        line.append(f"{r['numpy'] / one:.1f}x" if one else "-")
+        spread = r.get("speedups", [])
+        ratio = f"{r['numpy'] / one:.1f}x" if one else "-"
+        if len(spread) > 1:
+            ratio += f" ({min(spread):.1f}-{max(spread):.1f})"
+        line.append(ratio)
         for b in mlx_bits:
             ours, theirs = r.get(f"ob{b}"), r.get(f"mlx{b}")
             line.append(f"{theirs / ours:.0f}x" if ours and theirs else "-")
@@ -213,8 +236,9 @@ def main(argv=None):
               f"check far too slow to time")
     rows = measure(args, backends)
     info = pyonebit.cpu_kernels()
+    rounds = f", median over {args.rounds} rounds" if args.rounds > 1 else ""
     print(f"pyonebit {pyonebit.__version__}, CPU kernel {info['active']}, "
-          f"group size {args.group_size}, median of {args.repeats}, float32 activations")
+          f"group size {args.group_size}, median of {args.repeats}{rounds}, float32 activations")
     head, body = table(rows, args.bits, args.mlx_bits if load_mlx(args.no_mlx) else [])
     print_table(head, body, args.markdown)
     if args.plot:

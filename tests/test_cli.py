@@ -1,6 +1,7 @@
 """python -m pyonebit as a user runs it: a new process each time (so a
 traceback would show), the commands listed, and errors as one line, exit 2."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,17 @@ def test_bench_times_every_non_emulated_backend():
                 "check far too slow to time") in r.stdout
     rows = [line.split() for line in r.stdout.splitlines() if line.lstrip().startswith("64x256")]
     assert sorted(row[3] for row in rows) == sorted(timed)
+
+
+def test_bench_rounds_report_the_spread_of_the_speedup():
+    r = cli("bench", "--shapes", "64x256", "--m", 1, "--bits", 1, "--repeats", 1, "--threads", 1,
+            "--rounds", 3, "--no-mlx", "--markdown")
+    assert r.returncode == 0, r.stderr
+    assert "median of 1, median over 3 rounds" in r.stdout
+    cpu_row = next(line for line in r.stdout.splitlines() if "| cpu |" in line)
+    assert re.search(r"\| [0-9.]+x \([0-9.]+-[0-9.]+\) \|$", cpu_row), cpu_row
+    bad = cli("bench", "--rounds", 0)
+    assert bad.returncode == 2 and "--rounds and --repeats must be at least 1" in bad.stderr
 
 
 def test_convert_shows_progress_on_a_terminal(tmp_path, rng):
