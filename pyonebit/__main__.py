@@ -55,6 +55,9 @@ def demo(args):
         x = rng.standard_normal((M, K), dtype=np.float32)
         ref = x.astype(np.float64) @ w_hat.T.astype(np.float64)
         t_dense = _median_seconds(lambda: x @ w_hat.T, args.repeats)
+        # BLAS worker threads spin for a while after a call; let them sleep
+        # before timing pyonebit on the same cores.
+        time.sleep(0.3)
         for backend in pyonebit.backends():
             def run():
                 return pyonebit.quantized_matmul(x, wq, scales, biases,
