@@ -96,6 +96,9 @@ struct Avx512 {
   }
   static I load_words(const std::uint32_t* p) { return _mm512_loadu_si512(p); }
   static void store_words(std::uint32_t* p, I v) { _mm512_storeu_si512(p, v); }
+  static void store_first(float* p, F v, int n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
+  }
   // r[i] lane d -> r[d] lane i: 32-bit elements within 128-bit lanes, then
   // pairs of them, then whole 128-bit lanes (64 shuffles).
   static void transpose16(I r[16]) {

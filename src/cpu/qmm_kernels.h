@@ -76,23 +76,35 @@ struct FactorJob {
   std::int64_t per_task, total;
 };
 
+// A and C of the n groups from group `first` on (groups in storage order).
 template <class V>
-void factor_task(void* ctx, std::int64_t t) {
-  const auto& job = *static_cast<const FactorJob<V>*>(ctx);
-  const QmmArgs& a = *job.a;
-  const std::int64_t first = t * job.per_task, n = std::min(job.per_task, job.total - first);
+void factor_range(const QmmArgs& a, std::int64_t first, std::int64_t n, float* A, float* C) {
   const std::size_t es = dtype_size(a.scale_dtype);
-  float* A = job.f->storage.data() + first;
-  float* C = A + job.total;
   widen<V>(static_cast<const char*>(a.scales) + first * es, a.scale_dtype, n, A);
   if (a.spec.mode == Mode::affine) {
     widen<V>(static_cast<const char*>(a.biases) + first * es, a.scale_dtype, n, C);
     return;
   }
-  for (std::int64_t i = 0; i < n; ++i) {
+  // Symmetric: A = 2d, C = -d (both exact), a vector at a time.
+  const typename V::F minus_one = V::set1(-1.0f);
+  std::int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) {
+    const typename V::F d = V::load(A + i);
+    V::store(C + i, V::fma(d, minus_one, V::zero()));
+    V::store(A + i, V::add(d, d));
+  }
+  for (; i < n; ++i) {
     C[i] = -A[i];
     A[i] *= 2;
   }
+}
+
+template <class V>
+void factor_task(void* ctx, std::int64_t t) {
+  const auto& job = *static_cast<const FactorJob<V>*>(ctx);
+  const std::int64_t first = t * job.per_task, n = std::min(job.per_task, job.total - first);
+  float* A = job.f->storage.data() + first;
+  factor_range<V>(*job.a, first, n, A, A + job.total);
 }
 
 template <class V>
@@ -395,6 +407,7 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   load_words(p, n)      n <= 16 32-bit words from byte p, zeros after
 //   load_words(p)         the 16 32-bit words at p
 //   store_words(p, v)     the 16 32-bit words of v to p
+//   store_first(p, v, n)  the first n < 16 floats of v to p
 //   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
 
 // T[c * 16 + p] = sum_i q_i(p) x[n c + i], n = 4/B, where q_i(p) is code i
@@ -418,20 +431,30 @@ void lut_tables(const float* x, std::int64_t K, float* T) {
 
 struct LutJob {
   const QmmArgs* a;
-  const Factors* f;
   const float* T;   // M x K*B/4 tables of x
   const float* xs;  // M x G group sums of x
   std::int64_t blocks_per_task;
 };
 
-// The factors of 16 W rows from n0, one row per lane: fac[32 g .. 32 g + 15]
-// = A of group g, fac[32 g + 16 .. 32 g + 31] = C. Transposed with vector
+// The factors of the `rows` (<= 16) W rows from n0, one row per lane:
+// fac[32 g .. 32 g + 15] = A of group g, fac[32 g + 16 .. 32 g + 31] = C;
+// lanes past `rows` hold 0. Made here, per block, from the stored scales
+// (widened, and the symmetric A = 2d, C = -d applied) rather than for the
+// whole matrix per call: the lookup kernel then allocates nothing of size
+// N x G, which cost 30-60% of a 4096 x 4096 M = 1 call with float16 or
+// symmetric scales. `tmp` holds 32 G floats. Transposed with vector
 // shuffles once per block: gathering 32 scalars at every group's end (the
 // rows' factors sit G floats apart) cost ~20% of the kernel.
 template <class V>
-void lut_factors(const Factors& f, std::int64_t n0, std::int64_t G, float* fac) {
+void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* tmp,
+                 float* fac) {
+  float* A = tmp;
+  float* C = tmp + 16 * G;
+  factor_range<V>(a, n0 * G, rows * G, A, C);
+  std::fill(A + rows * G, A + 16 * G, 0.0f);
+  std::fill(C + rows * G, C + 16 * G, 0.0f);
   for (int part = 0; part < 2; ++part) {
-    const float* src = (part ? f.C : f.A) + n0 * G;
+    const float* src = part ? C : A;
     auto* dst = reinterpret_cast<std::uint32_t*>(fac + 16 * part);  // the float bits, moved as words
     for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
       const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
@@ -454,9 +477,11 @@ constexpr int kLutShare = 2;  // with a single block for an odd one out (lut_tas
 // results do not depend on how the blocks are paired (nor on the threads).
 // With several x rows, the transposed words go to `words_seen` (16 per
 // word and block) on the first and are read back for the others: a load
-// instead of the loads and shuffles of a transpose. Null at M = 1.
+// instead of the loads and shuffles of a transpose. Null at M = 1. Only
+// the first `rows` of the 16 R W rows exist (fewer only at the end of W):
+// the others read as zero bits and are not stored.
 template <class V, int B, int GS, int R>
-void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, float* const* fac,
+void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, float* const* fac,
                std::uint32_t* words_seen) {
   using F = typename V::F;
   const QmmArgs& a = *job.a;
@@ -487,7 +512,9 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, float* const*
         for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + 16 * (R * d + r));
         continue;
       }
-      for (int i = 0; i < 16; ++i) idx[r][i] = V::load_words(w + (16 * r + i) * row_bytes + 4 * w0, nw);
+      for (int i = 0; i < 16; ++i)
+        idx[r][i] = 16 * r + i < rows ? V::load_words(w + (16 * r + i) * row_bytes + 4 * w0, nw)
+                                      : V::load_words(w, 0);
       V::transpose16(idx[r]);
       if (seen)
         for (int d = 0; d < nw; ++d) V::store_words(seen + 16 * (R * d + r), idx[r][d]);
@@ -515,17 +542,24 @@ void lut_block(const LutJob& job, std::int64_t n0, std::int64_t m, float* const*
       ++g;
     }
   }
-  for (int r = 0; r < R; ++r) V::store(a.out + m * a.N + n0 + 16 * r, tot[r]);
+  for (int r = 0; r < R; ++r) {
+    float* out = a.out + m * a.N + n0 + 16 * r;
+    if (rows >= 16 * (r + 1))
+      V::store(out, tot[r]);
+    else
+      V::store_first(out, tot[r], rows - 16 * r);
+  }
 }
 
 template <class V, int B, int GS>
 void lut_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const LutJob*>(ctx);
-  const std::int64_t blocks = job.a->N / 16, G = job.a->K / GS;
+  const std::int64_t N = job.a->N, blocks = (N + 15) / 16, G = job.a->K / GS;
   const std::int64_t b1 = std::min(blocks, (t + 1) * job.blocks_per_task);
-  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(kLutShare * 32 * G));
+  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>((kLutShare + 1) * 32 * G));
   float* fac[kLutShare];
   for (int r = 0; r < kLutShare; ++r) fac[r] = fac_all + r * 32 * G;
+  float* const tmp = fac_all + kLutShare * 32 * G;
   std::uint32_t* words_seen = nullptr;  // see lut_block
   if (job.a->M > 1) {
     thread_local std::vector<std::uint32_t> store;
@@ -534,13 +568,15 @@ void lut_task(void* ctx, std::int64_t t) {
   }
   // Every x row against kLutShare blocks: their packed rows stay in L1.
   for (std::int64_t b = t * job.blocks_per_task; b < b1; b += kLutShare) {
-    const int R = static_cast<int>(std::min<std::int64_t>(kLutShare, b1 - b));
-    for (int r = 0; r < R; ++r) lut_factors<V>(*job.f, (b + r) * 16, G, fac[r]);
+    const int rows = static_cast<int>(std::min(16 * std::min<std::int64_t>(kLutShare, b1 - b), N - 16 * b));
+    const int R = (rows + 15) / 16;
+    for (int r = 0; r < R; ++r)
+      lut_factors<V>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, tmp, fac[r]);
     for (std::int64_t m = 0; m < job.a->M; ++m) {
       if (R == kLutShare)
-        lut_block<V, B, GS, kLutShare>(job, b * 16, m, fac, words_seen);
+        lut_block<V, B, GS, kLutShare>(job, b * 16, rows, m, fac, words_seen);
       else
-        lut_block<V, B, GS, 1>(job, b * 16, m, fac, words_seen);
+        lut_block<V, B, GS, 1>(job, b * 16, rows, m, fac, words_seen);
     }
   }
 }
@@ -564,22 +600,19 @@ bool use_lut(const QmmArgs& a) {
   return a.spec.bits == 1 || a.M < V::kTileM;
 }
 
+// Needs no Factors: lut_factors makes them per block of rows.
 template <class V, int B>
-void qmm_lut(const QmmArgs& a, const Factors& f) {
+void qmm_lut(const QmmArgs& a) {
   const int gs = a.spec.group_size;
-  const std::int64_t table_floats = a.K * B / 4 * 16, blocks = a.N / 16;
+  const std::int64_t table_floats = a.K * B / 4 * 16, blocks = (a.N + 15) / 16;
   std::vector<float> T(static_cast<std::size_t>(a.M * table_floats));
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
   for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T.data() + m * table_floats);
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
-  LutJob job{&a, &f, T.data(), xs.data(), split(blocks, 1, 64)};
+  LutJob job{&a, T.data(), xs.data(), split(blocks, kLutShare, 64)};
   visit<format::kGroupSizes>(gs, [&](auto g) {
     constexpr int GS = decltype(g)::value;
     parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, B, GS>, &job);
-    // The last N % 16 rows: the row kernel.
-    std::vector<float> x_rows;
-    RowsJob rows{&a, &f, rows_x<V, B, GS>(a, x_rows), xs.data(), 0};
-    for (std::int64_t m = 0; m < a.M; ++m) rows_span<V, B, GS, 1, V::kRowsM1>(rows, m, blocks * 16, a.N - blocks * 16);
   });
 }
 
@@ -826,13 +859,13 @@ void qmm(const QmmArgs& a) {
     std::fill(a.out, a.out + a.M * a.N, 0.0f);
     return;
   }
-  Factors f;
-  make_factors<V>(a, f);
   visit<format::kBits>(a.spec.bits, [&](auto b) {
     constexpr int B = decltype(b)::value;
     if constexpr ((B == 1 || B == 2) && V::kLut) {
-      if (use_lut<V>(a)) return qmm_lut<V, B>(a, f);
+      if (use_lut<V>(a)) return qmm_lut<V, B>(a);
     }
+    Factors f;
+    make_factors<V>(a, f);
     if constexpr (has_vector_decode(B)) {
       if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
     }
