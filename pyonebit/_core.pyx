@@ -45,8 +45,9 @@ def _as_array(obj, str name, str op):
         try:
             a = np.from_dlpack(obj)
         except (BufferError, RuntimeError, TypeError, ValueError) as e:
-            raise TypeError(f"[{op}] {name} could not be viewed through __dlpack__ "
-                            f"(NumPy reads CPU memory only): {e}") from None
+            raise TypeError(f"[{op}] {name} could not be viewed through __dlpack__ (NumPy takes "
+                            f"CPU tensors of its own dtypes; pass bfloat16 as a NumPy array "
+                            f"of ml_dtypes.bfloat16): {e}") from None
     else:
         a = np.asarray(obj)
     if not a.dtype.isnative:

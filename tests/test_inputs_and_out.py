@@ -78,7 +78,8 @@ def test_dlpack_input_is_not_copied(packed, rng):
 def test_device_tensors_are_refused_with_the_reason(packed):
     wq, scales, biases = packed
     with pytest.raises(TypeError, match=r"^\[quantized_matmul\] x could not be viewed through "
-                                        r"__dlpack__ \(NumPy reads CPU memory only\)"):
+                                        r"__dlpack__ \(NumPy takes CPU tensors of its own dtypes; "
+                                        r".*the tensor lives on cuda:0"):
         pyonebit.quantized_matmul(ForeignDevice(np.ones((1, 128), np.float32)), wq, scales, biases)
 
 
