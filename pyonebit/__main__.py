@@ -16,16 +16,7 @@ import numpy as np
 import pyonebit
 
 from . import convert, info
-
-
-def _median_seconds(fn, repeats):
-    fn()  # warm-up: first-touch pages, thread start-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from .bench import let_blas_threads_sleep, median_us
 
 
 def _fmt_time(seconds):
@@ -54,10 +45,8 @@ def demo(args):
     for M in args.m:
         x = rng.standard_normal((M, K), dtype=np.float32)
         ref = x.astype(np.float64) @ w_hat.T.astype(np.float64)
-        t_dense = _median_seconds(lambda: x @ w_hat.T, args.repeats)
-        # BLAS worker threads spin for a while after a call; let them sleep
-        # before timing pyonebit on the same cores.
-        time.sleep(0.3)
+        t_dense = median_us(lambda: x @ w_hat.T, args.repeats) * 1e-6
+        let_blas_threads_sleep()
         for backend in pyonebit.backends():
             def run():
                 return pyonebit.quantized_matmul(x, wq, scales, biases,
@@ -72,7 +61,7 @@ def demo(args):
                 print(f"{backend:<16}{M:>5}{_fmt_time(t):>14}{'':>14}{'(emulated)':>10}"
                       f"{err:>14.2e}")
                 continue
-            t = _median_seconds(run, args.repeats)
+            t = median_us(run, args.repeats) * 1e-6
             print(f"{backend:<16}{M:>5}{_fmt_time(t):>14}{_fmt_time(t_dense):>14}"
                   f"{t_dense / t:>9.2f}x{err:>14.2e}")
     print()

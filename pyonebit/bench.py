@@ -88,6 +88,12 @@ def median_us(fn, repeats):
     return statistics.median(times) * 1e6
 
 
+def let_blas_threads_sleep():
+    """BLAS worker threads spin for a while after a call; timing anything
+    else on the same cores before they sleep measures the spinning too."""
+    time.sleep(0.3)
+
+
 def load_mlx(no_mlx):
     if no_mlx:
         return None
@@ -138,9 +144,7 @@ def measure(args, backends):
             cells = {}  # (backend, threads) -> {"numpy": [...], "ob1": [...], ...}
             for _ in range(args.rounds):
                 dense = median_us(lambda: x @ w.T, args.repeats)
-                # BLAS worker threads spin for a while after a call; let them
-                # sleep before timing anything else on the same cores.
-                time.sleep(0.3)
+                let_blas_threads_sleep()
                 for backend in backends:
                     # The thread count is the CPU pool's; other backends are timed once.
                     for threads in args.threads if backend == "cpu" else [None]:
