@@ -85,15 +85,7 @@ void factor_range(const QmmArgs& a, std::int64_t first, std::int64_t n, float* A
     widen<V>(static_cast<const char*>(a.biases) + first * es, a.scale_dtype, n, C);
     return;
   }
-  // Symmetric: A = 2d, C = -d (both exact), a vector at a time.
-  const typename V::F minus_one = V::set1(-1.0f);
-  std::int64_t i = 0;
-  for (; i + V::L <= n; i += V::L) {
-    const typename V::F d = V::load(A + i);
-    V::store(C + i, V::fma(d, minus_one, V::zero()));
-    V::store(A + i, V::add(d, d));
-  }
-  for (; i < n; ++i) {
+  for (std::int64_t i = 0; i < n; ++i) {
     C[i] = -A[i];
     A[i] *= 2;
   }
