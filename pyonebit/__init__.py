@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from ._core import backends, cpu_kernels, get_num_threads, metal_stats, set_num_threads
+from ._core import backends, cpu_kernels, cpu_preferred_layout, get_num_threads, metal_stats
+from ._core import deinterleave16, interleave16, set_num_threads
 from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
@@ -41,6 +42,9 @@ __all__ = [
     "metal_stats",
     "aligned_empty",
     "cpu_kernels",
+    "cpu_preferred_layout",
+    "interleave16",
+    "deinterleave16",
     "set_num_threads",
     "get_num_threads",
     "load_gguf",
@@ -108,6 +112,7 @@ def quantized_matmul(
     mode: str = "affine",
     backend: str | None = None,
     out: np.ndarray | None = None,
+    layout: str = "mlx",
 ) -> np.ndarray:
     """``x @ dequantize(wq).T`` (``transpose=True``) or ``x @ dequantize(wq)``
     without ever materialising the dequantized weights.
@@ -120,6 +125,9 @@ def quantized_matmul(
     copy (buffer protocol, ``__array_interface__``, ``__dlpack__`` on the CPU).
     ``out``, if given, receives the result and is returned: a C-contiguous,
     writeable array of exactly the result's shape and dtype that overlaps no input.
+    ``layout`` says how ``wq``'s words are ordered: ``"mlx"`` (row by row) or
+    ``"interleaved16"`` (see :func:`interleave16`; ``transpose=True`` and the
+    CPU backend only). :class:`QuantizedLinear` picks the layout itself.
     """
     return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend,
-                             out)
+                             out, layout)

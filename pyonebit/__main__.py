@@ -3,7 +3,8 @@
 and exit code 2.
 
 The demo quantizes a built-in weight matrix (seeded Gaussian, the shape of a
-transformer's attention projection) to 1 bit, runs quantized_matmul on every
+transformer's attention projection) to 1 bit, runs it as a QuantizedLinear
+layer (x @ W.T, weights in the layout each backend reads fastest) on every
 backend this machine has, and prints the error against the dequantized
 float64 reference and the time against NumPy's dense float32 matmul.
 """
@@ -36,7 +37,9 @@ def demo(args):
           f"{args.group_size}: {packed / 2**20:.2f} MiB ({w.nbytes / packed:.1f}x smaller), "
           f"quantized in {t_quant * 1e3:.0f} ms")
     w_hat = pyonebit.dequantize(wq, scales, biases, group_size=args.group_size, dtype=np.float32)
-    print(f"backends {', '.join(pyonebit.backends())}")
+    layers = {b: pyonebit.QuantizedLinear(wq, scales, biases, group_size=args.group_size, backend=b)
+              for b in pyonebit.backends()}
+    print(f"backends {', '.join(f'{b} ({layer.layout} layout)' for b, layer in layers.items())}")
     print()
     header = (f"{'backend':<16}{'M':>5}{'pyonebit':>14}{'numpy f32':>14}{'speedup':>10}"
               f"{'max rel err':>14}")
@@ -47,10 +50,9 @@ def demo(args):
         ref = x.astype(np.float64) @ w_hat.T.astype(np.float64)
         t_dense = median_us(lambda: x @ w_hat.T, args.repeats) * 1e-6
         let_blas_threads_sleep()
-        for backend in pyonebit.backends():
+        for backend, layer in layers.items():
             def run():
-                return pyonebit.quantized_matmul(x, wq, scales, biases,
-                                                 group_size=args.group_size, backend=backend)
+                return layer(x)
             t0 = time.perf_counter()
             out = run()
             err = float(np.abs(out - ref).max() / np.abs(ref).max())
@@ -86,7 +88,7 @@ def _run(argv):
         return bench.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m pyonebit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="quantize a built-in matrix and time quantized_matmul (default)")
+    d = sub.add_parser("demo", help="quantize a built-in matrix and time it as a layer (default)")
     sub.add_parser("bench", help="benchmark of the seed's layer shapes on every non-emulated "
                                  "backend (see bench --help)")
     c = sub.add_parser("convert", help="quantize a float safetensors checkpoint into an MLX one",

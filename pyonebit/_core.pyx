@@ -15,6 +15,7 @@ import ml_dtypes
 
 from pyonebit._onebit cimport (
     CArrayRef, CBinding, CDeviceCaps, CDispatch, CDType, CDequantizePlan, CMatmulPlan, CMode,
+    CWeightLayout,
     CQuantSpec, CQuantizePlan,
 )
 from pyonebit cimport _onebit as core
@@ -99,8 +100,21 @@ cdef CDequantizePlan _dequantize_plan(list keep, wq, scales, biases, CQuantSpec 
                                 out_dtype)
 
 
+# The weight layouts by name (onebit.h, WeightLayout).
+_LAYOUTS = {"mlx": CWeightLayout.mlx, "interleaved16": CWeightLayout.interleaved16}
+
+
+cdef CWeightLayout _layout(layout, str op) except *:
+    if not isinstance(layout, str):
+        raise TypeError(f"[{op}] layout must be a str, got {type(layout).__name__}")
+    if layout not in _LAYOUTS:
+        raise ValueError(f"[{op}] layout must be one of {', '.join(map(repr, _LAYOUTS))}, "
+                         f"got {layout!r}")
+    return _LAYOUTS[layout]
+
+
 cdef CMatmulPlan _matmul_plan(list keep, x, wq, scales, biases, transpose,
-                              CQuantSpec spec) except *:
+                              CQuantSpec spec, layout="mlx") except *:
     """Validated plan; the arrays it points into are appended to keep."""
     op = "quantized_matmul"
     a_x = _as_array(x, "x", op)
@@ -113,7 +127,7 @@ cdef CMatmulPlan _matmul_plan(list keep, x, wq, scales, biases, transpose,
         r_b = _ref(a_b)
     return core.plan_quantized_matmul(_ref(a_x), _ref(a_wq), _ref(a_s),
                                       &r_b if a_b is not None else NULL,
-                                      <cbool>bool(transpose), spec)
+                                      <cbool>bool(transpose), spec, _layout(layout, op))
 
 
 def quantize(w, group_size=128, bits=1, mode="affine"):
@@ -195,14 +209,14 @@ def _check_out(out, tuple shape, dtype, list inputs, str op):
 
 
 def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
-                     mode="affine", backend=None, out=None):
+                     mode="affine", backend=None, out=None, layout="mlx"):
     op = "quantized_matmul"
     cdef CQuantSpec spec = _spec(group_size, bits, mode, op)
     if backend is not None and not isinstance(backend, str):
         raise TypeError(f"[{op}] backend must be a str or None, got {type(backend).__name__}")
     cdef string backend_name = backend.encode() if backend is not None else b""
     keep = []
-    cdef CMatmulPlan plan = _matmul_plan(keep, x, wq, scales, biases, transpose, spec)
+    cdef CMatmulPlan plan = _matmul_plan(keep, x, wq, scales, biases, transpose, spec, layout)
     if out is None:
         out = _empty(plan.out_shape, plan.out_dtype)
     else:
@@ -215,6 +229,36 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
 
 def backends():
     return [name.decode() for name in core.backends()]
+
+
+def interleave16(wq):
+    """``wq`` (uint32, ``(..., N, words)``) with each matrix's words in the
+    ``interleaved16`` order: rows in blocks of 16 (the last block holds the
+    ``N % 16`` rows left), and within a block word by word, so word ``w`` of
+    row ``n`` sits at ``n0 * words + w * r + (n - n0)`` (``n0`` the block's
+    first row, ``r`` its rows). Same shape, same bytes, another order: one
+    vector load then reads one word of 16 rows, which the AVX-512 lookup
+    kernel otherwise assembles with a transpose on every call."""
+    return _relayout(wq, True)
+
+
+def deinterleave16(wq):
+    """The inverse of :func:`interleave16`: back to MLX's row-by-row order."""
+    return _relayout(wq, False)
+
+
+cdef _relayout(wq, cbool to_interleaved):
+    op = "interleave16" if to_interleaved else "deinterleave16"
+    a = _as_array(wq, "wq", op)
+    out = np.empty(a.shape, np.uint32)
+    cdef CArrayRef r = _ref(a)
+    cdef uint32_t* out_ptr = <uint32_t*>cnp.PyArray_DATA(out)
+    with nogil:
+        if to_interleaved:
+            core.interleave16(r, out_ptr)
+        else:
+            core.deinterleave16(r, out_ptr)
+    return out
 
 
 def supported_bits():
@@ -310,6 +354,13 @@ def cpu_kernels():
         "supported": [n.decode() for n in core.cpu_kernels_supported()],
         "active": core.cpu_kernel_active().decode(),
     }
+
+
+def cpu_preferred_layout(bits=1, group_size=128, mode="affine"):
+    """The weight layout the active CPU kernels read fastest (see
+    quantized_matmul's layout=): 'interleaved16' or 'mlx'."""
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, "cpu_preferred_layout")
+    return core.layout_name(core.cpu_preferred_layout(spec)).decode()
 
 
 def _set_cpu_isa(str name):

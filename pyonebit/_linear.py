@@ -33,6 +33,13 @@ class QuantizedLinear:
     The arrays are validated once and copied into page-aligned, read-only
     memory owned by the layer. ``backend`` (one of :func:`pyonebit.backends`,
     ``None`` for the default) is used by every call.
+
+    On the CPU backend the layer keeps its words in the layout the CPU
+    kernels read fastest (:func:`pyonebit.cpu_preferred_layout`; with
+    AVX-512 at 1 bit, ``"interleaved16"``, about 1.3-1.5x faster for small
+    batches) instead of MLX's: same size, reordered once here. ``layout``
+    says which; ``wq`` always gives MLX's order (a new array when the layer's
+    differs).
     """
 
     def __init__(
@@ -71,7 +78,9 @@ class QuantizedLinear:
         self.group_size = operator.index(group_size)
         self.mode = mode
         self.backend = backend
-        self.wq = _owned_copy(wq)
+        on_cpu = (backend or _core.backends()[0]) == "cpu"
+        self.layout = _core.cpu_preferred_layout(bits, group_size, mode) if on_cpu else "mlx"
+        self._wq = _owned_copy(wq if self.layout == "mlx" else _core.interleave16(wq))
         self.scales = _owned_copy(scales)
         self.biases = _owned_copy(biases) if biases is not None else None
         self.bias = self._check_bias(bias, op)
@@ -122,13 +131,23 @@ class QuantizedLinear:
         return cls(wq, scales, biases, bias, group_size=group_size, bits=bits, mode=mode,
                    backend=backend)
 
+    @property
+    def wq(self) -> np.ndarray:
+        """The packed weight (out_features, in_features * bits / 32) in MLX's
+        word order, read-only."""
+        if self.layout == "mlx":
+            return self._wq
+        wq = _core.deinterleave16(self._wq)
+        wq.flags.writeable = False
+        return wq
+
     def __call__(self, x: npt.ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """``x @ W_hat.T (+ bias)`` for ``x`` of shape (..., in_features).
 
         The result dtype is that of ``x`` when it equals the scales' dtype,
         else float32. ``out``, if given, must be exactly that shape and dtype."""
-        y = _core.quantized_matmul(x, self.wq, self.scales, self.biases, True, self.group_size,
-                                   self.bits, self.mode, self.backend, out)
+        y = _core.quantized_matmul(x, self._wq, self.scales, self.biases, True, self.group_size,
+                                   self.bits, self.mode, self.backend, out, self.layout)
         if self.bias is not None:
             np.add(y, self.bias, out=y, casting="unsafe")
         return y
@@ -141,12 +160,12 @@ class QuantizedLinear:
     @property
     def nbytes(self) -> int:
         """Bytes of the packed weight, scales, biases and bias."""
-        arrays = (self.wq, self.scales, self.biases, self.bias)
+        arrays = (self._wq, self.scales, self.biases, self.bias)
         return sum(a.nbytes for a in arrays if a is not None)
 
     def __repr__(self) -> str:
         return (f"QuantizedLinear(in_features={self.in_features}, "
                 f"out_features={self.out_features}, bits={self.bits}, "
                 f"group_size={self.group_size}, mode={self.mode!r}, dtype={self.scales.dtype}, "
-                f"bias={self.bias is not None}, backend={self.backend!r}, "
+                f"bias={self.bias is not None}, backend={self.backend!r}, layout={self.layout!r}, "
                 f"nbytes={self.nbytes})")

@@ -22,6 +22,10 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
         affine
         symmetric
 
+    cdef enum class CWeightLayout "onebit::WeightLayout":
+        mlx
+        interleaved16
+
     cdef cppclass CArrayRef "onebit::ArrayRef":
         void* data
         CDType dtype
@@ -61,10 +65,14 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
 
     CMatmulPlan plan_quantized_matmul(const CArrayRef& x, const CArrayRef& wq,
                                       const CArrayRef& scales, const CArrayRef* biases,
-                                      bool transpose, const CQuantSpec& spec) except +raise_py_error
+                                      bool transpose, const CQuantSpec& spec,
+                                      CWeightLayout layout) except +raise_py_error
     void quantized_matmul(const CMatmulPlan& plan, void* out,
                           const string& backend) except +raise_py_error
     vector[string] backends()
+    const char* layout_name(CWeightLayout layout)
+    void interleave16(const CArrayRef& wq, uint32_t* out) except +raise_py_error
+    void deinterleave16(const CArrayRef& wq, uint32_t* out) except +raise_py_error
 
     cdef cppclass CTraceEntry "onebit::TraceEntry":
         string backend
@@ -79,6 +87,7 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     vector[string] cpu_kernels_supported()
     string cpu_kernel_active() except +raise_py_error
     void set_cpu_kernel(const string& name) except +raise_py_error
+    CWeightLayout cpu_preferred_layout(const CQuantSpec& spec) except +raise_py_error
     void set_num_threads(int n) except +raise_py_error
     int get_num_threads()
     void set_parallel_threshold "onebit::cpu::set_parallel_threshold"(int64_t work)

@@ -65,10 +65,14 @@ def test_weights_are_owned_page_aligned_and_read_only(rng):
     w = random_weights(rng, (64, 256), np.float16)
     wq, scales, biases = pyonebit.quantize(w)
     layer = pyonebit.QuantizedLinear(wq, scales, biases)
-    for mine, theirs in [(layer.wq, wq), (layer.scales, scales), (layer.biases, biases)]:
+    # _wq: the words as stored (in the layer's layout); wq: MLX's order.
+    stored = [(layer._wq, wq), (layer.scales, scales), (layer.biases, biases)]
+    for mine, theirs in stored:
         assert mine.ctypes.data % mmap.PAGESIZE == 0
         assert not mine.flags.writeable
         assert not np.shares_memory(mine, theirs)
+    for mine, theirs in [(layer.wq, wq), (layer.scales, scales), (layer.biases, biases)]:
+        assert not mine.flags.writeable
         np.testing.assert_array_equal(mine, theirs)
     x = random_weights(rng, (1, 256), np.float16)
     before = layer(x)
@@ -87,7 +91,7 @@ def test_dequantize_and_attributes(rng):
     assert layer.nbytes == 48 * 384 * 4 // 8 + 2 * 48 * 6 * 2
     assert repr(layer) == (
         "QuantizedLinear(in_features=384, out_features=48, bits=4, group_size=64, "
-        "mode='affine', dtype=bfloat16, bias=False, backend=None, nbytes=10368)")
+        "mode='affine', dtype=bfloat16, bias=False, backend=None, layout='mlx', nbytes=10368)")
 
 
 def test_symmetric_layer_has_no_biases(rng):

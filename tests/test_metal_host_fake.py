@@ -40,6 +40,8 @@ def drivers(tmp_path_factory):
     shared = [s for s in sorted(glob.glob(os.path.join(ROOT, "src", "metal", "host", "*.cpp")))
               if not s.endswith("library.cpp")]
     shared += [os.path.join(ROOT, "src", "common", "plan.cpp"), os.path.join(ROOT, "src", "cpu", "reference.cpp"),
+               # reference.cpp runs interleaved16 weights through these
+               os.path.join(ROOT, "src", "cpu", "row_slabs.cpp"), os.path.join(ROOT, "src", "common", "layout.cpp"),
                os.path.join(ROOT, "src", "metal", "no_kernel.cpp"),
                *sorted(glob.glob(os.path.join(FAKE, "*.cpp")))]
     base_flags = host_flags(metal_cpp, write_kernel_header(tmp / "gen_sources", tmp / "kernels", tmp)) + ["-I", FAKE]

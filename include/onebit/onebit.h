@@ -102,10 +102,31 @@ void dequantize(const DequantizePlan& plan, void* out);
 // transpose=false: out = x @ W,   W of shape (..., K, N) packed along N.
 // Batch dims of x and W broadcast; a 1-D x is one row and the row axis is
 // dropped from the output. Output dtype = promote(x, scales) as in MLX.
+// How the words of wq are ordered within each (rows, words_per_row) matrix.
+//   mlx            row by row, as MLX (and quantize) writes them.
+//   interleaved16  rows in blocks of 16 (the last block has the N % 16 rows
+//                  left, if any), and within a block word by word: word w of
+//                  row n sits at n0 * W + w * r + (n - n0), where n0 is the
+//                  block's first row (n - n % 16), r its number of rows and
+//                  W the words per row. The same shape and size as mlx, just
+//                  permuted: one vector load gives the same word of 16 rows,
+//                  which the AVX-512 lookup kernel otherwise assembles by a
+//                  transpose on every call (see cpu_preferred_layout).
+// Only transpose=true products and the CPU backend take interleaved16.
+enum class WeightLayout : std::uint8_t { mlx, interleaved16 };
+const char* layout_name(WeightLayout layout);
+
+// out = wq (uint32, at least 2-D, C-contiguous) with each trailing matrix's
+// words reordered from one layout to the other; out has wq's shape.
+// Throws TypeError/ValueError (op "interleave16" / "deinterleave16").
+void interleave16(const ArrayRef& wq, std::uint32_t* out);
+void deinterleave16(const ArrayRef& wq, std::uint32_t* out);
+
 struct MatmulPlan {
   ArrayRef x, wq, scales, biases;
   QuantSpec spec;
   bool transpose = true;
+  WeightLayout layout = WeightLayout::mlx;
   std::int64_t M = 0, N = 0, K = 0;
   // One entry per output batch: element offsets of x's and W's matrices
   // (W offsets count matrices, applied to wq, scales and biases alike).
@@ -115,7 +136,8 @@ struct MatmulPlan {
 };
 MatmulPlan plan_quantized_matmul(const ArrayRef& x, const ArrayRef& wq,
                                  const ArrayRef& scales, const ArrayRef* biases,
-                                 bool transpose, const QuantSpec& spec);
+                                 bool transpose, const QuantSpec& spec,
+                                 WeightLayout layout = WeightLayout::mlx);
 // backend: a name from backends(); "" picks the best one.
 void quantized_matmul(const MatmulPlan& plan, void* out, const std::string& backend = "");
 
@@ -145,6 +167,11 @@ std::vector<std::string> cpu_kernels_supported();  // and runnable on this CPU
 std::string cpu_kernel_active();
 // Forces a variant for this process (tests, benchmarks); ValueError as above.
 void set_cpu_kernel(const std::string& name);
+// The layout the active variant reads fastest for transpose=true products
+// whose W is used many times (a layer): interleaved16 where its lookup
+// kernel serves the small-M calls (AVX-512, 1 bit), else mlx. Any layout
+// works with any variant: the others convert slabs of rows per call.
+WeightLayout cpu_preferred_layout(const QuantSpec& spec);
 
 // Threads of the CPU kernels' persistent pool (default: available cores).
 // set_num_threads throws ValueError for n < 1; it waits for a running call.

@@ -1,5 +1,7 @@
 #include "backend.h"
 
+#include <string>
+
 namespace onebit {
 
 const std::vector<Backend>& compiled_backends() {
@@ -33,7 +35,11 @@ const Backend& find_backend(const std::string& name) {
 }
 
 void quantized_matmul(const MatmulPlan& plan, void* out, const std::string& backend) {
-  find_backend(backend).run(plan, out);
+  const Backend& b = find_backend(backend);
+  if (plan.layout != WeightLayout::mlx && b.run != cpu::backend().run)
+    throw ValueError(std::string("[quantized_matmul] layout='") + layout_name(plan.layout) +
+                     "' runs on the 'cpu' backend only, not on '" + b.name + "'");
+  b.run(plan, out);
 }
 
 }  // namespace onebit

@@ -4,6 +4,7 @@
 #include <limits>
 #include <sstream>
 
+#include "check_spec.h"
 #include "dtype.h"
 #include "format.h"
 #include "onebit/onebit.h"
@@ -51,16 +52,6 @@ std::int64_t product(const std::vector<std::int64_t>& dims, std::size_t begin, s
   return p;
 }
 
-void check_spec(const QuantSpec& spec, const char* op) {
-  if (!format::contains(format::kBits, spec.bits))
-    value_error(op, "bits=" + std::to_string(spec.bits) + " is not supported; use one of " +
-                        join(format::kBits));
-  if (!format::contains(format::kGroupSizes, spec.group_size))
-    value_error(op, "group_size=" + std::to_string(spec.group_size) +
-                        " is not supported; use one of " + join(format::kGroupSizes));
-  if (spec.mode == Mode::symmetric && spec.bits != 1)
-    value_error(op, "mode='symmetric' requires bits=1, got bits=" + std::to_string(spec.bits));
-}
 
 void check_array(const ArrayRef& a, const char* op, const char* name) {
   for (std::int64_t d : a.shape)
@@ -118,6 +109,17 @@ std::int64_t unpacked_length(std::int64_t words, const QuantSpec& spec, const ch
 DType promote(DType a, DType b) { return a == b ? a : DType::float32; }
 
 }  // namespace
+
+void check_spec(const QuantSpec& spec, const char* op) {
+  if (!format::contains(format::kBits, spec.bits))
+    value_error(op, "bits=" + std::to_string(spec.bits) + " is not supported; use one of " +
+                        join(format::kBits));
+  if (!format::contains(format::kGroupSizes, spec.group_size))
+    value_error(op, "group_size=" + std::to_string(spec.group_size) +
+                        " is not supported; use one of " + join(format::kGroupSizes));
+  if (spec.mode == Mode::symmetric && spec.bits != 1)
+    value_error(op, "mode='symmetric' requires bits=1, got bits=" + std::to_string(spec.bits));
+}
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
@@ -212,9 +214,12 @@ DequantizePlan plan_dequantize(const ArrayRef& wq, const ArrayRef& scales, const
 }
 
 MatmulPlan plan_quantized_matmul(const ArrayRef& x, const ArrayRef& wq, const ArrayRef& scales,
-                                 const ArrayRef* biases, bool transpose, const QuantSpec& spec) {
+                                 const ArrayRef* biases, bool transpose, const QuantSpec& spec,
+                                 WeightLayout layout) {
   const char* op = "quantized_matmul";
   check_spec(spec, op);
+  if (layout == WeightLayout::interleaved16 && !transpose)
+    value_error(op, "layout='interleaved16' requires transpose=True (it interleaves rows of W (N, K))");
   check_float(x, op, "x");
   if (x.shape.empty()) value_error(op, "x must have at least 1 dimension, got a scalar");
   check_packed(wq, op);
@@ -224,6 +229,7 @@ MatmulPlan plan_quantized_matmul(const ArrayRef& x, const ArrayRef& wq, const Ar
   plan.wq = wq;
   plan.spec = spec;
   plan.transpose = transpose;
+  plan.layout = layout;
   const std::size_t wnd = wq.shape.size();
   const std::int64_t rows = wq.shape[wnd - 2];
   const std::int64_t unpacked = unpacked_length(wq.shape[wnd - 1], spec, op);

@@ -88,6 +88,7 @@ struct Avx2 {
 }  // namespace
 
 void avx2_qmm(const QmmArgs& args) { qmm<Avx2>(args); }
+WeightLayout avx2_preferred_layout(const QuantSpec& spec) { return preferred_layout<Avx2>(spec); }
 
 }  // namespace cpu
 }  // namespace onebit

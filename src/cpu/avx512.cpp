@@ -95,6 +95,8 @@ struct Avx512 {
     return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << n) - 1u), p);
   }
   static I load_words(const std::uint32_t* p) { return _mm512_loadu_si512(p); }
+  static I words(F v) { return _mm512_castps_si512(v); }
+  static F floats(I v) { return _mm512_castsi512_ps(v); }
   static void store_words(std::uint32_t* p, I v) { _mm512_storeu_si512(p, v); }
   static void store_first(float* p, F v, int n) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
@@ -137,6 +139,7 @@ struct Avx512 {
 }  // namespace
 
 void avx512_qmm(const QmmArgs& args) { qmm<Avx512>(args); }
+WeightLayout avx512_preferred_layout(const QuantSpec& spec) { return preferred_layout<Avx512>(spec); }
 
 }  // namespace cpu
 }  // namespace onebit

@@ -60,6 +60,7 @@ void run(const MatmulPlan& p, void* out) {
     a.K = K;
     a.spec = p.spec;
     a.transpose = p.transpose;
+    a.layout = p.layout;
     qmm(a);
     if (narrow_out) convert(obuf.data(), DType::float32, ob, p.out_dtype, M * N);
   }

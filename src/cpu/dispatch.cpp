@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/check_spec.h"
 #include "isa.h"
 
 #if ONEBIT_CPU_X86
@@ -17,6 +18,9 @@ namespace cpu {
 namespace {
 
 bool always() { return true; }
+
+// The reference reads any layout alike (interleaved16 through slabs).
+WeightLayout mlx_layout(const QuantSpec&) { return WeightLayout::mlx; }
 
 std::string quoted_list(const std::vector<std::string>& names) {
   std::string s;
@@ -54,13 +58,13 @@ bool x86_has_f16c() {
 const std::vector<Isa>& compiled_isas() {
   static const std::vector<Isa> all = {
 #if ONEBIT_CPU_X86
-      {"avx512", avx512_supported, avx512_qmm},
-      {"avx2", avx2_supported, avx2_qmm},
+      {"avx512", avx512_supported, avx512_qmm, avx512_preferred_layout},
+      {"avx2", avx2_supported, avx2_qmm, avx2_preferred_layout},
 #endif
 #if ONEBIT_CPU_ARM64
-      {"neon", always, neon_qmm},
+      {"neon", always, neon_qmm, neon_preferred_layout},
 #endif
-      {"scalar", always, reference_qmm},
+      {"scalar", always, reference_qmm, mlx_layout},
   };
   return all;
 }
@@ -99,6 +103,11 @@ std::vector<std::string> cpu_kernels_supported() {
 }
 
 std::string cpu_kernel_active() { return cpu::active_isa().name; }
+
+WeightLayout cpu_preferred_layout(const QuantSpec& spec) {
+  check_spec(spec, "cpu_preferred_layout");
+  return cpu::active_isa().preferred_layout(spec);
+}
 
 void set_cpu_kernel(const std::string& name) {
   const cpu::Isa& isa = cpu::find_isa(name, "");

@@ -51,11 +51,13 @@ namespace onebit {
 namespace cpu {
 
 using QmmFn = void (*)(const QmmArgs& args);
+using LayoutFn = WeightLayout (*)(const QuantSpec& spec);
 
 struct Isa {
   const char* name;
-  bool (*supported)();  // may this CPU run it
-  QmmFn qmm;            // parallel over the thread pool
+  bool (*supported)();        // may this CPU run it
+  QmmFn qmm;                  // parallel over the thread pool
+  LayoutFn preferred_layout;  // see cpu_preferred_layout (onebit.h)
 };
 
 #if ONEBIT_CPU_X86
@@ -64,11 +66,14 @@ struct Isa {
 bool x86_has_f16c();
 bool avx512_supported();
 void avx512_qmm(const QmmArgs& args);
+WeightLayout avx512_preferred_layout(const QuantSpec& spec);
 bool avx2_supported();
 void avx2_qmm(const QmmArgs& args);
+WeightLayout avx2_preferred_layout(const QuantSpec& spec);
 #endif
 #if ONEBIT_CPU_ARM64
 void neon_qmm(const QmmArgs& args);
+WeightLayout neon_preferred_layout(const QuantSpec& spec);
 #endif
 
 // The variants compiled into this build, best first; "scalar" (the

@@ -60,6 +60,7 @@ struct Neon {
 }  // namespace
 
 void neon_qmm(const QmmArgs& args) { qmm<Neon>(args); }
+WeightLayout neon_preferred_layout(const QuantSpec& spec) { return preferred_layout<Neon>(spec); }
 
 }  // namespace cpu
 }  // namespace onebit

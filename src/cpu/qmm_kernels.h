@@ -401,6 +401,7 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   store_words(p, v)     the 16 32-bit words of v to p
 //   store_first(p, v, n)  the first n < 16 floats of v to p
 //   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
+//   words(f) floats(i)    the same 512 bits as the other type
 
 // T[c * 16 + p] = sum_i q_i(p) x[n c + i], n = 4/B, where q_i(p) is code i
 // of nibble p (bits B i .. B i + B - 1). At 1 bit every product is exact
@@ -428,54 +429,80 @@ struct LutJob {
   std::int64_t blocks_per_task;
 };
 
+// n <= 16 stored factors (scales or biases) of one row from element i,
+// widened, as the bits of float32 lanes; lanes from n on are zero.
+template <class V>
+typename V::I row_factors(const void* src, DType dtype, std::int64_t i, int n) {
+  if (dtype == DType::float32) return V::load_words(static_cast<const std::uint8_t*>(src) + 4 * i, n);
+  const auto* h = static_cast<const std::uint16_t*>(src) + i;
+  alignas(64) std::uint16_t tail[16] = {};  // the widening loads read 16 values
+  if (n < 16) h = static_cast<const std::uint16_t*>(std::memcpy(tail, h, 2 * static_cast<std::size_t>(n)));
+  return V::words(dtype == DType::float16 ? V::load_f16(h) : V::load_bf16(h));
+}
+
 // The factors of the `rows` (<= 16) W rows from n0, one row per lane:
 // fac[32 g .. 32 g + 15] = A of group g, fac[32 g + 16 .. 32 g + 31] = C;
-// lanes past `rows` hold 0. Made here, per block, from the stored scales
-// (widened, and the symmetric A = 2d, C = -d applied) rather than for the
-// whole matrix per call: the lookup kernel then allocates nothing of size
-// N x G, which cost 30-60% of a 4096 x 4096 M = 1 call with float16 or
-// symmetric scales. `tmp` holds 32 G floats. Transposed with vector
-// shuffles once per block: gathering 32 scalars at every group's end (the
-// rows' factors sit G floats apart) cost ~20% of the kernel.
+// lanes past `rows` hold 0. Made here, per block, straight from the stored
+// scales (widened, and the symmetric A = 2d, C = -d applied after the
+// transpose) rather than for the whole matrix per call: the lookup kernel
+// then allocates nothing of size N x G, which cost 30-60% of a 4096 x 4096
+// M = 1 call with float16 or symmetric scales (and copying the rows first
+// cost ~15% of an interleaved16 call). Transposed with vector shuffles
+// once per block: gathering 32 scalars at every group's end (the rows'
+// factors sit G floats apart) cost ~20% of the kernel.
 template <class V>
-void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* tmp,
-                 float* fac) {
-  float* A = tmp;
-  float* C = tmp + 16 * G;
-  factor_range<V>(a, n0 * G, rows * G, A, C);
-  std::fill(A + rows * G, A + 16 * G, 0.0f);
-  std::fill(C + rows * G, C + 16 * G, 0.0f);
-  for (int part = 0; part < 2; ++part) {
-    const float* src = part ? C : A;
-    auto* dst = reinterpret_cast<std::uint32_t*>(fac + 16 * part);  // the float bits, moved as words
-    for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
-      const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
+void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* fac) {
+  const bool affine = a.spec.mode == Mode::affine;
+  for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
+    const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
+    for (int part = 0; part < (affine ? 2 : 1); ++part) {
+      const void* src = part ? a.biases : a.scales;
       typename V::I r[16];
-      for (int i = 0; i < 16; ++i) r[i] = V::load_words(reinterpret_cast<const std::uint8_t*>(src + i * G + g0), ng);
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng)
+                        : V::load_words(static_cast<const std::uint8_t*>(src), 0);
       V::transpose16(r);  // r[d]: group g0 + d of the 16 rows
-      for (int d = 0; d < ng; ++d) V::store_words(dst + 32 * (g0 + d), r[d]);
+      for (int d = 0; d < ng; ++d) {
+        float* f = fac + 32 * (g0 + d);
+        if (affine) {
+          V::store_words(reinterpret_cast<std::uint32_t*>(f + 16 * part), r[d]);
+        } else {  // both exact
+          const typename V::F scale = V::floats(r[d]);
+          V::store(f, V::add(scale, scale));
+          V::store(f + 16, V::fma(scale, V::set1(-1.0f), V::zero()));
+        }
+      }
     }
   }
 }
 
-// Row blocks (16 W rows each) that share each load of a table: halves the
-// table traffic from L2 (measured on Zen 4, one thread, 1 bit: 4096 x 4096
-// 237-245 -> 223-225 us; 4096 x 11008 unchanged).
-constexpr int kLutShare = 2;  // with a single block for an odd one out (lut_task)
+// Row blocks (16 W rows each) that share each load of a table. With W in
+// mlx order the blocks' words are transposed into registers (16 per block),
+// which leaves room for two (measured on Zen 4, one thread, 1 bit: 4096 x
+// 4096 237-245 -> 223-225 us against one); interleaved16 W needs no
+// transpose and four blocks fit (a stand-alone loop on the same machine,
+// 4096 x 4096: two blocks 155 us, four 130, eight 226, against 204 for
+// two blocks with the transpose).
+template <bool Interleaved>
+constexpr int kLutShare = Interleaved ? 4 : 2;
 
 // R blocks of 16 W rows from n0 (block r's factors in fac[r], see
 // lut_factors) against x row m. Table 8 w + j serves nibble j of word w,
 // whatever B is. Each block gets the same arithmetic whatever R is, so the
-// results do not depend on how the blocks are paired (nor on the threads).
-// With several x rows, the transposed words go to `words_seen` (16 per
-// word and block) on the first and are read back for the others: a load
-// instead of the loads and shuffles of a transpose. Null at M = 1. Only
-// the first `rows` of the 16 R W rows exist (fewer only at the end of W):
-// the others read as zero bits and are not stored.
-template <class V, int B, int GS, int R>
+// results do not depend on how the blocks are grouped (nor on the threads).
+// Only the first `rows` of the 16 R W rows exist (fewer only at the end of
+// W): the others read as zero bits and are not stored.
+// mlx-order W: the words of 16 rows are loaded and transposed, 16 words at
+// a time. With several x rows the transposed words go to `words_seen` (16
+// per word and block) on the first and are read back for the others: a
+// load instead of the loads and shuffles of a transpose. Null at M = 1.
+// interleaved16 W: one load per word and block, the last block's (fewer
+// than 16 rows, stored r words apart) masked.
+template <class V, int B, int GS, int R, bool Interleaved>
 void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, float* const* fac,
                std::uint32_t* words_seen) {
   using F = typename V::F;
+  using I = typename V::I;
   const QmmArgs& a = *job.a;
   const std::int64_t K = a.K, G = K / GS, row_bytes = K * B / 8, words = K * B / 32;
   const float* tables = job.T + m * (K * B / 4) * 16;
@@ -484,54 +511,63 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
   F tot[R];
   for (F& t : tot) t = V::zero();
-  // Four accumulators per block: the lookups of one word would otherwise
-  // wait on each other's additions. The additions are FMAs by 1 (the same
-  // single rounding): on Zen 4 the shifts to the next nibble share their
-  // pipes with the FP adds, while the FMA pipes are otherwise idle here
-  // (measured: 4096 x 4096, one thread, 265 -> 235 us).
+  // Four accumulators per block (two with four blocks, which already make
+  // eight independent chains and would not fit in the registers with four):
+  // the lookups of one word would otherwise wait on each other's additions.
+  // The additions are FMAs by 1 (the same single rounding): on Zen 4 the
+  // shifts to the next nibble share their pipes with the FP adds, while the
+  // FMA pipes are otherwise idle here (measured: 4096 x 4096, one thread,
+  // 265 -> 235 us).
   const F one = V::set1(1.0f);
-  F acc[R][4];
-  for (auto& ar : acc)
-    for (F& v : ar) v = V::zero();
-  int in_group = 0;
-  std::int64_t g = 0;
-  for (std::int64_t w0 = 0; w0 < words; w0 += 16) {
-    const int nw = static_cast<int>(std::min<std::int64_t>(16, words - w0));
-    typename V::I idx[R][16];  // idx[r][d]: word w0 + d of block r's 16 rows
-    std::uint32_t* seen = words_seen ? words_seen + 16 * R * w0 : nullptr;
-    for (int r = 0; r < R; ++r) {
-      if (seen && m > 0) {
-        for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + 16 * (R * d + r));
-        continue;
+  constexpr int kAcc = kLutShare<Interleaved> >= 4 ? 2 : 4;
+  int block_rows[R];  // interleaved16: words of block r sit block_rows[r] words apart
+  for (int r = 0; r < R; ++r) block_rows[r] = std::min(16, rows - 16 * r);
+  I idx[Interleaved ? 1 : R][16];  // mlx order: idx[r][d] = word w0 + d of block r's 16 rows
+  for (std::int64_t g = 0, wd = 0; g < G; ++g) {
+    F acc[R][kAcc];
+    for (auto& ar : acc)
+      for (F& v : ar) v = V::zero();
+    for (int i = 0; i < words_per_group; ++i, ++wd) {
+      const std::int64_t w0 = wd & ~std::int64_t{15};
+      if constexpr (!Interleaved) {
+        if (wd == w0) {  // the next 16 words (fewer at the end)
+          const int nw = static_cast<int>(std::min<std::int64_t>(16, words - w0));
+          std::uint32_t* seen = words_seen ? words_seen + 16 * R * w0 : nullptr;
+          for (int r = 0; r < R; ++r) {
+            if (seen && m > 0) {
+              for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + 16 * (R * d + r));
+              continue;
+            }
+            for (int j = 0; j < 16; ++j)
+              idx[r][j] = 16 * r + j < rows ? V::load_words(w + (16 * r + j) * row_bytes + 4 * w0, nw)
+                                            : V::load_words(w, 0);
+            V::transpose16(idx[r]);
+            if (seen)
+              for (int d = 0; d < nw; ++d) V::store_words(seen + 16 * (R * d + r), idx[r][d]);
+          }
+        }
       }
-      for (int i = 0; i < 16; ++i)
-        idx[r][i] = 16 * r + i < rows ? V::load_words(w + (16 * r + i) * row_bytes + 4 * w0, nw)
-                                      : V::load_words(w, 0);
-      V::transpose16(idx[r]);
-      if (seen)
-        for (int d = 0; d < nw; ++d) V::store_words(seen + 16 * (R * d + r), idx[r][d]);
-    }
-    for (int d = 0; d < nw; ++d) {
-      const float* T = tables + (w0 + d) * 8 * 16;
-      typename V::I q[R];
-      for (int r = 0; r < R; ++r) q[r] = idx[r][d];
+      I q[R];
+      for (int r = 0; r < R; ++r) {
+        if constexpr (Interleaved)
+          q[r] = V::load_words(w + 16 * r * row_bytes + 4 * wd * block_rows[r], block_rows[r]);
+        else
+          q[r] = idx[r][wd - w0];
+      }
+      const float* T = tables + wd * 8 * 16;
       for (int j = 0; j < 8; ++j) {
         const F table = V::load(T + 16 * j);
         for (int r = 0; r < R; ++r) {
-          acc[r][j & 3] = V::fma(V::lookup(q[r], table), one, acc[r][j & 3]);
+          acc[r][j % kAcc] = V::fma(V::lookup(q[r], table), one, acc[r][j % kAcc]);
           q[r] = V::template shift_right<4>(q[r]);
         }
       }
-      if (++in_group < words_per_group) continue;
-      // Group g done.
-      for (int r = 0; r < R; ++r) {
-        const F sum = V::add(V::add(acc[r][0], acc[r][1]), V::add(acc[r][2], acc[r][3]));
-        tot[r] = V::fma(sum, V::load(fac[r] + 32 * g), tot[r]);
-        tot[r] = V::fma(V::load(fac[r] + 32 * g + 16), V::set1(xs[g]), tot[r]);
-        for (F& v : acc[r]) v = V::zero();
-      }
-      in_group = 0;
-      ++g;
+    }
+    for (int r = 0; r < R; ++r) {
+      F sum = acc[r][0];
+      for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[r][i]);
+      tot[r] = V::fma(sum, V::load(fac[r] + 32 * g), tot[r]);
+      tot[r] = V::fma(V::load(fac[r] + 32 * g + 16), V::set1(xs[g]), tot[r]);
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -543,33 +579,40 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   }
 }
 
-template <class V, int B, int GS>
+// lut_block for R = 1 .. kLutShare blocks, R known at run time only at the
+// end of a task's range.
+template <class V, int B, int GS, bool Interleaved, int R = kLutShare<Interleaved>>
+void lut_blocks(int blocks, const LutJob& job, std::int64_t n0, int rows, std::int64_t m,
+                float* const* fac, std::uint32_t* words_seen) {
+  if constexpr (R > 1) {
+    if (blocks < R) return lut_blocks<V, B, GS, Interleaved, R - 1>(blocks, job, n0, rows, m, fac, words_seen);
+  }
+  lut_block<V, B, GS, R, Interleaved>(job, n0, rows, m, fac, words_seen);
+}
+
+template <class V, int B, int GS, bool Interleaved>
 void lut_task(void* ctx, std::int64_t t) {
+  constexpr int share = kLutShare<Interleaved>;
   const auto& job = *static_cast<const LutJob*>(ctx);
   const std::int64_t N = job.a->N, blocks = (N + 15) / 16, G = job.a->K / GS;
   const std::int64_t b1 = std::min(blocks, (t + 1) * job.blocks_per_task);
-  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>((kLutShare + 1) * 32 * G));
-  float* fac[kLutShare];
-  for (int r = 0; r < kLutShare; ++r) fac[r] = fac_all + r * 32 * G;
-  float* const tmp = fac_all + kLutShare * 32 * G;
+  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(share * 32 * G));
+  float* fac[share];
+  for (int r = 0; r < share; ++r) fac[r] = fac_all + r * 32 * G;
   std::uint32_t* words_seen = nullptr;  // see lut_block
-  if (job.a->M > 1) {
+  if (!Interleaved && job.a->M > 1) {
     thread_local std::vector<std::uint32_t> store;
-    store.resize(static_cast<std::size_t>(kLutShare * 16 * (job.a->K * B / 32)));
+    store.resize(static_cast<std::size_t>(share * 16 * (job.a->K * B / 32)));
     words_seen = store.data();
   }
-  // Every x row against kLutShare blocks: their packed rows stay in L1.
-  for (std::int64_t b = t * job.blocks_per_task; b < b1; b += kLutShare) {
-    const int rows = static_cast<int>(std::min(16 * std::min<std::int64_t>(kLutShare, b1 - b), N - 16 * b));
+  // Every x row against `share` blocks: their packed rows stay in L1.
+  for (std::int64_t b = t * job.blocks_per_task; b < b1; b += share) {
+    const int rows = static_cast<int>(std::min(16 * std::min<std::int64_t>(share, b1 - b), N - 16 * b));
     const int R = (rows + 15) / 16;
     for (int r = 0; r < R; ++r)
-      lut_factors<V>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, tmp, fac[r]);
-    for (std::int64_t m = 0; m < job.a->M; ++m) {
-      if (R == kLutShare)
-        lut_block<V, B, GS, kLutShare>(job, b * 16, rows, m, fac, words_seen);
-      else
-        lut_block<V, B, GS, 1>(job, b * 16, rows, m, fac, words_seen);
-    }
+      lut_factors<V>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, fac[r]);
+    for (std::int64_t m = 0; m < job.a->M; ++m)
+      lut_blocks<V, B, GS, Interleaved>(R, job, b * 16, rows, m, fac, words_seen);
   }
 }
 
@@ -601,10 +644,12 @@ void qmm_lut(const QmmArgs& a) {
   std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
   for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T.data() + m * table_floats);
   group_sums<V>(a.x, a.M, a.K, gs, xs.data());
-  LutJob job{&a, T.data(), xs.data(), split(blocks, kLutShare, 64)};
+  const bool interleaved = a.layout == WeightLayout::interleaved16;
+  LutJob job{&a, T.data(), xs.data(), split(blocks, interleaved ? kLutShare<true> : kLutShare<false>, 64)};
   visit<format::kGroupSizes>(gs, [&](auto g) {
     constexpr int GS = decltype(g)::value;
-    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task, lut_task<V, B, GS>, &job);
+    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task,
+                 interleaved ? lut_task<V, B, GS, true> : lut_task<V, B, GS, false>, &job);
   });
 }
 
@@ -844,6 +889,13 @@ void qmm_panel(const QmmArgs& a, const Factors& f) {
 
 // ------------------------------------------------------------------ entry
 
+// See onebit.h (cpu_preferred_layout): interleaved16 where the lookup
+// kernel serves the small-M calls.
+template <class V>
+WeightLayout preferred_layout(const QuantSpec& spec) {
+  return V::kLut && spec.bits == 1 ? WeightLayout::interleaved16 : WeightLayout::mlx;
+}
+
 template <class V>
 void qmm(const QmmArgs& a) {
   if (a.M == 0 || a.N == 0) return;
@@ -856,6 +908,8 @@ void qmm(const QmmArgs& a) {
     if constexpr ((B == 1 || B == 2) && V::kLut) {
       if (use_lut<V>(a)) return qmm_lut<V, B>(a);
     }
+    // Only the lookup kernel reads interleaved16 W.
+    if (a.layout != WeightLayout::mlx) return run_deinterleaved(a, qmm<V>);
     Factors f;
     make_factors<V>(a, f);
     if constexpr (has_vector_decode(B)) {

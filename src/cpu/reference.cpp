@@ -189,6 +189,7 @@ void dequantize(const DequantizePlan& plan, void* out) {
 
 namespace cpu {
 void reference_qmm(const QmmArgs& args) {
+  if (args.layout != WeightLayout::mlx) return run_deinterleaved(args, reference_qmm);
   visit_float(args.scale_dtype, [&](auto t) { qmm_typed<decltype(t)>(args); });
 }
 }  // namespace cpu

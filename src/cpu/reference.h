@@ -26,7 +26,14 @@ struct QmmArgs {
   std::int64_t M, N, K;
   QuantSpec spec;
   bool transpose;
+  WeightLayout layout;  // interleaved16 only with transpose
 };
+
+// Runs `qmm` (a kernel for mlx-layout W) on an interleaved16 W, one slab of
+// rows at a time: each slab's words are put back in mlx order in a
+// per-call buffer and its results copied into place, so the extra memory
+// is a slab (kSlabRows rows of packed W and M x kSlabRows floats), not N x K.
+void run_deinterleaved(const QmmArgs& args, void (*qmm)(const QmmArgs&));
 
 // Accumulates in float64 and forms each W_hat exactly: the most accurate
 // answer the format defines, never materialising W_hat.

@@ -5,7 +5,8 @@
 // the 1-bit matmul through the buffers exactly as bound, so a wrong buffer,
 // index or offset gives wrong numbers against expected(), which reads the
 // caller's arrays directly. Links only the host code, plan.cpp and
-// reference.cpp (dtype conversion). Prints "ok" or a reason and exits 1.
+// reference.cpp (dtype conversion; with row_slabs.cpp and layout.cpp, which
+// it calls for interleaved weights). Prints "ok" or a reason and exits 1.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
