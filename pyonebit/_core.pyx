@@ -231,28 +231,30 @@ def backends():
     return [name.decode() for name in core.backends()]
 
 
-def interleave16(wq):
-    """``wq`` (uint32, ``(..., N, words)``) with each matrix's words in the
+def interleave16(a):
+    """``a`` (``wq``, ``scales`` or ``biases``: uint32, float32, float16 or
+    bfloat16, shape ``(..., N, C)``) with each matrix's elements in the
     ``interleaved16`` order: rows in blocks of 16 (the last block holds the
-    ``N % 16`` rows left), and within a block word by word, so word ``w`` of
-    row ``n`` sits at ``n0 * words + w * r + (n - n0)`` (``n0`` the block's
-    first row, ``r`` its rows). Same shape, same bytes, another order: one
-    vector load then reads one word of 16 rows, which the AVX-512 lookup
-    kernel otherwise assembles with a transpose on every call."""
-    return _relayout(wq, True)
+    ``N % 16`` rows left), and within a block column by column, so element
+    ``c`` of row ``n`` sits at ``n0 * C + c * r + (n - n0)`` (``n0`` the
+    block's first row, ``r`` its rows). Same shape, dtype and bytes, another
+    order: one vector load then reads one word (or group factor) of 16 rows,
+    which the AVX-512 lookup kernel otherwise assembles by transposes on
+    every call."""
+    return _relayout(a, True)
 
 
-def deinterleave16(wq):
+def deinterleave16(a):
     """The inverse of :func:`interleave16`: back to MLX's row-by-row order."""
-    return _relayout(wq, False)
+    return _relayout(a, False)
 
 
-cdef _relayout(wq, cbool to_interleaved):
+cdef _relayout(a, cbool to_interleaved):
     op = "interleave16" if to_interleaved else "deinterleave16"
-    a = _as_array(wq, "wq", op)
-    out = np.empty(a.shape, np.uint32)
-    cdef CArrayRef r = _ref(a)
-    cdef uint32_t* out_ptr = <uint32_t*>cnp.PyArray_DATA(out)
+    arr = _as_array(a, "a", op)
+    out = np.empty(arr.shape, arr.dtype)
+    cdef CArrayRef r = _ref(arr)
+    cdef void* out_ptr = cnp.PyArray_DATA(out)
     with nogil:
         if to_interleaved:
             core.interleave16(r, out_ptr)

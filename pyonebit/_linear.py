@@ -36,10 +36,10 @@ class QuantizedLinear:
 
     On the CPU backend the layer keeps its words in the layout the CPU
     kernels read fastest (:func:`pyonebit.cpu_preferred_layout`; with
-    AVX-512 at 1 bit, ``"interleaved16"``, about 1.3-1.5x faster for small
+    AVX-512 at 1 bit, ``"interleaved16"``, about 1.4-1.5x faster for small
     batches) instead of MLX's: same size, reordered once here. ``layout``
-    says which; ``wq`` always gives MLX's order (a new array when the layer's
-    differs).
+    says which; ``wq``, ``scales`` and ``biases`` always give MLX's order (new
+    arrays when the layer's differs).
     """
 
     def __init__(
@@ -80,9 +80,11 @@ class QuantizedLinear:
         self.backend = backend
         on_cpu = (backend or _core.backends()[0]) == "cpu"
         self.layout = _core.cpu_preferred_layout(bits, group_size, mode) if on_cpu else "mlx"
-        self._wq = _owned_copy(wq if self.layout == "mlx" else _core.interleave16(wq))
-        self.scales = _owned_copy(scales)
-        self.biases = _owned_copy(biases) if biases is not None else None
+        stored = (lambda a: a) if self.layout == "mlx" else _core.interleave16
+        # As stored (in self.layout); the properties give MLX's order.
+        self._wq = _owned_copy(stored(wq))
+        self._scales = _owned_copy(stored(scales))
+        self._biases = _owned_copy(stored(biases)) if biases is not None else None
         self.bias = self._check_bias(bias, op)
 
     @staticmethod
@@ -131,22 +133,34 @@ class QuantizedLinear:
         return cls(wq, scales, biases, bias, group_size=group_size, bits=bits, mode=mode,
                    backend=backend)
 
+    def _mlx_order(self, stored: np.ndarray | None) -> np.ndarray | None:
+        if stored is None or self.layout == "mlx":
+            return stored
+        a = _core.deinterleave16(stored)
+        a.flags.writeable = False
+        return a
+
     @property
     def wq(self) -> np.ndarray:
-        """The packed weight (out_features, in_features * bits / 32) in MLX's
-        word order, read-only."""
-        if self.layout == "mlx":
-            return self._wq
-        wq = _core.deinterleave16(self._wq)
-        wq.flags.writeable = False
-        return wq
+        """The packed weight (out_features, in_features * bits / 32), read-only."""
+        return self._mlx_order(self._wq)
+
+    @property
+    def scales(self) -> np.ndarray:
+        """The scales (out_features, in_features / group_size), read-only."""
+        return self._mlx_order(self._scales)
+
+    @property
+    def biases(self) -> np.ndarray | None:
+        """The biases (affine mode) like the scales, or None (symmetric), read-only."""
+        return self._mlx_order(self._biases)
 
     def __call__(self, x: npt.ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """``x @ W_hat.T (+ bias)`` for ``x`` of shape (..., in_features).
 
         The result dtype is that of ``x`` when it equals the scales' dtype,
         else float32. ``out``, if given, must be exactly that shape and dtype."""
-        y = _core.quantized_matmul(x, self._wq, self.scales, self.biases, True, self.group_size,
+        y = _core.quantized_matmul(x, self._wq, self._scales, self._biases, True, self.group_size,
                                    self.bits, self.mode, self.backend, out, self.layout)
         if self.bias is not None:
             np.add(y, self.bias, out=y, casting="unsafe")
@@ -160,12 +174,12 @@ class QuantizedLinear:
     @property
     def nbytes(self) -> int:
         """Bytes of the packed weight, scales, biases and bias."""
-        arrays = (self._wq, self.scales, self.biases, self.bias)
+        arrays = (self._wq, self._scales, self._biases, self.bias)
         return sum(a.nbytes for a in arrays if a is not None)
 
     def __repr__(self) -> str:
         return (f"QuantizedLinear(in_features={self.in_features}, "
                 f"out_features={self.out_features}, bits={self.bits}, "
-                f"group_size={self.group_size}, mode={self.mode!r}, dtype={self.scales.dtype}, "
+                f"group_size={self.group_size}, mode={self.mode!r}, dtype={self._scales.dtype}, "
                 f"bias={self.bias is not None}, backend={self.backend!r}, layout={self.layout!r}, "
                 f"nbytes={self.nbytes})")

@@ -71,8 +71,8 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
                           const string& backend) except +raise_py_error
     vector[string] backends()
     const char* layout_name(CWeightLayout layout)
-    void interleave16(const CArrayRef& wq, uint32_t* out) except +raise_py_error
-    void deinterleave16(const CArrayRef& wq, uint32_t* out) except +raise_py_error
+    void interleave16(const CArrayRef& a, void* out) except +raise_py_error
+    void deinterleave16(const CArrayRef& a, void* out) except +raise_py_error
 
     cdef cppclass CTraceEntry "onebit::TraceEntry":
         string backend

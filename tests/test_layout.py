@@ -1,4 +1,5 @@
-"""The interleaved16 weight layout: the permutation against its definition,
+"""The interleaved16 weight layout (words of wq, groups of scales and biases):
+the permutation against its definition,
 products on it against the float64 model on every CPU kernel variant (the
 AVX-512 lookup kernel reads it directly; every other path converts slabs of
 rows), its errors, and QuantizedLinear's choice of layout."""
@@ -14,26 +15,32 @@ ISAS = pyonebit.cpu_kernels()["supported"]  # scalar included: it reads the layo
 pytestmark = pytest.mark.usefixtures("cpu_settings_restored")
 
 
-def interleaved_by_definition(wq):
-    """Word w of row n at n0 * W + w * r + (n - n0): n0 = n - n % 16, r the rows
-    of n's block (16, or N % 16 for the last one)."""
-    N, W = wq.shape[-2:]
-    out = np.empty_like(wq).reshape(wq.shape[:-2] + (N * W,))
+def interleaved_by_definition(a):
+    """Element c of row n at n0 * C + c * r + (n - n0): n0 = n - n % 16, r the
+    rows of n's block (16, or N % 16 for the last one)."""
+    N, C = a.shape[-2:]
+    out = np.empty_like(a).reshape(a.shape[:-2] + (N * C,))
     for n in range(N):
         n0 = n - n % 16
         r = min(16, N - n0)
-        for w in range(W):
-            out[..., n0 * W + w * r + (n - n0)] = wq[..., n, w]
-    return out.reshape(wq.shape)
+        for c in range(C):
+            out[..., n0 * C + c * r + (n - n0)] = a[..., n, c]
+    return out.reshape(a.shape)
 
 
+@pytest.mark.parametrize("dtype", [np.dtype(np.uint32), np.dtype(np.float32),
+                                   np.dtype(np.float16), BF16], ids=lambda d: d.name)
 @pytest.mark.parametrize("shape", [(1, 1), (15, 2), (16, 3), (17, 1), (40, 5), (3, 33, 4), (0, 4)])
-def test_interleave16_follows_the_definition_and_inverts(rng, shape):
-    wq = rng.integers(0, 2**32, shape, dtype=np.uint32)
-    inter = pyonebit.interleave16(wq)
-    assert inter.shape == wq.shape and inter.dtype == np.uint32
-    np.testing.assert_array_equal(inter, interleaved_by_definition(wq))
-    np.testing.assert_array_equal(pyonebit.deinterleave16(inter), wq)
+def test_interleave16_follows_the_definition_and_inverts(rng, shape, dtype):
+    a = rng.integers(0, 2**16, shape).astype(dtype)
+    inter = pyonebit.interleave16(a)
+    assert inter.shape == a.shape and inter.dtype == dtype
+    np.testing.assert_array_equal(inter.view(np.uint8), interleaved_by_definition(a).view(np.uint8))
+    np.testing.assert_array_equal(pyonebit.deinterleave16(inter).view(np.uint8), a.view(np.uint8))
+
+
+def interleaved(wq, scales, biases):
+    return [pyonebit.interleave16(a) if a is not None else None for a in (wq, scales, biases)]
 
 
 def product(x, wq, scales, biases, group_size, bits, mode, layout):
@@ -55,7 +62,7 @@ def test_products_on_interleaved_weights_match_the_model(rng, isa, bits, mode):
         wq, scales, biases = pyonebit.quantize(w, group_size, bits, mode)
         what = w_hat64(wq, scales, biases, bits, group_size, mode)
         x = random_weights(rng, (M, K), np.float32)
-        out = product(x, pyonebit.interleave16(wq), scales, biases, group_size, bits, mode,
+        out = product(x, *interleaved(wq, scales, biases), group_size, bits, mode,
                       "interleaved16")
         assert_matmul_close(out, x, what, True, np.float32)
 
@@ -72,7 +79,7 @@ def test_half_scales_with_partial_group_vectors(rng, isa, dtype, mode):
         wq, scales, biases = pyonebit.quantize(w, 32, 1, mode)
         what = w_hat64(wq, scales, biases, 1, 32, mode)
         x = random_weights(rng, (2, K), dtype)
-        out = product(x, pyonebit.interleave16(wq), scales, biases, 32, 1, mode, "interleaved16")
+        out = product(x, *interleaved(wq, scales, biases), 32, 1, mode, "interleaved16")
         assert_matmul_close(out, x, what, True, dtype)
 
 
@@ -82,7 +89,7 @@ def test_batched_weights_broadcast(rng, isa):
     w = random_weights(rng, (3, 20, 128), np.float32)
     wq, scales, biases = pyonebit.quantize(w, 64, 1)
     x = random_weights(rng, (2, 1, 4, 128), np.float32)
-    out = product(x, pyonebit.interleave16(wq), scales, biases, 64, 1, "affine", "interleaved16")
+    out = product(x, *interleaved(wq, scales, biases), 64, 1, "affine", "interleaved16")
     assert out.shape == (2, 3, 4, 20)
     assert_matmul_close(out, x, w_hat64(wq, scales, biases, 1, 64), True, np.float32)
 
@@ -92,12 +99,12 @@ def test_results_do_not_depend_on_threads(rng):
     grouped into tasks, so the thread count cannot change a bit."""
     w = random_weights(rng, (16 * 23 + 5, 512), np.float32)
     wq, scales, biases = pyonebit.quantize(w, 128, 1)
-    inter = pyonebit.interleave16(wq)
+    inter = interleaved(wq, scales, biases)
     x = random_weights(rng, (3, 512), np.float32)
     outs = []
     for threads in (1, 2, 3, 4):
         pyonebit.set_num_threads(threads)
-        outs.append(product(x, inter, scales, biases, 128, 1, "affine", "interleaved16"))
+        outs.append(product(x, *inter, 128, 1, "affine", "interleaved16"))
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
 
@@ -106,9 +113,9 @@ def test_a_wrong_bit_in_the_interleaved_words_is_caught(rng):
     w = random_weights(rng, (64, 256), np.float32)
     wq, scales, biases = pyonebit.quantize(w, 128, 1)
     x = random_weights(rng, (1, 256), np.float32)
-    inter = pyonebit.interleave16(wq)
-    inter.reshape(-1)[5] ^= 1 << 7  # one bit of one row
-    out = product(x, inter, scales, biases, 128, 1, "affine", "interleaved16")
+    inter = interleaved(wq, scales, biases)
+    inter[0].reshape(-1)[5] ^= 1 << 7  # one bit of one row
+    out = product(x, *inter, 128, 1, "affine", "interleaved16")
     with pytest.raises(AssertionError):
         assert_matmul_close(out, x, w_hat64(wq, scales, biases, 1, 128), True, np.float32)
 
@@ -141,9 +148,10 @@ def test_layout_errors(rng):
                                              rf"only, not on '{backend}'"):
             pyonebit.quantized_matmul(x, wq, scales, biases, group_size=64, backend=backend,
                                       layout="interleaved16")
-    with pytest.raises(TypeError, match=r"\[interleave16\] wq must be uint32, got float32"):
-        pyonebit.interleave16(np.zeros((4, 4), np.float32))
-    with pytest.raises(ValueError, match=r"\[deinterleave16\] wq must have at least 2 dimensions"):
+    with pytest.raises(TypeError, match=r"\[interleave16\] a must be uint32, float32, float16 or "
+                                        r"bfloat16, got float64"):
+        pyonebit.interleave16(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"\[deinterleave16\] a must have at least 2 dimensions"):
         pyonebit.deinterleave16(np.zeros(4, np.uint32))
 
 
@@ -155,8 +163,9 @@ def test_layer_keeps_the_preferred_layout_on_the_cpu(rng, backend):
     expected = pyonebit.cpu_preferred_layout(1) if backend == "cpu" else "mlx"
     assert layer.layout == expected
     assert f"layout={expected!r}" in repr(layer)
-    np.testing.assert_array_equal(layer.wq, wq)  # MLX's order, whatever is stored
-    assert not layer.wq.flags.writeable
+    for mine, theirs in [(layer.wq, wq), (layer.scales, scales), (layer.biases, biases)]:
+        np.testing.assert_array_equal(mine, theirs)  # MLX's order, whatever is stored
+        assert not mine.flags.writeable
     assert layer.nbytes == wq.nbytes + scales.nbytes + biases.nbytes
     x = random_weights(rng, (3, 256), np.float32)
     assert_matmul_close(layer(x), x, w_hat64(wq, scales, biases, 1, 128), True, np.float32)

@@ -65,8 +65,8 @@ def test_weights_are_owned_page_aligned_and_read_only(rng):
     w = random_weights(rng, (64, 256), np.float16)
     wq, scales, biases = pyonebit.quantize(w)
     layer = pyonebit.QuantizedLinear(wq, scales, biases)
-    # _wq: the words as stored (in the layer's layout); wq: MLX's order.
-    stored = [(layer._wq, wq), (layer.scales, scales), (layer.biases, biases)]
+    # _wq, _scales, _biases: as stored (in the layer's layout); wq...: MLX's order.
+    stored = [(layer._wq, wq), (layer._scales, scales), (layer._biases, biases)]
     for mine, theirs in stored:
         assert mine.ctypes.data % mmap.PAGESIZE == 0
         assert not mine.flags.writeable

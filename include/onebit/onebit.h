@@ -102,25 +102,29 @@ void dequantize(const DequantizePlan& plan, void* out);
 // transpose=false: out = x @ W,   W of shape (..., K, N) packed along N.
 // Batch dims of x and W broadcast; a 1-D x is one row and the row axis is
 // dropped from the output. Output dtype = promote(x, scales) as in MLX.
-// How the words of wq are ordered within each (rows, words_per_row) matrix.
+// How the elements of the weight's matrices are ordered: the words of wq
+// and the groups of scales and biases, each an (N rows, C columns) matrix.
 //   mlx            row by row, as MLX (and quantize) writes them.
 //   interleaved16  rows in blocks of 16 (the last block has the N % 16 rows
-//                  left, if any), and within a block word by word: word w of
-//                  row n sits at n0 * W + w * r + (n - n0), where n0 is the
-//                  block's first row (n - n % 16), r its number of rows and
-//                  W the words per row. The same shape and size as mlx, just
-//                  permuted: one vector load gives the same word of 16 rows,
-//                  which the AVX-512 lookup kernel otherwise assembles by a
-//                  transpose on every call (see cpu_preferred_layout).
-// Only transpose=true products and the CPU backend take interleaved16.
+//                  left, if any), and within a block column by column:
+//                  element c of row n sits at n0 * C + c * r + (n - n0),
+//                  where n0 is the block's first row (n - n % 16) and r its
+//                  number of rows. The same shape and size as mlx, just
+//                  permuted: one vector load gives the same word (or group
+//                  factor) of 16 rows, which the AVX-512 lookup kernel
+//                  otherwise assembles by transposes on every call (see
+//                  cpu_preferred_layout).
+// A layout applies to wq, scales and biases together. Only transpose=true
+// products and the CPU backend take interleaved16.
 enum class WeightLayout : std::uint8_t { mlx, interleaved16 };
 const char* layout_name(WeightLayout layout);
 
-// out = wq (uint32, at least 2-D, C-contiguous) with each trailing matrix's
-// words reordered from one layout to the other; out has wq's shape.
-// Throws TypeError/ValueError (op "interleave16" / "deinterleave16").
-void interleave16(const ArrayRef& wq, std::uint32_t* out);
-void deinterleave16(const ArrayRef& wq, std::uint32_t* out);
+// out = a (uint32, float32, float16 or bfloat16, at least 2-D, C-contiguous)
+// with each trailing matrix's elements reordered from one layout to the
+// other; out has a's shape and dtype. Throws TypeError/ValueError (op
+// "interleave16" / "deinterleave16").
+void interleave16(const ArrayRef& a, void* out);
+void deinterleave16(const ArrayRef& a, void* out);
 
 struct MatmulPlan {
   ArrayRef x, wq, scales, biases;

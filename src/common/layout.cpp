@@ -11,26 +11,45 @@ namespace layout {
 
 namespace {
 
-// Calls f(interleaved index, mlx index) for every word of rows [n0, n1):
-// the one definition of the layout that both directions use.
+// Calls f(interleaved index, mlx index) for every element of rows [n0, n1):
+// the one definition of the layout, which both directions use.
 template <class Fn>
-void for_each_word(std::int64_t N, std::int64_t W, std::int64_t n0, std::int64_t n1, Fn f) {
+void for_each_element(std::int64_t N, std::int64_t C, std::int64_t n0, std::int64_t n1, Fn f) {
   for (std::int64_t b = n0; b < n1; b += kBlockRows) {
     const std::int64_t r = std::min(kBlockRows, N - b);
     for (std::int64_t n = b; n < b + r; ++n)
-      for (std::int64_t w = 0; w < W; ++w) f(b * W + w * r + (n - b), n * W + w);
+      for (std::int64_t c = 0; c < C; ++c) f(b * C + c * r + (n - b), n * C + c);
   }
+}
+
+// Calls f(T{}) with T the unsigned integer type of `elem` bytes (2 or 4).
+template <class Fn>
+void with_element_type(std::size_t elem, Fn f) {
+  if (elem == 2)
+    f(std::uint16_t{});
+  else
+    f(std::uint32_t{});
 }
 
 }  // namespace
 
-void deinterleave_rows(const std::uint32_t* src, std::int64_t N, std::int64_t W, std::int64_t n0,
-                       std::int64_t n1, std::uint32_t* dst) {
-  for_each_word(N, W, n0, n1, [&](std::int64_t i, std::int64_t m) { dst[m - n0 * W] = src[i]; });
+void deinterleave_rows(const void* src, std::size_t elem, std::int64_t N, std::int64_t C,
+                       std::int64_t n0, std::int64_t n1, void* dst) {
+  with_element_type(elem, [&](auto t) {
+    using T = decltype(t);
+    const T* s = static_cast<const T*>(src);
+    T* d = static_cast<T*>(dst);
+    for_each_element(N, C, n0, n1, [&](std::int64_t i, std::int64_t m) { d[m - n0 * C] = s[i]; });
+  });
 }
 
-void interleave(const std::uint32_t* src, std::int64_t N, std::int64_t W, std::uint32_t* dst) {
-  for_each_word(N, W, 0, N, [&](std::int64_t i, std::int64_t m) { dst[i] = src[m]; });
+void interleave(const void* src, std::size_t elem, std::int64_t N, std::int64_t C, void* dst) {
+  with_element_type(elem, [&](auto t) {
+    using T = decltype(t);
+    const T* s = static_cast<const T*>(src);
+    T* d = static_cast<T*>(dst);
+    for_each_element(N, C, 0, N, [&](std::int64_t i, std::int64_t m) { d[i] = s[m]; });
+  });
 }
 
 }  // namespace layout
@@ -41,29 +60,32 @@ const char* layout_name(WeightLayout l) {
 
 namespace {
 
-void convert(const ArrayRef& wq, std::uint32_t* out, bool to_interleaved, const char* op) {
-  if (wq.dtype != DType::uint32)
-    throw TypeError(std::string("[") + op + "] wq must be uint32, got " +
-                    (wq.dtype == DType::unsupported && !wq.label.empty() ? wq.label : dtype_name(wq.dtype)));
-  if (wq.shape.size() < 2)
-    throw ValueError(std::string("[") + op + "] wq must have at least 2 dimensions (rows, words)");
-  for (std::int64_t d : wq.shape)
-    if (d < 0) throw ValueError(std::string("[") + op + "] wq has a negative dimension");
-  const std::int64_t N = wq.shape[wq.shape.size() - 2], W = wq.shape.back();
-  const std::int64_t total = wq.size(), per = N * W;
+void convert(const ArrayRef& a, void* out, bool to_interleaved, const char* op) {
+  const std::string prefix = std::string("[") + op + "] ";
+  if (a.dtype == DType::unsupported)
+    throw TypeError(prefix + "a must be uint32, float32, float16 or bfloat16, got " +
+                    (a.label.empty() ? std::string("an unsupported dtype") : a.label));
+  if (a.shape.size() < 2)
+    throw ValueError(prefix + "a must have at least 2 dimensions (rows, columns)");
+  for (std::int64_t d : a.shape)
+    if (d < 0) throw ValueError(prefix + "a has a negative dimension");
+  const std::size_t elem = dtype_size(a.dtype);
+  const std::int64_t N = a.shape[a.shape.size() - 2], C = a.shape.back();
+  const std::int64_t total = a.size(), per = N * C;
   if (per == 0) return;
-  const auto* src = static_cast<const std::uint32_t*>(wq.data);
   for (std::int64_t off = 0; off < total; off += per) {
+    const void* src = static_cast<const char*>(a.data) + off * elem;
+    void* dst = static_cast<char*>(out) + off * elem;
     if (to_interleaved)
-      layout::interleave(src + off, N, W, out + off);
+      layout::interleave(src, elem, N, C, dst);
     else
-      layout::deinterleave_rows(src + off, N, W, 0, N, out + off);
+      layout::deinterleave_rows(src, elem, N, C, 0, N, dst);
   }
 }
 
 }  // namespace
 
-void interleave16(const ArrayRef& wq, std::uint32_t* out) { convert(wq, out, true, "interleave16"); }
-void deinterleave16(const ArrayRef& wq, std::uint32_t* out) { convert(wq, out, false, "deinterleave16"); }
+void interleave16(const ArrayRef& a, void* out) { convert(a, out, true, "interleave16"); }
+void deinterleave16(const ArrayRef& a, void* out) { convert(a, out, false, "deinterleave16"); }
 
 }  // namespace onebit

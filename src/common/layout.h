@@ -1,7 +1,9 @@
-// The interleaved16 weight layout (onebit.h, WeightLayout): moving the words
-// of one (N rows x W words) matrix between it and MLX's row-by-row order.
+// The interleaved16 weight layout (onebit.h, WeightLayout): moving the
+// elements (words of wq, groups of scales and biases) of one N-row matrix
+// between it and MLX's row-by-row order.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace onebit {
@@ -9,13 +11,14 @@ namespace layout {
 
 constexpr std::int64_t kBlockRows = 16;
 
-// Rows [n0, n1) of the N-row interleaved16 matrix `src`, in mlx order, to
-// dst ((n1 - n0) x W). n0 is a multiple of 16; n1 is one too, or N.
-void deinterleave_rows(const std::uint32_t* src, std::int64_t N, std::int64_t W, std::int64_t n0,
-                       std::int64_t n1, std::uint32_t* dst);
+// Rows [n0, n1) of the N x C interleaved16 matrix `src` of `elem`-byte
+// elements (2 or 4), in mlx order, to dst ((n1 - n0) x C). n0 is a multiple
+// of 16; n1 is one too, or N.
+void deinterleave_rows(const void* src, std::size_t elem, std::int64_t N, std::int64_t C,
+                       std::int64_t n0, std::int64_t n1, void* dst);
 
-// The whole N x W mlx-order matrix `src` to interleaved16 order.
-void interleave(const std::uint32_t* src, std::int64_t N, std::int64_t W, std::uint32_t* dst);
+// The whole N x C mlx-order matrix `src` to interleaved16 order.
+void interleave(const void* src, std::size_t elem, std::int64_t N, std::int64_t C, void* dst);
 
 }  // namespace layout
 }  // namespace onebit

@@ -429,7 +429,7 @@ struct LutJob {
   std::int64_t blocks_per_task;
 };
 
-// n <= 16 stored factors (scales or biases) of one row from element i,
+// n <= 16 consecutive stored factors (scales or biases) from element i,
 // widened, as the bits of float32 lanes; lanes from n on are zero.
 template <class V>
 typename V::I row_factors(const void* src, DType dtype, std::int64_t i, int n) {
@@ -443,34 +443,42 @@ typename V::I row_factors(const void* src, DType dtype, std::int64_t i, int n) {
 // The factors of the `rows` (<= 16) W rows from n0, one row per lane:
 // fac[32 g .. 32 g + 15] = A of group g, fac[32 g + 16 .. 32 g + 31] = C;
 // lanes past `rows` hold 0. Made here, per block, straight from the stored
-// scales (widened, and the symmetric A = 2d, C = -d applied after the
-// transpose) rather than for the whole matrix per call: the lookup kernel
-// then allocates nothing of size N x G, which cost 30-60% of a 4096 x 4096
-// M = 1 call with float16 or symmetric scales (and copying the rows first
-// cost ~15% of an interleaved16 call). Transposed with vector shuffles
-// once per block: gathering 32 scalars at every group's end (the rows'
-// factors sit G floats apart) cost ~20% of the kernel.
-template <class V>
+// scales (widened, and the symmetric A = 2d, C = -d applied) rather than for
+// the whole matrix per call: the lookup kernel then allocates nothing of
+// size N x G, which cost 30-60% of a 4096 x 4096 M = 1 call with float16 or
+// symmetric scales. In mlx order the rows' factors sit G apart and are
+// transposed with vector shuffles once per block (gathering 32 scalars at
+// every group's end cost ~20% of the kernel; the transposes still cost ~9%
+// of an interleaved16 call); interleaved16 scales hold each group's 16 rows
+// together, one load each.
+template <class V, bool Interleaved>
 void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* fac) {
   const bool affine = a.spec.mode == Mode::affine;
-  for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
-    const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
-    for (int part = 0; part < (affine ? 2 : 1); ++part) {
-      const void* src = part ? a.biases : a.scales;
-      typename V::I r[16];
-      for (int i = 0; i < 16; ++i)
-        r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng)
-                        : V::load_words(static_cast<const std::uint8_t*>(src), 0);
-      V::transpose16(r);  // r[d]: group g0 + d of the 16 rows
-      for (int d = 0; d < ng; ++d) {
-        float* f = fac + 32 * (g0 + d);
-        if (affine) {
-          V::store_words(reinterpret_cast<std::uint32_t*>(f + 16 * part), r[d]);
-        } else {  // both exact
-          const typename V::F scale = V::floats(r[d]);
-          V::store(f, V::add(scale, scale));
-          V::store(f + 16, V::fma(scale, V::set1(-1.0f), V::zero()));
-        }
+  // Group g's factors of the 16 rows (part 0: scales, 1: biases) to fac.
+  auto put = [&](std::int64_t g, int part, typename V::I v) {
+    float* f = fac + 32 * g;
+    if (affine) {
+      V::store_words(reinterpret_cast<std::uint32_t*>(f + 16 * part), v);
+    } else {  // both exact
+      const typename V::F scale = V::floats(v);
+      V::store(f, V::add(scale, scale));
+      V::store(f + 16, V::fma(scale, V::set1(-1.0f), V::zero()));
+    }
+  };
+  for (int part = 0; part < (affine ? 2 : 1); ++part) {
+    const void* src = part ? a.biases : a.scales;
+    if constexpr (Interleaved) {
+      for (std::int64_t g = 0; g < G; ++g)
+        put(g, part, row_factors<V>(src, a.scale_dtype, n0 * G + g * rows, rows));
+    } else {
+      for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
+        const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
+        typename V::I r[16];
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng)
+                          : V::load_words(static_cast<const std::uint8_t*>(src), 0);
+        V::transpose16(r);  // r[d]: group g0 + d of the 16 rows
+        for (int d = 0; d < ng; ++d) put(g0 + d, part, r[d]);
       }
     }
   }
@@ -610,7 +618,7 @@ void lut_task(void* ctx, std::int64_t t) {
     const int rows = static_cast<int>(std::min(16 * std::min<std::int64_t>(share, b1 - b), N - 16 * b));
     const int R = (rows + 15) / 16;
     for (int r = 0; r < R; ++r)
-      lut_factors<V>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, fac[r]);
+      lut_factors<V, Interleaved>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, fac[r]);
     for (std::int64_t m = 0; m < job.a->M; ++m)
       lut_blocks<V, B, GS, Interleaved>(R, job, b * 16, rows, m, fac, words_seen);
   }

@@ -29,10 +29,11 @@ struct QmmArgs {
   WeightLayout layout;  // interleaved16 only with transpose
 };
 
-// Runs `qmm` (a kernel for mlx-layout W) on an interleaved16 W, one slab of
-// rows at a time: each slab's words are put back in mlx order in a
-// per-call buffer and its results copied into place, so the extra memory
-// is a slab (kSlabRows rows of packed W and M x kSlabRows floats), not N x K.
+// Runs `qmm` (a kernel for mlx-layout weights) on interleaved16 ones, one
+// slab of rows at a time: each slab's words, scales and biases are put back
+// in mlx order in per-call buffers and its results copied into place, so
+// the extra memory is a slab (kSlabRows rows of the packed weight and
+// M x kSlabRows floats), not N x K.
 void run_deinterleaved(const QmmArgs& args, void (*qmm)(const QmmArgs&));
 
 // Accumulates in float64 and forms each W_hat exactly: the most accurate
