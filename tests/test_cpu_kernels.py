@@ -132,10 +132,10 @@ def test_realistic_size(isa):
     """Layer-sized K (4096; 16384 once) for the 1-bit paths of every M regime."""
     rng = np.random.default_rng(11)
     for transpose in (True, False):
-        # Transposed: M = 1, 17, 40 table lookups on AVX-512 (up to M = 64 and
-        # 8 MiB of tables), masked adds (rows) elsewhere; M = 100 the panel.
-        # K = 16384 at M = 40 is too many tables (10 MiB): masked adds on
-        # AVX-512 too. Not transposed: columns kernel to M = 32, then panel.
+        # Transposed: table lookups at every M on AVX-512, in chunks of x rows
+        # whose tables fit 2 MiB (32 rows at K = 4096, 8 at K = 16384: M = 40
+        # and 100 take several); elsewhere masked adds (rows) to M = 64, then
+        # the panel. Not transposed: columns kernel to M = 32, then panel.
         for M, K in ((1, 4096), (17, 4096), (40, 4096), (40, 16384), (100, 4096)):
             x, q = make_case(rng, M, 256, K, transpose, 128, 1, "affine")
             check(isa, x, q, transpose, 128, 1, "affine")

@@ -49,15 +49,17 @@ def product(x, wq, scales, biases, group_size, bits, mode, layout):
 
 
 # M = 1, 2: the lookup kernel on AVX-512 (1 and 2 bits); 3: the rows kernel
-# for 2 bits; 70: past the small-M kernels (the panel kernel). N = 530 spans
-# two slabs of the conversion (512 rows) and ends in a partial 16-row block.
+# for 2 bits; 70: past the small-M kernels (the panel kernel; on AVX-512 at
+# 1 bit still the lookups, and at K = 16384 in two chunks of x rows). N = 530
+# spans two slabs of the conversion (512 rows) and ends in a partial 16-row
+# block.
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("bits,mode", [(b, "affine") for b in BITS] + [(1, "symmetric")],
                          ids=lambda v: str(v))
 def test_products_on_interleaved_weights_match_the_model(rng, isa, bits, mode):
     _core._set_cpu_isa(isa)
     for N, K, group_size, M in [(530, 128, 64, 1), (37, 256, 128, 2), (16, 96, 32, 3),
-                                (1, 64, 64, 1), (40, 128, 32, 70)]:
+                                (1, 64, 64, 1), (40, 128, 32, 70), (20, 16384, 128, 9)]:
         w = random_weights(rng, (N, K), np.float32)
         wq, scales, biases = pyonebit.quantize(w, group_size, bits, mode)
         what = w_hat64(wq, scales, biases, bits, group_size, mode)

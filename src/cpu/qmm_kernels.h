@@ -624,22 +624,23 @@ void lut_task(void* ctx, std::int64_t t) {
   }
 }
 
-// The tables take M * K * B * 16 bytes, allocated per call. Measured on
-// Zen 4 (one thread) at 1 bit, lookups against masked adds (rows):
-// 4096 x 11008 at M = 16 (2.8 MiB of tables) 9.9 vs 13.9 ms, M = 32
-// 18.9 vs 35.5 ms; 4096 x 4096 at M = 64 (4 MiB) 13.6 vs 20.0 ms. The
-// lookups' cost per x row starts to grow once the tables leave L2 but
-// stays below the alternatives' up to at least 8 MiB (at 16 MiB, M = 256,
-// they only match the panel kernel).
-constexpr std::int64_t kLutTableBytes = 8 << 20;
+// The tables take K * B * 16 bytes per x row; the rows go through in chunks
+// whose tables fit this budget (allocated per call), each chunk reading W
+// once more. Measured on Zen 4, two threads, 1 bit, interleaved16, budgets
+// of 1, 2 and 8 MiB: 4096 x 11008 at M = 32 7.4, 6.6 and 9.4 ms, at
+// M = 128 28.5, 27.8 and 27.8 ms; 4096 x 4096 at M = 512 39.3, 39.0 and
+// 40.5 ms.
+constexpr std::int64_t kLutTableBytes = 2 << 20;
 
 template <class V>
 bool use_lut(const QmmArgs& a) {
-  if (!a.transpose || !small_m(a) || a.M * a.K * a.spec.bits * 16 > kLutTableBytes) return false;
-  // At 2 bits the row kernel's tile decodes each weight vector once for
-  // kTileM x rows, which beats the per-row lookups from M = kTileM on
-  // (Zen 4, 4096 x 4096, one thread: M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs
-  // 1.0 ms).
+  if (!a.transpose) return false;
+  // At 1 bit the lookups beat the panel kernel's FMAs at any M (Zen 4,
+  // 4096 x 4096, two threads, interleaved16: M = 128 9.7 vs 25.9 ms, M = 512
+  // 39 vs 93 ms), so they take every M, chunk by chunk. At 2 bits the row kernel's
+  // tile decodes each weight vector once for kTileM x rows, which beats the
+  // per-row lookups from M = kTileM on (Zen 4, 4096 x 4096, one thread:
+  // M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs 1.0 ms).
   return a.spec.bits == 1 || a.M < V::kTileM;
 }
 
@@ -648,17 +649,24 @@ template <class V, int B>
 void qmm_lut(const QmmArgs& a) {
   const int gs = a.spec.group_size;
   const std::int64_t table_floats = a.K * B / 4 * 16, blocks = (a.N + 15) / 16;
-  std::vector<float> T(static_cast<std::size_t>(a.M * table_floats));
-  std::vector<float> xs(static_cast<std::size_t>(a.M * (a.K / gs)));
-  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T.data() + m * table_floats);
-  group_sums<V>(a.x, a.M, a.K, gs, xs.data());
+  const std::int64_t chunk = std::clamp<std::int64_t>(kLutTableBytes / (4 * table_floats), 1, a.M);
+  std::vector<float> T(static_cast<std::size_t>(chunk * table_floats));
+  std::vector<float> xs(static_cast<std::size_t>(chunk * (a.K / gs)));
   const bool interleaved = a.layout == WeightLayout::interleaved16;
-  LutJob job{&a, T.data(), xs.data(), split(blocks, interleaved ? kLutShare<true> : kLutShare<false>, 64)};
-  visit<format::kGroupSizes>(gs, [&](auto g) {
-    constexpr int GS = decltype(g)::value;
-    parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task,
-                 interleaved ? lut_task<V, B, GS, true> : lut_task<V, B, GS, false>, &job);
-  });
+  for (std::int64_t m0 = 0; m0 < a.M; m0 += chunk) {
+    QmmArgs c = a;  // x rows m0 .. m0 + chunk
+    c.M = std::min(chunk, a.M - m0);
+    c.x = a.x + m0 * a.K;
+    c.out = a.out + m0 * a.N;
+    for (std::int64_t m = 0; m < c.M; ++m) lut_tables<V, B>(c.x + m * a.K, a.K, T.data() + m * table_floats);
+    group_sums<V>(c.x, c.M, a.K, gs, xs.data());
+    LutJob job{&c, T.data(), xs.data(), split(blocks, interleaved ? kLutShare<true> : kLutShare<false>, 64)};
+    visit<format::kGroupSizes>(gs, [&](auto g) {
+      constexpr int GS = decltype(g)::value;
+      parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task,
+                   interleaved ? lut_task<V, B, GS, true> : lut_task<V, B, GS, false>, &job);
+    });
+  }
 }
 
 // ------------------------------------------------------------------ cols
