@@ -23,8 +23,10 @@
 //                           (and the members listed there)
 //
 // Four kernels, chosen by shape (see qmm()):
-//   lut    1 and 2 bits, transpose=True, small M, ISAs with a 16-entry
-//          register table lookup (AVX-512): see the "lut" section.
+//   lut    transpose=True, 1 bit at any M and 2 bits at M < kTileM, ISAs
+//          with a 16-entry register table lookup (AVX-512): see the "lut"
+//          section. The only kernel that reads interleaved16 weights; the
+//          others get 512-row slabs converted (run_deinterleaved).
 //   rows   transpose=True, small M, bits 1/2/4/8. For 1 bit, per group of
 //          W row n: sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k,
 //          with the group sums of x computed once per call and shared by
@@ -375,21 +377,21 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 
 // ------------------------------------------------------------------ lut
 
-// 1 or 2 bits, transpose=True, small M, for ISAs with a 16-entry in-register
-// table lookup (V::kLut: AVX-512's vpermps). A nibble of packed codes holds
-// 4/B codes; for every 4/B consecutive x_k a table holds the 16 possible
-// sums sum_i q_i(p) x_i over the codes q_i(p) of nibble p, so each nibble
-// is an index into it, and per group of W row n the group algebra gives
-// sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With 16 W rows in
-// the 16 lanes, one 32-bit word per row feeds 8 lookups = 512 weights at
-// 1 bit, versus 32 masked adds (each needing a mask register load) in the
-// row kernel; at 2 bits, 256 weights, versus 16 dequantizing lookups and
-// 16 FMAs in the row kernel. The words of 16 rows come from 16 plain loads
-// and a transpose (a gather is much slower). At 2 bits the group algebra's
-// terms are bounded by |x_k| (3 |A| + |C|) rather than |x_k w_hat_k| (the
-// row kernel avoids that for wider codes); for quantized real weights
-// (C = w_min < 0 < w_max = 3 A + C) the two are within a small factor, as at
-// 1 bit.
+// 1 bit at any M or 2 bits at M < kTileM, transpose=True, for ISAs with a
+// 16-entry in-register table lookup (V::kLut: AVX-512's vpermps). A nibble of
+// packed codes holds 4/B codes; for every 4/B consecutive x_k a table holds the
+// 16 possible sums sum_i q_i(p) x_i over the codes q_i(p) of nibble p, so each
+// nibble is an index into it, and per group of W row n the group algebra gives
+// sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With 16 W rows in the
+// 16 lanes, one 32-bit word per row feeds 8 lookups = 512 weights at 1 bit,
+// versus 32 masked adds (each needing a mask register load) in the row kernel;
+// at 2 bits, 256 weights, versus 16 dequantizing lookups and 16 FMAs in the row
+// kernel. The words of 16 rows come from one load with interleaved16 weights,
+// else from 16 plain loads and a transpose (a gather is much slower). At 2 bits
+// the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than |x_k
+// w_hat_k| (the row kernel avoids that for wider codes); for quantized real
+// weights (C = w_min < 0 < w_max = 3 A + C) the two are within a small factor,
+// as at 1 bit.
 //
 // V additionally provides (only when kLut):
 //   I                     a vector of 16 int32
@@ -440,46 +442,45 @@ typename V::I row_factors(const void* src, DType dtype, std::int64_t i, int n) {
   return V::words(dtype == DType::float16 ? V::load_f16(h) : V::load_bf16(h));
 }
 
-// The factors of the `rows` (<= 16) W rows from n0, one row per lane:
-// fac[32 g .. 32 g + 15] = A of group g, fac[32 g + 16 .. 32 g + 31] = C;
-// lanes past `rows` hold 0. Made here, per block, straight from the stored
-// scales (widened, and the symmetric A = 2d, C = -d applied) rather than for
-// the whole matrix per call: the lookup kernel then allocates nothing of
-// size N x G, which cost 30-60% of a 4096 x 4096 M = 1 call with float16 or
-// symmetric scales. In mlx order the rows' factors sit G apart and are
-// transposed with vector shuffles once per block (gathering 32 scalars at
-// every group's end cost ~20% of the kernel; the transposes still cost ~9%
-// of an interleaved16 call); interleaved16 scales hold each group's 16 rows
-// together, one load each.
-template <class V, bool Interleaved>
+// One group's factors A and C of 16 rows (one per lane) from the bits of
+// their widened scales s and biases b (b unused in symmetric mode, where
+// A = 2d and C = -d, both exact).
+template <class V>
+void group_factors(bool affine, typename V::I s, typename V::I b, typename V::F& A, typename V::F& C) {
+  const typename V::F d = V::floats(s);
+  A = affine ? d : V::add(d, d);
+  C = affine ? V::floats(b) : V::fma(d, V::set1(-1.0f), V::zero());
+}
+
+// For mlx-order weights: the factors of the `rows` (<= 16) W rows from n0,
+// one row per lane: fac[32 g .. 32 g + 15] = A of group g, fac[32 g + 16 ..
+// 32 g + 31] = C; lanes past `rows` hold 0. Made per block from the stored
+// scales rather than for the whole matrix per call: the lookup kernel then
+// allocates nothing of size N x G, which cost 30-60% of a 4096 x 4096 M = 1
+// call with float16 or symmetric scales. The rows' factors sit G apart and
+// are transposed with vector shuffles once per block (gathering 32 scalars
+// at every group's end cost ~20% of the kernel). interleaved16 scales need
+// none of this: lut_block loads each group's factors of 16 rows directly.
+template <class V>
 void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* fac) {
   const bool affine = a.spec.mode == Mode::affine;
-  // Group g's factors of the 16 rows (part 0: scales, 1: biases) to fac.
-  auto put = [&](std::int64_t g, int part, typename V::I v) {
-    float* f = fac + 32 * g;
-    if (affine) {
-      V::store_words(reinterpret_cast<std::uint32_t*>(f + 16 * part), v);
-    } else {  // both exact
-      const typename V::F scale = V::floats(v);
-      V::store(f, V::add(scale, scale));
-      V::store(f + 16, V::fma(scale, V::set1(-1.0f), V::zero()));
-    }
+  using I = typename V::I;
+  auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[16]) {  // r[d]: group g0 + d
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng)
+                      : V::load_words(static_cast<const std::uint8_t*>(src), 0);
+    V::transpose16(r);
   };
-  for (int part = 0; part < (affine ? 2 : 1); ++part) {
-    const void* src = part ? a.biases : a.scales;
-    if constexpr (Interleaved) {
-      for (std::int64_t g = 0; g < G; ++g)
-        put(g, part, row_factors<V>(src, a.scale_dtype, n0 * G + g * rows, rows));
-    } else {
-      for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
-        const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
-        typename V::I r[16];
-        for (int i = 0; i < 16; ++i)
-          r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng)
-                          : V::load_words(static_cast<const std::uint8_t*>(src), 0);
-        V::transpose16(r);  // r[d]: group g0 + d of the 16 rows
-        for (int d = 0; d < ng; ++d) put(g0 + d, part, r[d]);
-      }
+  for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
+    const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
+    I s[16], b[16];
+    transposed(a.scales, g0, ng, s);
+    if (affine) transposed(a.biases, g0, ng, b);
+    for (int d = 0; d < ng; ++d) {
+      typename V::F A, C;
+      group_factors<V>(affine, s[d], affine ? b[d] : s[d], A, C);
+      V::store(fac + 32 * (g0 + d), A);
+      V::store(fac + 32 * (g0 + d) + 16, C);
     }
   }
 }
@@ -494,18 +495,19 @@ void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, fl
 template <bool Interleaved>
 constexpr int kLutShare = Interleaved ? 4 : 2;
 
-// R blocks of 16 W rows from n0 (block r's factors in fac[r], see
-// lut_factors) against x row m. Table 8 w + j serves nibble j of word w,
-// whatever B is. Each block gets the same arithmetic whatever R is, so the
-// results do not depend on how the blocks are grouped (nor on the threads).
-// Only the first `rows` of the 16 R W rows exist (fewer only at the end of
-// W): the others read as zero bits and are not stored.
+// R blocks of 16 W rows from n0 against x row m. Table 8 w + j serves
+// nibble j of word w, whatever B is. Each block gets the same arithmetic
+// whatever R is, so the results do not depend on how the blocks are grouped
+// (nor on the threads). Only the first `rows` of the 16 R W rows exist
+// (fewer only at the end of W): the others read as zero bits and are not
+// stored.
 // mlx-order W: the words of 16 rows are loaded and transposed, 16 words at
-// a time. With several x rows the transposed words go to `words_seen` (16
-// per word and block) on the first and are read back for the others: a
-// load instead of the loads and shuffles of a transpose. Null at M = 1.
-// interleaved16 W: one load per word and block, the last block's (fewer
-// than 16 rows, stored r words apart) masked.
+// a time, and block r's factors are in fac[r] (lut_factors). With several
+// x rows the transposed words go to `words_seen` (16 per word and block) on
+// the first and are read back for the others: a load instead of the loads
+// and shuffles of a transpose. Null at M = 1.
+// interleaved16 W: one load per word and block, and one per group for each
+// of the scales and biases (the last block's, fewer than 16 rows, masked).
 template <class V, int B, int GS, int R, bool Interleaved>
 void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, float* const* fac,
                std::uint32_t* words_seen) {
@@ -517,6 +519,7 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   const float* xs = job.xs + m * G;
   constexpr int words_per_group = GS * B / 32;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
+  const bool affine = a.spec.mode == Mode::affine;
   F tot[R];
   for (F& t : tot) t = V::zero();
   // Four accumulators per block (two with four blocks, which already make
@@ -574,8 +577,17 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
     for (int r = 0; r < R; ++r) {
       F sum = acc[r][0];
       for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[r][i]);
-      tot[r] = V::fma(sum, V::load(fac[r] + 32 * g), tot[r]);
-      tot[r] = V::fma(V::load(fac[r] + 32 * g + 16), V::set1(xs[g]), tot[r]);
+      F A, C;
+      if constexpr (Interleaved) {  // group g of the block's rows, side by side
+        const std::int64_t at = (n0 + 16 * r) * G + g * block_rows[r];
+        const I sv = row_factors<V>(a.scales, a.scale_dtype, at, block_rows[r]);
+        group_factors<V>(affine, sv, affine ? row_factors<V>(a.biases, a.scale_dtype, at, block_rows[r]) : sv, A, C);
+      } else {
+        A = V::load(fac[r] + 32 * g);
+        C = V::load(fac[r] + 32 * g + 16);
+      }
+      tot[r] = V::fma(sum, A, tot[r]);
+      tot[r] = V::fma(C, V::set1(xs[g]), tot[r]);
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -604,9 +616,9 @@ void lut_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const LutJob*>(ctx);
   const std::int64_t N = job.a->N, blocks = (N + 15) / 16, G = job.a->K / GS;
   const std::int64_t b1 = std::min(blocks, (t + 1) * job.blocks_per_task);
-  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(share * 32 * G));
+  float* const fac_all = Interleaved ? nullptr : scratch<V, 1>(static_cast<std::size_t>(share * 32 * G));
   float* fac[share];
-  for (int r = 0; r < share; ++r) fac[r] = fac_all + r * 32 * G;
+  for (int r = 0; r < share; ++r) fac[r] = Interleaved ? nullptr : fac_all + r * 32 * G;
   std::uint32_t* words_seen = nullptr;  // see lut_block
   if (!Interleaved && job.a->M > 1) {
     thread_local std::vector<std::uint32_t> store;
@@ -617,8 +629,8 @@ void lut_task(void* ctx, std::int64_t t) {
   for (std::int64_t b = t * job.blocks_per_task; b < b1; b += share) {
     const int rows = static_cast<int>(std::min(16 * std::min<std::int64_t>(share, b1 - b), N - 16 * b));
     const int R = (rows + 15) / 16;
-    for (int r = 0; r < R; ++r)
-      lut_factors<V, Interleaved>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, fac[r]);
+    if (!Interleaved)
+      for (int r = 0; r < R; ++r) lut_factors<V>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, fac[r]);
     for (std::int64_t m = 0; m < job.a->M; ++m)
       lut_blocks<V, B, GS, Interleaved>(R, job, b * 16, rows, m, fac, words_seen);
   }
@@ -906,7 +918,8 @@ void qmm_panel(const QmmArgs& a, const Factors& f) {
 // ------------------------------------------------------------------ entry
 
 // See onebit.h (cpu_preferred_layout): interleaved16 where the lookup
-// kernel serves the small-M calls.
+// kernel serves every M (1 bit); at 2 bits it serves only M < kTileM and
+// the row kernel would pay for a slab conversion on every other call.
 template <class V>
 WeightLayout preferred_layout(const QuantSpec& spec) {
   return V::kLut && spec.bits == 1 ? WeightLayout::interleaved16 : WeightLayout::mlx;
