@@ -26,7 +26,8 @@ def lines() -> list[str]:
         f"pyonebit {pyonebit.__version__}",
         f"backends: {', '.join(pyonebit.backends())} (best first)",
         f"CPU: {platform.machine()}; kernel variants it can run: {', '.join(cpu['supported'])}",
-        f"CPU kernels: compiled {', '.join(cpu['compiled'])}; active: {cpu['active']}",
+        f"CPU kernels: compiled {', '.join(cpu['compiled'])}; active: {cpu['active']} "
+        f"(1-bit layers stored in the {pyonebit.cpu_preferred_layout(1)} layout)",
         f"threads: {pyonebit.get_num_threads()}",
         f"Metal: {metal_status()}",
         f"bits: {', '.join(map(str, pyonebit.supported_bits()))}; group sizes: "

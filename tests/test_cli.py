@@ -50,7 +50,8 @@ def test_info():
     cpu = pyonebit.cpu_kernels()
     assert lines[0] == f"pyonebit {pyonebit.__version__}"
     assert lines[1] == f"backends: {', '.join(pyonebit.backends())} (best first)"
-    assert lines[3] == f"CPU kernels: compiled {', '.join(cpu['compiled'])}; active: {cpu['active']}"
+    assert lines[3] == (f"CPU kernels: compiled {', '.join(cpu['compiled'])}; active: {cpu['active']} "
+                        f"(1-bit layers stored in the {pyonebit.cpu_preferred_layout(1)} layout)")
     assert lines[4] == f"threads: {pyonebit.get_num_threads()}"
     metal = lines[5]
     if "metal" in pyonebit.backends():
