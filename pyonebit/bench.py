@@ -81,8 +81,15 @@ def shape_list(text):
     return out
 
 
-def median_us(fn, repeats):
-    fn()  # warm-up: page faults, lazy initialisation, caches
+def median_us(fn, repeats, warmup_s=0.05):
+    """Median time of `repeats` calls, after calling fn for at least
+    `warmup_s` seconds (at least once): page faults, lazy initialisation,
+    caches, and idle cores and sleeping worker threads (NumPy's, MLX's,
+    pyonebit's) coming back, which on a shared VM takes milliseconds."""
+    end = time.perf_counter() + warmup_s
+    fn()
+    while time.perf_counter() < end:
+        fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()

@@ -93,26 +93,42 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
   onebit::quantized_matmul(mp, ref.data(), "cpu");
   onebit::set_cpu_kernel(isa);
   onebit::set_num_threads(threads);
-  onebit::quantized_matmul(mp, out.data(), "cpu");
 
   const double ulp = mp.out_dtype == DType::float32 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -10);
-  ++cases;
-  for (std::int64_t m = 0; m < M; ++m)
-    for (std::int64_t n = 0; n < N; ++n) {
-      double sum_terms = 0;
-      for (std::int64_t k = 0; k < K; ++k)
-        sum_terms += std::fabs(x.at(m * K + k)) * mag[transpose ? n * K + k : k * N + n];
-      const double r = ref.at(m * N + n), o = out.at(m * N + n);
-      const double tol = 8.0 * std::sqrt(double(K)) * std::ldexp(1.0, -24) * sum_terms + ulp * std::fabs(r);
-      if (!(std::fabs(o - r) <= tol)) {
-        if (++failures <= 10)
-          std::printf("FAIL transpose=%d bits=%d mode=%s gs=%d M=%lld N=%lld K=%lld dtype=%s (%lld,%lld): "
-                      "%s %.9g scalar %.9g tol %.3g\n",
-                      transpose, bits, onebit::mode_name(mode), gs, (long long)M, (long long)N, (long long)K,
-                      onebit::dtype_name(dtype), (long long)m, (long long)n, isa.c_str(), o, r, tol);
-        return;
+  // The ISA's result for `plan` against the scalar reference's.
+  auto check = [&](const onebit::MatmulPlan& plan) {
+    onebit::quantized_matmul(plan, out.data(), "cpu");
+    ++cases;
+    for (std::int64_t m = 0; m < M; ++m)
+      for (std::int64_t n = 0; n < N; ++n) {
+        double sum_terms = 0;
+        for (std::int64_t k = 0; k < K; ++k)
+          sum_terms += std::fabs(x.at(m * K + k)) * mag[transpose ? n * K + k : k * N + n];
+        const double r = ref.at(m * N + n), o = out.at(m * N + n);
+        const double tol = 8.0 * std::sqrt(double(K)) * std::ldexp(1.0, -24) * sum_terms + ulp * std::fabs(r);
+        if (!(std::fabs(o - r) <= tol)) {
+          if (++failures <= 10)
+            std::printf("FAIL transpose=%d bits=%d mode=%s gs=%d M=%lld N=%lld K=%lld dtype=%s layout=%s "
+                        "(%lld,%lld): %s %.9g scalar %.9g tol %.3g\n",
+                        transpose, bits, onebit::mode_name(mode), gs, (long long)M, (long long)N, (long long)K,
+                        onebit::dtype_name(dtype), onebit::layout_name(plan.layout), (long long)m, (long long)n,
+                        isa.c_str(), o, r, tol);
+          return;
+        }
       }
-    }
+  };
+  check(mp);
+  if (!transpose) return;
+  // The same weight in the interleaved16 layout (converted back in slabs here).
+  std::vector<std::uint32_t> wq16(wq.size());
+  Buffer scales16(ngroups, dtype), biases16(ngroups, dtype);
+  ArrayRef wq16_ref = wq_ref, s16_ref = scales16.ref({rows, len / gs}), b16_ref = biases16.ref({rows, len / gs});
+  wq16_ref.data = wq16.data();
+  onebit::interleave16(wq_ref, wq16.data());
+  onebit::interleave16(s_ref, scales16.data());
+  if (affine) onebit::interleave16(b_ref, biases16.data());
+  check(onebit::plan_quantized_matmul(x.ref({M, K}), wq16_ref, s16_ref, affine ? &b16_ref : nullptr, true, spec,
+                                      onebit::WeightLayout::interleaved16));
 }
 
 }  // namespace
