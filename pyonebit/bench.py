@@ -9,7 +9,7 @@ pyonebit is timed as ``QuantizedLinear`` calls (no bias), whose weights are
 in the layout the backend reads fastest (``cpu_preferred_layout``), as in a
 model loaded with ``load_mlx``.
 Every number is the median of ``--repeats`` timed calls in this process,
-after one warm-up call; with ``--rounds R`` each cell is measured R times,
+after 50 ms of warm-up calls; with ``--rounds R`` each cell is measured R times,
 NumPy and pyonebit alternating, and the median over rounds is reported with
 the range of the 1-bit speed-up.
 
