@@ -69,12 +69,18 @@ class Pool {
       ctx_ = ctx;
       n_tasks_ = n_tasks;
       next_.store(0);
-      busy_ = static_cast<int>(workers_.size());
+      busy_.store(static_cast<int>(workers_.size()));
       error_ = nullptr;
       ++generation_;
     }
     wake_.notify_all();
     work();
+    // Poll before sleeping, as the workers do: the others' last tasks usually
+    // end within microseconds, while a sleep and its wake-up cost ~50 us on
+    // the 2-vCPU VM (workers that never spin made a 4096 x 11008 call 270 us
+    // instead of 220). Measured there, 2 threads, M = 1: 218-247 us against
+    // 225-268 us without this poll (medians 221-261 against 241-396).
+    for (int i = 0; i < kSpins && busy_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return busy_ == 0; });
     if (error_) std::rethrow_exception(error_);
@@ -150,7 +156,7 @@ class Pool {
   void* ctx_ = nullptr;
   std::int64_t n_tasks_ = 0;
   std::atomic<std::int64_t> next_{0};
-  int busy_ = 0;
+  std::atomic<int> busy_{0};  // written under mutex_; also polled
   std::exception_ptr error_;
 };
 
