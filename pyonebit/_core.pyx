@@ -239,8 +239,8 @@ def interleave16(a):
     ``c`` of row ``n`` sits at ``n0 * C + c * r + (n - n0)`` (``n0`` the
     block's first row, ``r`` its rows). Same shape, dtype and bytes, another
     order: one vector load then reads one word (or group factor) of 16 rows,
-    which the AVX-512 lookup kernel otherwise assembles by transposes on
-    every call."""
+    (two with AVX2), which the lookup kernels otherwise assemble by
+    transposes on every call."""
     return _relayout(a, True)
 
 

@@ -58,8 +58,11 @@ def product(x, wq, scales, biases, group_size, bits, mode, layout):
                          ids=lambda v: str(v))
 def test_products_on_interleaved_weights_match_the_model(rng, isa, bits, mode):
     _core._set_cpu_isa(isa)
+    # N % 16 of 2, 5, 0, 1, 8, 4 and 13: last blocks that fill none, one or
+    # both of AVX2's 8-row halves, partly or wholly.
     for N, K, group_size, M in [(530, 128, 64, 1), (37, 256, 128, 2), (16, 96, 32, 3),
-                                (1, 64, 64, 1), (40, 128, 32, 70), (20, 16384, 128, 9)]:
+                                (1, 64, 64, 1), (40, 128, 32, 70), (20, 16384, 128, 9),
+                                (29, 96, 32, 5)]:
         w = random_weights(rng, (N, K), np.float32)
         wq, scales, biases = pyonebit.quantize(w, group_size, bits, mode)
         what = w_hat64(wq, scales, biases, bits, group_size, mode)
@@ -125,7 +128,7 @@ def test_a_wrong_bit_in_the_interleaved_words_is_caught(rng):
 def test_preferred_layout():
     for isa in ISAS:
         _core._set_cpu_isa(isa)
-        expected = "interleaved16" if isa == "avx512" else "mlx"
+        expected = "interleaved16" if isa in ("avx512", "avx2") else "mlx"
         assert pyonebit.cpu_preferred_layout(1) == expected
         assert pyonebit.cpu_preferred_layout(1, 64, "symmetric") == expected
         assert pyonebit.cpu_preferred_layout(4) == "mlx"

@@ -111,9 +111,9 @@ void dequantize(const DequantizePlan& plan, void* out);
 //                  where n0 is the block's first row (n - n % 16) and r its
 //                  number of rows. The same shape and size as mlx, just
 //                  permuted: one vector load gives the same word (or group
-//                  factor) of 16 rows, which the AVX-512 lookup kernel
-//                  otherwise assembles by transposes on every call (see
-//                  cpu_preferred_layout).
+//                  factor) of 16 rows (two with AVX2), which the lookup
+//                  kernels otherwise assemble by transposes on every call
+//                  (see cpu_preferred_layout).
 // A layout applies to wq, scales and biases together. Only transpose=true
 // products and the CPU backend take interleaved16.
 enum class WeightLayout : std::uint8_t { mlx, interleaved16 };
@@ -173,7 +173,7 @@ std::string cpu_kernel_active();
 void set_cpu_kernel(const std::string& name);
 // The layout the active variant reads fastest for transpose=true products
 // whose W is used many times (a layer): interleaved16 where its lookup
-// kernel serves every call (AVX-512, 1 bit), else mlx. Any layout works
+// kernel serves every call (AVX-512 and AVX2, 1 bit), else mlx. Any layout works
 // with any variant: kernels that do not read it convert slabs of rows per
 // call.
 WeightLayout cpu_preferred_layout(const QuantSpec& spec);

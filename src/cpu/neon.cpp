@@ -13,7 +13,7 @@ struct Neon {
   static constexpr int L = 4;
   static constexpr int kRowsM1 = 8, kTileM = 2, kTileN = 4;
   static constexpr int kColRows = 2, kColVecs = 8;
-  static constexpr bool kLut = false;  // no 16-entry table lookup
+  static constexpr int kLutBits = 0;  // no float table lookup in registers
   static constexpr int kMR = 8;
   using F = float32x4_t;
   using Mask = uint32x4_t;  // all-ones / all-zeros lanes

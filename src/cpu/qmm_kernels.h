@@ -19,12 +19,12 @@
 //   kTileM, kTileN          x rows x W rows per pass of the small-M row kernel at M > 1
 //   kColRows, kColVecs      x rows x column vectors per pass of the small-M column kernel
 //   kMR                     x rows of the panel micro-kernel (which is kMR x 2L)
-//   kLut                    whether V has the table lookup of the lut kernel
-//                           (and the members listed there)
+//   kLutBits                the index bits of V's in-register table lookup, 0 if
+//                           none (and the members listed in the "lut" section)
 //
 // Four kernels, chosen by shape (see qmm()):
 //   lut    transpose=True, 1 bit at any M and 2 bits at M < kTileM, ISAs
-//          with a 16-entry register table lookup (AVX-512): see the "lut"
+//          with a register table lookup (AVX-512, AVX2): see the "lut"
 //          section. The only kernel that reads interleaved16 weights; the
 //          others get 512-row slabs converted (run_deinterleaved).
 //   rows   transpose=True, small M, bits 1/2/4/8. For 1 bit, per group of
@@ -33,7 +33,7 @@
 //          all N rows, and sum q_k x_k a masked add straight from the
 //          packed bits (no decode at all). Wider codes are decoded and
 //          dequantized (w_hat = A q + C) in registers, then multiplied;
-//          with V::kLut, 2- and 4-bit codes are dequantized by a lookup in
+//          with kLutBits = 4, 2- and 4-bit codes are dequantized by a lookup in
 //          the group's table of 2^B values (see "rows: lookup decode").
 //          Several W rows share each load of x and several x rows share
 //          each decoded weight vector.
@@ -176,19 +176,21 @@ inline bool small_m(const QmmArgs& a) {
 
 // ------------------------------------------------------------------ rows: lookup decode
 
-// With V::kLut (a 16-entry table lookup) the rows kernel dequantizes 2- and
-// 4-bit codes with one lookup per vector: 16 bytes of codes are widened to
-// one byte per lane, and the lane's low B bits index a table holding
-// A * q + C for the group (the same fma as the arithmetic decode, so the
-// same w_hat). Shifting the lanes by B bits brings up the byte's next code.
-// Lane i then holds codes (8/B) i .. (8/B) i + 8/B - 1 of the 16 bytes, so
-// x is read in that order: lookup_order permutes it once per call. The 16
-// bytes must lie in one group: 2-bit codes at group size 32 keep the
-// arithmetic decode. Measured on Zen 4 (one thread, 4096 x 4096, M = 1,
-// group 128): 2 bits 1.17 -> 0.67 ms, 4 bits 1.27 -> 0.65 ms.
+// With a 16-entry table lookup (V::kLutBits = 4; V then also has
+// load_bytes(p): 16 bytes from p, one per lane, zero-extended) the rows
+// kernel dequantizes 2- and 4-bit codes with one lookup per vector: 16
+// bytes of codes are widened to one byte per lane, and the lane's low B
+// bits index a table holding A * q + C for the group (the same fma as the
+// arithmetic decode, so the same w_hat). Shifting the lanes by B bits
+// brings up the byte's next code. Lane i then holds codes (8/B) i ..
+// (8/B) i + 8/B - 1 of the 16 bytes, so x is read in that order:
+// lookup_order permutes it once per call. The 16 bytes must lie in one
+// group: 2-bit codes at group size 32 keep the arithmetic decode. Measured
+// on Zen 4 (one thread, 4096 x 4096, M = 1, group 128): 2 bits 1.17 ->
+// 0.67 ms, 4 bits 1.27 -> 0.65 ms.
 template <class V, int B, int GS>
 constexpr bool lookup_decode() {
-  if constexpr (V::kLut) return (B == 2 || B == 4) && 16 * (8 / B) <= GS;
+  if constexpr (V::kLutBits == 4) return (B == 2 || B == 4) && 16 * (8 / B) <= GS;
   return false;
 }
 
@@ -377,72 +379,110 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 
 // ------------------------------------------------------------------ lut
 
-// 1 bit at any M or 2 bits at M < kTileM, transpose=True, for ISAs with a
-// 16-entry in-register table lookup (V::kLut: AVX-512's vpermps). A nibble of
-// packed codes holds 4/B codes; for every 4/B consecutive x_k a table holds the
-// 16 possible sums sum_i q_i(p) x_i over the codes q_i(p) of nibble p, so each
-// nibble is an index into it, and per group of W row n the group algebra gives
-// sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With 16 W rows in the
-// 16 lanes, one 32-bit word per row feeds 8 lookups = 512 weights at 1 bit,
-// versus 32 masked adds (each needing a mask register load) in the row kernel;
-// at 2 bits, 256 weights, versus 16 dequantizing lookups and 16 FMAs in the row
-// kernel. The words of 16 rows come from one load with interleaved16 weights,
-// else from 16 plain loads and a transpose (a gather is much slower). At 2 bits
-// the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than |x_k
-// w_hat_k| (the row kernel avoids that for wider codes); for quantized real
-// weights (C = w_min < 0 < w_max = 3 A + C) the two are within a small factor,
-// as at 1 bit.
+// transpose=True, 1 bit at any M and 2 bits at M < kTileM, for ISAs with an
+// in-register table lookup of a vector of L = 2^P floats by a P-bit index
+// per lane (V::kLutBits = P: AVX-512's vpermps, P = 4; AVX2's vpermps,
+// P = 3). Each lookup index is P consecutive bits of a packed 32-bit word,
+// holding P/B codes; for every P/B consecutive x_k a table holds the 2^P
+// possible sums sum_i q_i(p) x_i over the codes q_i(p) of index p, and per
+// group of W row n the group algebra gives
+// sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With L W rows in
+// the L lanes, one 32-bit word per row feeds ceil(32/P) lookups: at 1 bit
+// and P = 4, 8 lookups for 512 weights, versus 32 masked adds (each needing
+// a mask register load) in the row kernel; at P = 3, 11 lookups for 256
+// weights (the last reads bits 30 and 31 only), versus 32 mask loads, ands
+// and adds. At 2 bits (P = 4 only: an index holds whole codes), 256
+// weights, versus 16 dequantizing lookups and 16 FMAs in the row kernel.
+// The words of L rows come from one load with interleaved16 weights, else
+// from L plain loads and a transpose (a gather is much slower). At 2 bits
+// the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than
+// |x_k w_hat_k| (the row kernel avoids that for wider codes); for quantized
+// real weights (C = w_min < 0 < w_max = 3 A + C) the two are within a small
+// factor, as at 1 bit.
 //
-// V additionally provides (only when kLut):
-//   I                     a vector of 16 int32
-//   lookup(idx, table)    table[idx & 15] lane by lane
+// V additionally provides (only when kLutBits > 0):
+//   kLutBits              P, with L = 2^P: a table is one vector
+//   kLutShareMlx, kLutShareInterleaved
+//                         lane groups (L W rows each) that share each load
+//                         of a table, by weight layout (see lut_block)
+//   I                     a vector of L int32
+//   lookup(idx, table)    table[idx mod 2^P] lane by lane
+//   lut_add(acc, v)       acc + v with one rounding, in whichever pipes the
+//                         lookups and shifts leave free
 //   shift_right<S>(idx)   idx >> S (lane by lane)
-//   load_bytes(p)         16 bytes from p, one per lane (zero-extended)
-//   load_words(p, n)      n <= 16 32-bit words from byte p, zeros after
-//   load_words(p)         the 16 32-bit words at p
-//   store_words(p, v)     the 16 32-bit words of v to p
-//   store_first(p, v, n)  the first n < 16 floats of v to p
-//   transpose16(r)        transposes 16 vectors r[0..15] as a 16 x 16 matrix
-//   words(f) floats(i)    the same 512 bits as the other type
+//   load_words(p)         the L 32-bit words at p
+//   load_words(p, n)      n < L 32-bit words from p, zeros after (the rest unread)
+//   store_words(p, v)     the L 32-bit words of v to p
+//   store_first(p, v, n)  the first n < L floats of v to p
+//   transpose(r)          transposes L vectors r[0..L-1] as an L x L matrix
+//   words(f) floats(i)    the same bits as the other type
 
-// T[c * 16 + p] = sum_i q_i(p) x[n c + i], n = 4/B, where q_i(p) is code i
-// of nibble p (bits B i .. B i + B - 1). At 1 bit every product is exact
-// (x * 0 or x * 1).
+// Whether the lookup kernel serves B-bit codes on V: an index must hold
+// whole codes, and wider codes keep the row kernel's dequantize-then-multiply
+// (see rows_tile).
+template <class V, int B>
+constexpr bool lut_serves() {
+  return V::kLutBits > 0 && (B == 1 || (B == 2 && V::kLutBits % 2 == 0));
+}
+
+// Lookups per 32-bit word of packed codes.
+template <class V>
+constexpr int lut_lookups() {
+  return (32 + V::kLutBits - 1) / V::kLutBits;
+}
+
+// The tables of one x row: T[(w J + c) L + p] = sum_i q_i(p) x[(32/B) w + e]
+// for word w and its lookup c (J = lut_lookups), where index p stands for
+// bits P c .. P c + P - 1 of the word, q_i(p) is its code i (bits B i ..
+// B i + B - 1 of p) and e = (P c + B i) / B the element of the word that code
+// sits on. Codes past bit 31 of the word do not exist: the shifted index
+// reads zeros there, and the table entries for them are never read. At
+// 1 bit every product is exact (x * 0 or x * 1).
 template <class V, int B>
 void lut_tables(const float* x, std::int64_t K, float* T) {
-  static_assert(V::L == 16, "a table is one vector of 16 entries");
-  constexpr int n = 4 / B;
-  alignas(64) float code[n][16];
+  constexpr int L = V::L, P = V::kLutBits, J = lut_lookups<V>(), n = P / B, per_word = 32 / B;
+  static_assert(L == 1 << P, "a table is one vector");
+  alignas(64) float code[n][L];
   for (int i = 0; i < n; ++i)
-    for (int p = 0; p < 16; ++p) code[i][p] = static_cast<float>((p >> (B * i)) & ((1 << B) - 1));
+    for (int p = 0; p < L; ++p) code[i][p] = static_cast<float>((p >> (B * i)) & ((1 << B) - 1));
   typename V::F q[n];
   for (int i = 0; i < n; ++i) q[i] = V::load(code[i]);
-  for (std::int64_t c = 0; c < K / n; ++c) {
-    typename V::F t = V::zero();
-    for (int i = 0; i < n; ++i) t = V::fma(V::set1(x[n * c + i]), q[i], t);
-    V::store(T + 16 * c, t);
+  for (std::int64_t wd = 0; wd < K / per_word; ++wd, T += J * L) {
+    const float* xw = x + wd * per_word;
+    for (int c = 0; c < J; ++c) {
+      typename V::F t = V::zero();
+      for (int i = 0; i < n && P * c + B * i < 32; ++i) t = V::fma(V::set1(xw[(P * c + B * i) / B]), q[i], t);
+      V::store(T + c * L, t);
+    }
   }
 }
 
 struct LutJob {
   const QmmArgs* a;
-  const float* T;   // M x K*B/4 tables of x
-  const float* xs;  // M x G group sums of x
-  std::int64_t blocks_per_task;
+  const float* T;              // M x table_floats tables of x
+  std::int64_t table_floats;   // per x row
+  const float* xs;             // M x G group sums of x
+  std::int64_t groups_per_task;  // lane groups (L W rows each)
 };
 
-// n <= 16 consecutive stored factors (scales or biases) from element i,
+// The L words at p, of which only the first n <= L exist.
+template <class V>
+typename V::I load_lanes(const void* p, int n) {
+  return n == V::L ? V::load_words(p) : V::load_words(p, n);
+}
+
+// n <= L consecutive stored factors (scales or biases) from element i,
 // widened, as the bits of float32 lanes; lanes from n on are zero.
 template <class V>
 typename V::I row_factors(const void* src, DType dtype, std::int64_t i, int n) {
-  if (dtype == DType::float32) return V::load_words(static_cast<const std::uint8_t*>(src) + 4 * i, n);
+  if (dtype == DType::float32) return load_lanes<V>(static_cast<const float*>(src) + i, n);
   const auto* h = static_cast<const std::uint16_t*>(src) + i;
-  alignas(64) std::uint16_t tail[16] = {};  // the widening loads read 16 values
-  if (n < 16) h = static_cast<const std::uint16_t*>(std::memcpy(tail, h, 2 * static_cast<std::size_t>(n)));
+  alignas(64) std::uint16_t tail[V::L] = {};  // the widening loads read L values
+  if (n < V::L) h = static_cast<const std::uint16_t*>(std::memcpy(tail, h, 2 * static_cast<std::size_t>(n)));
   return V::words(dtype == DType::float16 ? V::load_f16(h) : V::load_bf16(h));
 }
 
-// One group's factors A and C of 16 rows (one per lane) from the bits of
+// One group's factors A and C of L rows (one per lane) from the bits of
 // their widened scales s and biases b (b unused in symmetric mode, where
 // A = 2d and C = -d, both exact).
 template <class V>
@@ -452,125 +492,132 @@ void group_factors(bool affine, typename V::I s, typename V::I b, typename V::F&
   C = affine ? V::floats(b) : V::fma(d, V::set1(-1.0f), V::zero());
 }
 
-// For mlx-order weights: the factors of the `rows` (<= 16) W rows from n0,
-// one row per lane: fac[32 g .. 32 g + 15] = A of group g, fac[32 g + 16 ..
-// 32 g + 31] = C; lanes past `rows` hold 0. Made per block from the stored
-// scales rather than for the whole matrix per call: the lookup kernel then
-// allocates nothing of size N x G, which cost 30-60% of a 4096 x 4096 M = 1
-// call with float16 or symmetric scales. The rows' factors sit G apart and
-// are transposed with vector shuffles once per block (gathering 32 scalars
-// at every group's end cost ~20% of the kernel). interleaved16 scales need
-// none of this: lut_block loads each group's factors of 16 rows directly.
+// For mlx-order weights: the factors of the `rows` (<= L) W rows from n0,
+// one row per lane: fac[2L g .. 2L g + L - 1] = A of group g, fac[2L g + L
+// .. 2L g + 2L - 1] = C; lanes past `rows` hold 0. Made per lane group from
+// the stored scales rather than for the whole matrix per call: the lookup
+// kernel then allocates nothing of size N x G, which cost 30-60% of a
+// 4096 x 4096 M = 1 call with float16 or symmetric scales. The rows'
+// factors sit G apart and are transposed with vector shuffles once per lane
+// group (gathering 2L scalars at every group's end cost ~20% of the
+// kernel). interleaved16 scales need none of this: lut_block loads each
+// group's factors of L rows directly.
 template <class V>
 void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* fac) {
+  constexpr int L = V::L;
   const bool affine = a.spec.mode == Mode::affine;
   using I = typename V::I;
-  auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[16]) {  // r[d]: group g0 + d
-    for (int i = 0; i < 16; ++i)
-      r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng)
-                      : V::load_words(static_cast<const std::uint8_t*>(src), 0);
-    V::transpose16(r);
+  auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[L]) {  // r[d]: group g0 + d
+    for (int i = 0; i < L; ++i)
+      r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng) : V::load_words(src, 0);
+    V::transpose(r);
   };
-  for (std::int64_t g0 = 0; g0 < G; g0 += 16) {
-    const int ng = static_cast<int>(std::min<std::int64_t>(16, G - g0));
-    I s[16], b[16];
+  for (std::int64_t g0 = 0; g0 < G; g0 += L) {
+    const int ng = static_cast<int>(std::min<std::int64_t>(L, G - g0));
+    I s[L], b[L];
     transposed(a.scales, g0, ng, s);
     if (affine) transposed(a.biases, g0, ng, b);
     for (int d = 0; d < ng; ++d) {
       typename V::F A, C;
       group_factors<V>(affine, s[d], affine ? b[d] : s[d], A, C);
-      V::store(fac + 32 * (g0 + d), A);
-      V::store(fac + 32 * (g0 + d) + 16, C);
+      V::store(fac + 2 * L * (g0 + d), A);
+      V::store(fac + 2 * L * (g0 + d) + L, C);
     }
   }
 }
 
-// Row blocks (16 W rows each) that share each load of a table. With W in
-// mlx order the blocks' words are transposed into registers (16 per block),
-// which leaves room for two (measured on Zen 4, one thread, 1 bit: 4096 x
-// 4096 237-245 -> 223-225 us against one); interleaved16 W needs no
-// transpose and four blocks fit (a stand-alone loop on the same machine,
-// 4096 x 4096: two blocks 155 us, four 130, eight 226, against 204 for
-// two blocks with the transpose).
-template <bool Interleaved>
-constexpr int kLutShare = Interleaved ? 4 : 2;
+// Lane groups (L W rows each) that share each load of a table. With W in
+// mlx order each group's words are transposed into registers (L per group),
+// which leaves room for two on AVX-512 (measured on Zen 4, one thread,
+// 1 bit: 4096 x 4096 237-245 -> 223-225 us against one); interleaved16 W
+// needs no transpose and four fit (a stand-alone loop on the same machine,
+// 4096 x 4096: two groups 155 us, four 130, eight 226, against 204 for two
+// groups with the transpose). AVX2 (Zen 3, the same loop: two groups of 8
+// rows 520 us, four 360-470, eight 390-520) also takes four.
+template <class V, bool Interleaved>
+constexpr int lut_share() {
+  return Interleaved ? V::kLutShareInterleaved : V::kLutShareMlx;
+}
 
-// R blocks of 16 W rows from n0 against x row m. Table 8 w + j serves
-// nibble j of word w, whatever B is. Each block gets the same arithmetic
-// whatever R is, so the results do not depend on how the blocks are grouped
-// (nor on the threads). Only the first `rows` of the 16 R W rows exist
-// (fewer only at the end of W): the others read as zero bits and are not
-// stored.
-// mlx-order W: the words of 16 rows are loaded and transposed, 16 words at
-// a time, and block r's factors are in fac[r] (lut_factors). With several
-// x rows the transposed words go to `words_seen` (16 per word and block) on
-// the first and are read back for the others: a load instead of the loads
-// and shuffles of a transpose. Null at M = 1.
-// interleaved16 W: one load per word and block, and one per group for each
-// of the scales and biases (the last block's, fewer than 16 rows, masked).
+// R lane groups of L W rows from n0 against x row m. Table J w + c serves
+// lookup c of word w, whatever B is. Each lane group gets the same
+// arithmetic whatever R is, so the results do not depend on how the groups
+// are batched (nor on the threads). Only the first `rows` of the L R W rows
+// exist (fewer only at the end of W): the others read as zero bits and are
+// not stored.
+// mlx-order W: the words of L rows are loaded and transposed, L words at a
+// time, and lane group r's factors are in fac[r] (lut_factors). With
+// several x rows the transposed words go to `words_seen` (L per word and
+// lane group) on the first and are read back for the others: a load
+// instead of the loads and shuffles of a transpose. Null at M = 1.
+// interleaved16 W (n0 a multiple of 16): lane group r is rows L r .. L r +
+// L - 1 of the 16-row block that holds them; one load per word and lane
+// group, and one per group of x for each of the scales and biases.
 template <class V, int B, int GS, int R, bool Interleaved>
 void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, float* const* fac,
                std::uint32_t* words_seen) {
   using F = typename V::F;
   using I = typename V::I;
+  constexpr int L = V::L, P = V::kLutBits, J = lut_lookups<V>();
   const QmmArgs& a = *job.a;
   const std::int64_t K = a.K, G = K / GS, row_bytes = K * B / 8, words = K * B / 32;
-  const float* tables = job.T + m * (K * B / 4) * 16;
+  const float* tables = job.T + m * job.table_floats;
   const float* xs = job.xs + m * G;
   constexpr int words_per_group = GS * B / 32;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
   const bool affine = a.spec.mode == Mode::affine;
   F tot[R];
   for (F& t : tot) t = V::zero();
-  // Four accumulators per block (two with four blocks, which already make
-  // eight independent chains and would not fit in the registers with four):
-  // the lookups of one word would otherwise wait on each other's additions.
-  // The additions are FMAs by 1 (the same single rounding): on Zen 4 the
-  // shifts to the next nibble share their pipes with the FP adds, while the
-  // FMA pipes are otherwise idle here (measured: 4096 x 4096, one thread,
-  // 265 -> 235 us).
-  const F one = V::set1(1.0f);
-  constexpr int kAcc = kLutShare<Interleaved> >= 4 ? 2 : 4;
-  int block_rows[R];  // interleaved16: words of block r sit block_rows[r] words apart
-  for (int r = 0; r < R; ++r) block_rows[r] = std::min(16, rows - 16 * r);
-  I idx[Interleaved ? 1 : R][16];  // mlx order: idx[r][d] = word w0 + d of block r's 16 rows
+  // Four accumulators per lane group (two with four groups, which already
+  // make eight independent chains and would not fit in the registers with
+  // four): the lookups of one word would otherwise wait on each other's
+  // additions (V::lut_add).
+  constexpr int kAcc = lut_share<V, Interleaved>() >= 4 ? 2 : 4;
+  int lanes[R];                       // rows of lane group r (1 .. L)
+  std::int64_t word_at[R], step[R];   // interleaved16: byte of the group's first word, words apart
+  for (int r = 0; r < R; ++r) {
+    lanes[r] = std::min(L, rows - L * r);
+    const int block = L * r / 16 * 16, block_rows = std::min(16, rows - block);
+    word_at[r] = block * row_bytes + 4 * (L * r - block);
+    step[r] = block_rows;
+  }
+  I idx[Interleaved ? 1 : R][L];  // mlx order: idx[r][d] = word w0 + d of lane group r's rows
   for (std::int64_t g = 0, wd = 0; g < G; ++g) {
     F acc[R][kAcc];
     for (auto& ar : acc)
       for (F& v : ar) v = V::zero();
     for (int i = 0; i < words_per_group; ++i, ++wd) {
-      const std::int64_t w0 = wd & ~std::int64_t{15};
+      const std::int64_t w0 = wd & ~std::int64_t{L - 1};
       if constexpr (!Interleaved) {
-        if (wd == w0) {  // the next 16 words (fewer at the end)
-          const int nw = static_cast<int>(std::min<std::int64_t>(16, words - w0));
-          std::uint32_t* seen = words_seen ? words_seen + 16 * R * w0 : nullptr;
+        if (wd == w0) {  // the next L words (fewer at the end)
+          const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
+          std::uint32_t* seen = words_seen ? words_seen + L * R * w0 : nullptr;
           for (int r = 0; r < R; ++r) {
             if (seen && m > 0) {
-              for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + 16 * (R * d + r));
+              for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + L * (R * d + r));
               continue;
             }
-            for (int j = 0; j < 16; ++j)
-              idx[r][j] = 16 * r + j < rows ? V::load_words(w + (16 * r + j) * row_bytes + 4 * w0, nw)
-                                            : V::load_words(w, 0);
-            V::transpose16(idx[r]);
+            for (int j = 0; j < L; ++j)
+              idx[r][j] = j < lanes[r] ? load_lanes<V>(w + (L * r + j) * row_bytes + 4 * w0, nw) : V::load_words(w, 0);
+            V::transpose(idx[r]);
             if (seen)
-              for (int d = 0; d < nw; ++d) V::store_words(seen + 16 * (R * d + r), idx[r][d]);
+              for (int d = 0; d < nw; ++d) V::store_words(seen + L * (R * d + r), idx[r][d]);
           }
         }
       }
       I q[R];
       for (int r = 0; r < R; ++r) {
         if constexpr (Interleaved)
-          q[r] = V::load_words(w + 16 * r * row_bytes + 4 * wd * block_rows[r], block_rows[r]);
+          q[r] = load_lanes<V>(w + word_at[r] + 4 * wd * step[r], lanes[r]);
         else
           q[r] = idx[r][wd - w0];
       }
-      const float* T = tables + wd * 8 * 16;
-      for (int j = 0; j < 8; ++j) {
-        const F table = V::load(T + 16 * j);
+      const float* T = tables + wd * J * L;
+      for (int c = 0; c < J; ++c) {
+        const F table = V::load(T + L * c);
         for (int r = 0; r < R; ++r) {
-          acc[r][j % kAcc] = V::fma(V::lookup(q[r], table), one, acc[r][j % kAcc]);
-          q[r] = V::template shift_right<4>(q[r]);
+          acc[r][c % kAcc] = V::lut_add(acc[r][c % kAcc], V::lookup(q[r], table));
+          q[r] = V::template shift_right<P>(q[r]);
         }
       }
     }
@@ -579,69 +626,71 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
       for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[r][i]);
       F A, C;
       if constexpr (Interleaved) {  // group g of the block's rows, side by side
-        const std::int64_t at = (n0 + 16 * r) * G + g * block_rows[r];
-        const I sv = row_factors<V>(a.scales, a.scale_dtype, at, block_rows[r]);
-        group_factors<V>(affine, sv, affine ? row_factors<V>(a.biases, a.scale_dtype, at, block_rows[r]) : sv, A, C);
+        const std::int64_t at = (n0 + L * r / 16 * 16) * G + g * step[r] + L * r % 16;
+        const I sv = row_factors<V>(a.scales, a.scale_dtype, at, lanes[r]);
+        group_factors<V>(affine, sv, affine ? row_factors<V>(a.biases, a.scale_dtype, at, lanes[r]) : sv, A, C);
       } else {
-        A = V::load(fac[r] + 32 * g);
-        C = V::load(fac[r] + 32 * g + 16);
+        A = V::load(fac[r] + 2 * L * g);
+        C = V::load(fac[r] + 2 * L * g + L);
       }
       tot[r] = V::fma(sum, A, tot[r]);
       tot[r] = V::fma(C, V::set1(xs[g]), tot[r]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    float* out = a.out + m * a.N + n0 + 16 * r;
-    if (rows >= 16 * (r + 1))
+    float* out = a.out + m * a.N + n0 + L * r;
+    if (lanes[r] == L)
       V::store(out, tot[r]);
     else
-      V::store_first(out, tot[r], rows - 16 * r);
+      V::store_first(out, tot[r], lanes[r]);
   }
 }
 
-// lut_block for R = 1 .. kLutShare blocks, R known at run time only at the
-// end of a task's range.
-template <class V, int B, int GS, bool Interleaved, int R = kLutShare<Interleaved>>
-void lut_blocks(int blocks, const LutJob& job, std::int64_t n0, int rows, std::int64_t m,
+// lut_block for R = 1 .. lut_share lane groups, R known at run time only at
+// the end of a task's range.
+template <class V, int B, int GS, bool Interleaved, int R = lut_share<V, Interleaved>()>
+void lut_blocks(int groups, const LutJob& job, std::int64_t n0, int rows, std::int64_t m,
                 float* const* fac, std::uint32_t* words_seen) {
   if constexpr (R > 1) {
-    if (blocks < R) return lut_blocks<V, B, GS, Interleaved, R - 1>(blocks, job, n0, rows, m, fac, words_seen);
+    if (groups < R) return lut_blocks<V, B, GS, Interleaved, R - 1>(groups, job, n0, rows, m, fac, words_seen);
   }
   lut_block<V, B, GS, R, Interleaved>(job, n0, rows, m, fac, words_seen);
 }
 
 template <class V, int B, int GS, bool Interleaved>
 void lut_task(void* ctx, std::int64_t t) {
-  constexpr int share = kLutShare<Interleaved>;
+  constexpr int L = V::L, share = lut_share<V, Interleaved>();
+  // interleaved16 blocks must not straddle lane-group batches.
+  static_assert(!Interleaved || share * L % 16 == 0, "a batch is whole 16-row blocks");
   const auto& job = *static_cast<const LutJob*>(ctx);
-  const std::int64_t N = job.a->N, blocks = (N + 15) / 16, G = job.a->K / GS;
-  const std::int64_t b1 = std::min(blocks, (t + 1) * job.blocks_per_task);
-  float* const fac_all = Interleaved ? nullptr : scratch<V, 1>(static_cast<std::size_t>(share * 32 * G));
+  const std::int64_t N = job.a->N, groups = (N + L - 1) / L, G = job.a->K / GS;
+  const std::int64_t b1 = std::min(groups, (t + 1) * job.groups_per_task);
+  float* const fac_all = Interleaved ? nullptr : scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
   float* fac[share];
-  for (int r = 0; r < share; ++r) fac[r] = Interleaved ? nullptr : fac_all + r * 32 * G;
+  for (int r = 0; r < share; ++r) fac[r] = Interleaved ? nullptr : fac_all + r * 2 * L * G;
   std::uint32_t* words_seen = nullptr;  // see lut_block
   if (!Interleaved && job.a->M > 1) {
     thread_local std::vector<std::uint32_t> store;
-    store.resize(static_cast<std::size_t>(share * 16 * (job.a->K * B / 32)));
+    store.resize(static_cast<std::size_t>(share * L * (job.a->K * B / 32)));
     words_seen = store.data();
   }
-  // Every x row against `share` blocks: their packed rows stay in L1.
-  for (std::int64_t b = t * job.blocks_per_task; b < b1; b += share) {
-    const int rows = static_cast<int>(std::min(16 * std::min<std::int64_t>(share, b1 - b), N - 16 * b));
-    const int R = (rows + 15) / 16;
+  // Every x row against `share` lane groups: their packed rows stay in L1.
+  for (std::int64_t b = t * job.groups_per_task; b < b1; b += share) {
+    const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
+    const int R = (rows + L - 1) / L;
     if (!Interleaved)
-      for (int r = 0; r < R; ++r) lut_factors<V>(*job.a, (b + r) * 16, std::min(16, rows - 16 * r), G, fac[r]);
+      for (int r = 0; r < R; ++r) lut_factors<V>(*job.a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
     for (std::int64_t m = 0; m < job.a->M; ++m)
-      lut_blocks<V, B, GS, Interleaved>(R, job, b * 16, rows, m, fac, words_seen);
+      lut_blocks<V, B, GS, Interleaved>(R, job, b * L, rows, m, fac, words_seen);
   }
 }
 
-// The tables take K * B * 16 bytes per x row; the rows go through in chunks
-// whose tables fit this budget (allocated per call), each chunk reading W
-// once more. Measured on Zen 4, two threads, 1 bit, interleaved16, budgets
-// of 1, 2 and 8 MiB: 4096 x 11008 at M = 32 7.4, 6.6 and 9.4 ms, at
-// M = 128 28.5, 27.8 and 27.8 ms; 4096 x 4096 at M = 512 39.3, 39.0 and
-// 40.5 ms.
+// The tables take K * B/32 * J * L floats per x row (at 1 bit, 16 K bytes
+// with AVX-512, 11 K with AVX2); the rows go through in chunks whose tables
+// fit this budget (allocated per call), each chunk reading W once more.
+// Measured on Zen 4, two threads, 1 bit, interleaved16, budgets of 1, 2 and
+// 8 MiB: 4096 x 11008 at M = 32 7.4, 6.6 and 9.4 ms, at M = 128 28.5, 27.8
+// and 27.8 ms; 4096 x 4096 at M = 512 39.3, 39.0 and 40.5 ms.
 constexpr std::int64_t kLutTableBytes = 2 << 20;
 
 template <class V>
@@ -656,15 +705,16 @@ bool use_lut(const QmmArgs& a) {
   return a.spec.bits == 1 || a.M < V::kTileM;
 }
 
-// Needs no Factors: lut_factors makes them per block of rows.
+// Needs no Factors: lut_factors makes them per lane group of rows.
 template <class V, int B>
 void qmm_lut(const QmmArgs& a) {
   const int gs = a.spec.group_size;
-  const std::int64_t table_floats = a.K * B / 4 * 16, blocks = (a.N + 15) / 16;
+  const std::int64_t table_floats = a.K * B / 32 * lut_lookups<V>() * V::L, groups = (a.N + V::L - 1) / V::L;
   const std::int64_t chunk = std::clamp<std::int64_t>(kLutTableBytes / (4 * table_floats), 1, a.M);
   std::vector<float> T(static_cast<std::size_t>(chunk * table_floats));
   std::vector<float> xs(static_cast<std::size_t>(chunk * (a.K / gs)));
   const bool interleaved = a.layout == WeightLayout::interleaved16;
+  const int share = interleaved ? lut_share<V, true>() : lut_share<V, false>();
   for (std::int64_t m0 = 0; m0 < a.M; m0 += chunk) {
     QmmArgs c = a;  // x rows m0 .. m0 + chunk
     c.M = std::min(chunk, a.M - m0);
@@ -672,10 +722,10 @@ void qmm_lut(const QmmArgs& a) {
     c.out = a.out + m0 * a.N;
     for (std::int64_t m = 0; m < c.M; ++m) lut_tables<V, B>(c.x + m * a.K, a.K, T.data() + m * table_floats);
     group_sums<V>(c.x, c.M, a.K, gs, xs.data());
-    LutJob job{&c, T.data(), xs.data(), split(blocks, interleaved ? kLutShare<true> : kLutShare<false>, 64)};
+    LutJob job{&c, T.data(), table_floats, xs.data(), split(groups, share, 1024 / V::L)};
     visit<format::kGroupSizes>(gs, [&](auto g) {
       constexpr int GS = decltype(g)::value;
-      parallel_for((blocks + job.blocks_per_task - 1) / job.blocks_per_task,
+      parallel_for((groups + job.groups_per_task - 1) / job.groups_per_task,
                    interleaved ? lut_task<V, B, GS, true> : lut_task<V, B, GS, false>, &job);
     });
   }
@@ -922,7 +972,7 @@ void qmm_panel(const QmmArgs& a, const Factors& f) {
 // the row kernel would pay for a slab conversion on every other call.
 template <class V>
 WeightLayout preferred_layout(const QuantSpec& spec) {
-  return V::kLut && spec.bits == 1 ? WeightLayout::interleaved16 : WeightLayout::mlx;
+  return lut_serves<V, 1>() && spec.bits == 1 ? WeightLayout::interleaved16 : WeightLayout::mlx;
 }
 
 template <class V>
@@ -934,7 +984,7 @@ void qmm(const QmmArgs& a) {
   }
   visit<format::kBits>(a.spec.bits, [&](auto b) {
     constexpr int B = decltype(b)::value;
-    if constexpr ((B == 1 || B == 2) && V::kLut) {
+    if constexpr (lut_serves<V, B>()) {
       if (use_lut<V>(a)) return qmm_lut<V, B>(a);
     }
     // Only the lookup kernel reads interleaved16 W.
