@@ -696,9 +696,11 @@ constexpr std::int64_t kLutTableBytes = 2 << 20;
 template <class V>
 bool use_lut(const QmmArgs& a) {
   if (!a.transpose) return false;
-  // At 1 bit the lookups beat the panel kernel's FMAs at any M (Zen 4,
-  // 4096 x 4096, two threads, interleaved16: M = 128 9.7 vs 25.9 ms, M = 512
-  // 39 vs 93 ms), so they take every M, chunk by chunk. At 2 bits the row kernel's
+  // At 1 bit the lookups beat the panel kernel's FMAs at any M (4096 x
+  // 4096, two threads, interleaved16: AVX-512 on Zen 4, M = 128 9.7 vs
+  // 25.9 ms, M = 512 39 vs 93 ms; AVX2 on Zen 3, M = 8 2.8 vs 6.6 ms,
+  // M = 32 10 vs 23, M = 128 41 vs 49, M = 512 169 vs 208), so they take
+  // every M, chunk by chunk. At 2 bits the row kernel's
   // tile decodes each weight vector once for kTileM x rows, which beats the
   // per-row lookups from M = kTileM on (Zen 4, 4096 x 4096, one thread:
   // M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs 1.0 ms).
