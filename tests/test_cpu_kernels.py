@@ -10,8 +10,8 @@ worst case, and by ~sqrt(K) * 2^-24 * sum|terms| for terms of random sign
 plus the rounding of the result to float32 and, for float16/bfloat16
 outputs, one unit in the last place of the output dtype (both results are
 rounded from slightly different float32 values).
-The 1-bit kernels (and AVX-512's 2-bit table-lookup kernel, at M = 1 or 2)
-use the group algebra sum_k w_hat_k x_k = A sum_k q_k x_k + C sum_k x_k
+The 1-bit kernels (and the 2-bit table-lookup kernels: AVX-512 at M = 1 or 2,
+AVX2 at M = 1) use the group algebra sum_k w_hat_k x_k = A sum_k q_k x_k + C sum_k x_k
 (affine A = scale, C = bias; symmetric A = 2 scale, C = -scale), whose
 terms are bounded by |x_k| (q_max |A| + |C|) rather than |x_k w_hat_k|; for
 quantized real-valued weights (w_min < 0 < w_max, as in these tests) the two

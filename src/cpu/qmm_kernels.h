@@ -383,16 +383,18 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 // in-register table lookup of a vector of L = 2^P floats by a P-bit index
 // per lane (V::kLutBits = P: AVX-512's vpermps, P = 4; AVX2's vpermps,
 // P = 3). Each lookup index is P consecutive bits of a packed 32-bit word,
-// holding P/B codes; for every P/B consecutive x_k a table holds the 2^P
-// possible sums sum_i q_i(p) x_i over the codes q_i(p) of index p, and per
-// group of W row n the group algebra gives
+// holding P/B codes (or parts of codes: see lut_tables); for the x_k of
+// those codes a table holds the 2^P possible sums sum_i q_i(p) x_i over the
+// codes q_i(p) of index p, and per group of W row n the group algebra gives
 // sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With L W rows in
 // the L lanes, one 32-bit word per row feeds ceil(32/P) lookups: at 1 bit
 // and P = 4, 8 lookups for 512 weights, versus 32 masked adds (each needing
 // a mask register load) in the row kernel; at P = 3, 11 lookups for 256
 // weights (the last reads bits 30 and 31 only), versus 32 mask loads, ands
-// and adds. At 2 bits (P = 4 only: an index holds whole codes), 256
-// weights, versus 16 dequantizing lookups and 16 FMAs in the row kernel.
+// and adds. At 2 bits a word holds 16 weights: with P = 4, 8 lookups
+// for 256 weights, versus 16 dequantizing lookups and 16 FMAs in the row
+// kernel; with P = 3, 11 lookups for 128 weights, versus 16 vector decodes
+// (shift, mask, convert) and 32 FMAs.
 // The words of L rows come from one load with interleaved16 weights, else
 // from L plain loads and a transpose (a gather is much slower). At 2 bits
 // the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than
@@ -417,12 +419,11 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   transpose(r)          transposes L vectors r[0..L-1] as an L x L matrix
 //   words(f) floats(i)    the same bits as the other type
 
-// Whether the lookup kernel serves B-bit codes on V: an index must hold
-// whole codes, and wider codes keep the row kernel's dequantize-then-multiply
-// (see rows_tile).
+// Whether the lookup kernel serves B-bit codes on V: 1 and 2 bits; wider
+// codes keep the row kernel's dequantize-then-multiply (see rows_tile).
 template <class V, int B>
 constexpr bool lut_serves() {
-  return V::kLutBits > 0 && (B == 1 || (B == 2 && V::kLutBits % 2 == 0));
+  return V::kLutBits > 0 && B <= 2;
 }
 
 // Lookups per 32-bit word of packed codes.
@@ -431,27 +432,34 @@ constexpr int lut_lookups() {
   return (32 + V::kLutBits - 1) / V::kLutBits;
 }
 
-// The tables of one x row: T[(w J + c) L + p] = sum_i q_i(p) x[(32/B) w + e]
-// for word w and its lookup c (J = lut_lookups), where index p stands for
-// bits P c .. P c + P - 1 of the word, q_i(p) is its code i (bits B i ..
-// B i + B - 1 of p) and e = (P c + B i) / B the element of the word that code
-// sits on. Codes past bit 31 of the word do not exist: the shifted index
-// reads zeros there, and the table entries for them are never read. At
-// 1 bit every product is exact (x * 0 or x * 1).
+// The tables of one x row: T[(w J + c) L + p] = sum over the codes k of
+// word w that share bits with lookup c (bits P c .. P c + P - 1 of the word;
+// J = lut_lookups) of x[(32/B) w + k] times the part of code k that index p
+// holds: p's bits that fall in code k, at their place value in it. When B
+// divides P (AVX-512) every code is whole; AVX2's 3-bit index at 2 bits can
+// split a code, whose low bit then counts in one table and its high bit,
+// with weight 2, in the next. Bits past 31 do not exist: the shifted index
+// reads zeros there, and the entries for them are never read. At 1 bit
+// every product is exact (x * 0 or x * 1).
 template <class V, int B>
 void lut_tables(const float* x, std::int64_t K, float* T) {
-  constexpr int L = V::L, P = V::kLutBits, J = lut_lookups<V>(), n = P / B, per_word = 32 / B;
+  constexpr int L = V::L, P = V::kLutBits, J = lut_lookups<V>(), per_word = 32 / B;
+  constexpr int S = (P + 2 * B - 2) / B;  // codes one lookup can share bits with
   static_assert(L == 1 << P, "a table is one vector");
-  alignas(64) float code[n][L];
-  for (int i = 0; i < n; ++i)
-    for (int p = 0; p < L; ++p) code[i][p] = static_cast<float>((p >> (B * i)) & ((1 << B) - 1));
-  typename V::F q[n];
-  for (int i = 0; i < n; ++i) q[i] = V::load(code[i]);
+  // part[c][s][p]: what index p of lookup c holds of the lookup's code s
+  // (code P c / B + s of the word).
+  alignas(64) float part[J][S][L] = {};
+  for (int c = 0; c < J; ++c)
+    for (int i = 0; i < P && P * c + i < 32; ++i) {
+      const int bit = P * c + i, s = bit / B - P * c / B;
+      for (int p = 0; p < L; ++p) part[c][s][p] += static_cast<float>(((p >> i) & 1) << (bit % B));
+    }
   for (std::int64_t wd = 0; wd < K / per_word; ++wd, T += J * L) {
     const float* xw = x + wd * per_word;
     for (int c = 0; c < J; ++c) {
+      const int first = P * c / B, last = (std::min(32, P * c + P) - 1) / B;
       typename V::F t = V::zero();
-      for (int i = 0; i < n && P * c + B * i < 32; ++i) t = V::fma(V::set1(xw[(P * c + B * i) / B]), q[i], t);
+      for (int k = first; k <= last; ++k) t = V::fma(V::set1(xw[k]), V::load(part[c][k - first]), t);
       V::store(T + c * L, t);
     }
   }
