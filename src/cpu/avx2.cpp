@@ -2,8 +2,9 @@
 //
 // No mask registers here: in the row and column kernels a byte of packed
 // 1-bit weights becomes a lane mask by a lookup in a 256-entry table of lane
-// masks (8 KiB, stays in L1). The lookup kernel (1 bit, transpose=True)
-// instead indexes 8-entry tables of sums of x with 3 bits at a time.
+// masks (8 KiB, stays in L1). The lookup kernel (transpose=True, 1 bit,
+// and 2 bits at M = 1) instead indexes 8-entry tables of sums of x with 3
+// bits at a time.
 #include "kernel_includes.h"
 
 #if ONEBIT_CPU_X86
