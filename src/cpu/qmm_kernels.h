@@ -582,7 +582,9 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   // additions (V::lut_add).
   constexpr int kAcc = lut_share<V, Interleaved>() >= 4 ? 2 : 4;
   int lanes[R];                       // rows of lane group r (1 .. L)
-  std::int64_t word_at[R], step[R];   // interleaved16: byte of the group's first word, words apart
+  // interleaved16: byte offset of lane group r's word 0, and the words
+  // from one of its words to the next
+  std::int64_t word_at[R], step[R];
   for (int r = 0; r < R; ++r) {
     lanes[r] = std::min(L, rows - L * r);
     const int block = L * r / 16 * 16, block_rows = std::min(16, rows - block);
