@@ -238,7 +238,7 @@ def interleave16(a):
     ``N % 16`` rows left), and within a block column by column, so element
     ``c`` of row ``n`` sits at ``n0 * C + c * r + (n - n0)`` (``n0`` the
     block's first row, ``r`` its rows). Same shape, dtype and bytes, another
-    order: one vector load then reads one word (or group factor) of 16 rows,
+    order: one vector load then reads one word (or group factor) of 16 rows
     (two with AVX2), which the lookup kernels otherwise assemble by
     transposes on every call."""
     return _relayout(a, True)

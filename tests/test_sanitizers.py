@@ -54,10 +54,12 @@ def build(tmp_path_factory):
                 "-I", os.path.join(ROOT, "src"), "-I", os.path.join(ROOT, "src", "metal", "emulator", "include")]
     objects, built = {}, {}
 
-    def compile_one(source, flags, obj):
-        cmd = [CXX, *flags, "-g", *SANITIZE, "-c", source, "-o", obj]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    def run_compiler(*args):
+        r = subprocess.run([CXX, *args], capture_output=True, text=True, timeout=1200)
         assert r.returncode == 0, r.stderr
+
+    def compile_one(source, flags, obj):
+        run_compiler(*flags, "-g", *SANITIZE, "-c", source, "-o", obj)
 
     def compile_all(sources, flags):
         todo = [(src, flags, str(out / f"{len(objects) + i}_{os.path.basename(src)}.o"))
@@ -76,9 +78,7 @@ def build(tmp_path_factory):
         if emulator:
             sources += emulator_sources()
         exe = str(out / os.path.basename(main).replace(".cpp", ""))
-        cmd = [CXX, *SANITIZE, *compile_all(sources, flags), "-o", exe, "-pthread"]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-        assert r.returncode == 0, r.stderr
+        run_compiler(*SANITIZE, *compile_all(sources, flags), "-o", exe, "-pthread")
         built[main] = exe
         return exe
 

@@ -173,9 +173,9 @@ std::string cpu_kernel_active();
 void set_cpu_kernel(const std::string& name);
 // The layout the active variant reads fastest for transpose=true products
 // whose W is used many times (a layer): interleaved16 where its lookup
-// kernel serves every call (AVX-512 and AVX2, 1 bit), else mlx. Any layout works
-// with any variant: kernels that do not read it convert slabs of rows per
-// call.
+// kernel serves every call (AVX-512 and AVX2, 1 bit), else mlx. Any layout
+// works with any variant: kernels that do not read it convert slabs of rows
+// per call.
 WeightLayout cpu_preferred_layout(const QuantSpec& spec);
 
 // Threads of the CPU kernels' persistent pool (default: available cores).

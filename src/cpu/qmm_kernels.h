@@ -541,7 +541,10 @@ void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, fl
 // needs no transpose and four fit (a stand-alone loop on the same machine,
 // 4096 x 4096: two groups 155 us, four 130, eight 226, against 204 for two
 // groups with the transpose). AVX2 (Zen 3, the same loop: two groups of 8
-// rows 520 us, four 360-470, eight 390-520) also takes four.
+// rows 520 us, four 360-470, eight 390-520) also takes four; in mlx order
+// its 16 registers hold one group's 8 transposed words, and two groups
+// were not faster (4096 x 4096, M = 1, one thread: medians 988 against
+// 1487 us).
 template <class V, bool Interleaved>
 constexpr int lut_share() {
   return Interleaved ? V::kLutShareInterleaved : V::kLutShareMlx;
