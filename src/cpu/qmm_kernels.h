@@ -584,15 +584,19 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   // four): the lookups of one word would otherwise wait on each other's
   // additions (V::lut_add).
   constexpr int kAcc = lut_share<V, Interleaved>() >= 4 ? 2 : 4;
-  int lanes[R];                       // rows of lane group r (1 .. L)
-  // interleaved16: byte offset of lane group r's word 0, and the words
-  // from one of its words to the next
-  std::int64_t word_at[R], step[R];
+  int lanes[R];  // rows of lane group r (1 .. L)
+  // interleaved16: the byte offset of lane group r's word 0 and the index
+  // of its group-0 scale (and bias); from one word or group to the next,
+  // `step` (the rows of its 16-row block).
+  std::int64_t word_at[R], factor_at[R], step[R];
   for (int r = 0; r < R; ++r) {
     lanes[r] = std::min(L, rows - L * r);
-    const int block = L * r / 16 * 16, block_rows = std::min(16, rows - block);
-    word_at[r] = block * row_bytes + 4 * (L * r - block);
-    step[r] = block_rows;
+    if constexpr (Interleaved) {
+      const int block = L * r / 16 * 16, in_block = L * r - block;
+      word_at[r] = block * row_bytes + 4 * in_block;
+      factor_at[r] = (n0 + block) * G + in_block;
+      step[r] = std::min(16, rows - block);
+    }
   }
   I idx[Interleaved ? 1 : R][L];  // mlx order: idx[r][d] = word w0 + d of lane group r's rows
   for (std::int64_t g = 0, wd = 0; g < G; ++g) {
@@ -639,7 +643,7 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
       for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[r][i]);
       F A, C;
       if constexpr (Interleaved) {  // group g of the block's rows, side by side
-        const std::int64_t at = (n0 + L * r / 16 * 16) * G + g * step[r] + L * r % 16;
+        const std::int64_t at = factor_at[r] + g * step[r];
         const I sv = row_factors<V>(a.scales, a.scale_dtype, at, lanes[r]);
         group_factors<V>(affine, sv, affine ? row_factors<V>(a.biases, a.scale_dtype, at, lanes[r]) : sv, A, C);
       } else {
