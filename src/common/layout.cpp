@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string>
 
+#include "checks.h"
 #include "onebit/onebit.h"
 
 namespace onebit {
@@ -63,12 +64,10 @@ namespace {
 void convert(const ArrayRef& a, void* out, bool to_interleaved, const char* op) {
   const std::string prefix = std::string("[") + op + "] ";
   if (a.dtype == DType::unsupported)
-    throw TypeError(prefix + "a must be uint32, float32, float16 or bfloat16, got " +
-                    (a.label.empty() ? std::string("an unsupported dtype") : a.label));
+    throw TypeError(prefix + "a must be uint32, float32, float16 or bfloat16, got " + dtype_of(a));
   if (a.shape.size() < 2)
     throw ValueError(prefix + "a must have at least 2 dimensions (rows, columns)");
-  for (std::int64_t d : a.shape)
-    if (d < 0) throw ValueError(prefix + "a has a negative dimension");
+  check_array(a, op, "a");
   const std::size_t elem = dtype_size(a.dtype);
   const std::int64_t N = a.shape[a.shape.size() - 2], C = a.shape.back();
   const std::int64_t total = a.size(), per = N * C;

@@ -4,7 +4,7 @@
 #include <limits>
 #include <sstream>
 
-#include "check_spec.h"
+#include "checks.h"
 #include "dtype.h"
 #include "format.h"
 #include "onebit/onebit.h"
@@ -28,10 +28,6 @@ std::string join(const int (&table)[N]) {
   return s.str();
 }
 
-std::string dtype_of(const ArrayRef& a) {
-  return a.dtype == DType::unsupported && !a.label.empty() ? a.label : dtype_name(a.dtype);
-}
-
 [[noreturn]] void value_error(const char* op, const std::string& msg) {
   throw ValueError(std::string("[") + op + "] " + msg);
 }
@@ -52,12 +48,6 @@ std::int64_t product(const std::vector<std::int64_t>& dims, std::size_t begin, s
   return p;
 }
 
-
-void check_array(const ArrayRef& a, const char* op, const char* name) {
-  for (std::int64_t d : a.shape)
-    if (d < 0) value_error(op, std::string(name) + " has a negative dimension");
-  if (a.data == nullptr && a.size() != 0) value_error(op, std::string(name) + " has no data");
-}
 
 void check_float(const ArrayRef& a, const char* op, const char* name) {
   check_array(a, op, name);
@@ -109,6 +99,16 @@ std::int64_t unpacked_length(std::int64_t words, const QuantSpec& spec, const ch
 DType promote(DType a, DType b) { return a == b ? a : DType::float32; }
 
 }  // namespace
+
+std::string dtype_of(const ArrayRef& a) {
+  return a.dtype == DType::unsupported && !a.label.empty() ? a.label : dtype_name(a.dtype);
+}
+
+void check_array(const ArrayRef& a, const char* op, const char* name) {
+  for (std::int64_t d : a.shape)
+    if (d < 0) value_error(op, std::string(name) + " has a negative dimension");
+  if (a.data == nullptr && a.size() != 0) value_error(op, std::string(name) + " has no data");
+}
 
 void check_spec(const QuantSpec& spec, const char* op) {
   if (!format::contains(format::kBits, spec.bits))

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "../common/check_spec.h"
+#include "../common/checks.h"
 #include "isa.h"
 
 #if ONEBIT_CPU_X86

@@ -1,6 +1,6 @@
 // Uses the C++ core with no Python anywhere: quantize a small matrix, run the
 // quantized matmul, check it against a direct dot product with the
-// dequantized weights, and check that a bad call throws onebit::ValueError.
+// dequantized weights, and check that bad calls throw onebit::ValueError.
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -45,6 +45,15 @@ int main() {
     spec.group_size = 48;
     onebit::plan_quantize(wr, spec);
     std::printf("group_size=48 was accepted\n");
+    return 1;
+  } catch (const onebit::ValueError& e) {
+    std::printf("ok: %s\n", e.what());
+  }
+  try {
+    const onebit::ArrayRef no_data{nullptr, onebit::DType::uint32, {16, 8}, ""};
+    std::vector<std::uint32_t> dst(16 * 8);
+    onebit::interleave16(no_data, dst.data());
+    std::printf("interleave16 accepted an array with no data\n");
     return 1;
   } catch (const onebit::ValueError& e) {
     std::printf("ok: %s\n", e.what());

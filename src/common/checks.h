@@ -1,0 +1,21 @@
+// Argument checks shared by the public operations (defined in plan.cpp).
+#pragma once
+
+#include <string>
+
+#include "onebit/onebit.h"
+
+namespace onebit {
+
+// ValueError "[op] <name> ..." if a has a negative dimension, or no data
+// but elements.
+void check_array(const ArrayRef& a, const char* op, const char* name);
+
+// a's dtype for messages: the caller's label for an unsupported one.
+std::string dtype_of(const ArrayRef& a);
+
+// ValueError "[op] ..." unless bits and group_size are supported and the
+// mode fits the bits.
+void check_spec(const QuantSpec& spec, const char* op);
+
+}  // namespace onebit
