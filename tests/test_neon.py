@@ -1,9 +1,8 @@
-"""The NEON kernels, tested on any machine: cross-compile tests/native/neon_check.cpp
+"""The NEON kernels, tested on any machine: cross-compile tests/native/isa_check.cpp
 with the core sources for aarch64 (static) and run it under qemu user-mode
 emulation. It compares the NEON kernels with the scalar reference on random
 problems (every bit width, group size, mode, transpose, M regime, a float16
 case, 1-3 threads)."""
-import glob
 import os
 import platform
 import shutil
@@ -11,16 +10,11 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from native_build import INCLUDE, NATIVE, core_sources
+
 NATIVE_ARM64 = platform.machine().lower() in ("aarch64", "arm64")
 CXX = os.environ.get("ONEBIT_AARCH64_CXX", "aarch64-linux-gnu-g++")
 QEMU = "qemu-aarch64-static"
-
-
-def core_sources():
-    # The same globs setup.py uses.
-    return sorted(glob.glob(os.path.join(ROOT, "src", "common", "*.cpp"))
-                  + glob.glob(os.path.join(ROOT, "src", "cpu", "*.cpp")))
 
 
 def test_neon_matches_reference(tmp_path):
@@ -32,9 +26,9 @@ def test_neon_matches_reference(tmp_path):
             pytest.skip(f"needs {CXX} (apt: g++-aarch64-linux-gnu) and {QEMU} (apt: qemu-user-static)")
     if cxx is None:
         pytest.skip("no C++ compiler on PATH")
-    exe = tmp_path / "neon_check"
-    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", *static, "-I", os.path.join(ROOT, "include"),
-           os.path.join(ROOT, "tests", "native", "neon_check.cpp"), *core_sources(),
+    exe = tmp_path / "isa_check"
+    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", *static, "-I", INCLUDE,
+           os.path.join(NATIVE, "isa_check.cpp"), *core_sources(),
            "-o", str(exe), "-pthread"]
     build = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr

@@ -1,5 +1,5 @@
 """The C++ core under AddressSanitizer and UndefinedBehaviorSanitizer: the
-standalone-core program and the CPU kernel sweep (tests/native/neon_check.cpp,
+standalone-core program and the CPU kernel sweep (tests/native/isa_check.cpp,
 every tail and bit width against the scalar reference) for each SIMD variant
 this CPU runs. Any report fails the test: reads past the end of wq, scales,
 biases or x at any tail size, use after free, signed overflow, misaligned
@@ -15,17 +15,12 @@ import subprocess
 import pytest
 
 import pyonebit
+from native_build import ROOT, core_sources
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CXX = os.environ.get("CXX", "g++")
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 FAMILIES = ["qmv", "qvm", "qmm", "nax"]
 SIMD = [name for name in pyonebit.cpu_kernels()["supported"] if name not in ("scalar", "neon")]
-
-
-def core_sources():
-    return sorted(glob.glob(os.path.join(ROOT, "src", "common", "*.cpp"))
-                  + glob.glob(os.path.join(ROOT, "src", "cpu", "*.cpp")))
 
 
 def emulator_sources():
@@ -103,7 +98,7 @@ def test_standalone_core(build):
 
 @pytest.mark.parametrize("isa", SIMD)
 def test_kernel_sweep(build, isa):
-    out = run_clean([build("neon_check.cpp"), isa])
+    out = run_clean([build("isa_check.cpp"), isa])
     assert out.strip().startswith("ok:"), out
 
 

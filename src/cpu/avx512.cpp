@@ -5,7 +5,14 @@
 #include "kernel_includes.h"
 
 #if ONEBIT_CPU_X86
+#if defined(ONEBIT_AVX512_ON_SIMDE)
+// Tests only (tests/test_avx512_simde.py): the same intrinsics from portable
+// implementations (tests/native), compiled for the baseline target, so
+// these kernels run, slowly, on CPUs without AVX-512.
+#include "avx512_on_simde.h"
+#else
 #include <immintrin.h>
+#endif
 
 // GCC 12's own AVX-512 headers initialise their "undefined" vectors with
 // themselves (`__m512i __Y = __Y;`), which -Wall reports once per use.
@@ -17,7 +24,9 @@
 // The features the code below uses; checked at run time before any call.
 #define ONEBIT_AVX512_FEATURES "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c"
 
+#if !defined(ONEBIT_AVX512_ON_SIMDE)
 ONEBIT_TARGET_PUSH(ONEBIT_AVX512_FEATURES)
+#endif
 
 namespace onebit {
 namespace cpu {
@@ -150,11 +159,16 @@ WeightLayout avx512_preferred_layout(const QuantSpec& spec) { return preferred_l
 }  // namespace cpu
 }  // namespace onebit
 
+#if !defined(ONEBIT_AVX512_ON_SIMDE)
 ONEBIT_TARGET_POP()
+#endif
 
 namespace onebit {
 namespace cpu {
 bool avx512_supported() {
+#if defined(ONEBIT_AVX512_ON_SIMDE)
+  return true;
+#endif
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&

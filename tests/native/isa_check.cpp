@@ -1,8 +1,9 @@
 // Runs a SIMD kernel variant (argv[1], default "neon") against the scalar
 // reference on random problems. Built for aarch64 and run under qemu by
-// tests/test_neon.py, and natively with AddressSanitizer and
+// tests/test_neon.py; natively with AddressSanitizer and
 // UndefinedBehaviorSanitizer for the x86 variants by tests/test_sanitizers.py;
-// compiled together with the core sources (no Python involved).
+// with the AVX-512 intrinsics on SIMDe by tests/test_avx512_simde.py.
+// Compiled together with the core sources (no Python involved).
 //
 // Tolerance: the same as tests/test_cpu_kernels.py (see its docstring):
 //   |out - ref| <= 8 sqrt(K) 2^-24 sum_k |x_k w_hat_k| + one ulp of the output dtype * |ref|.
