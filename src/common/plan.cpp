@@ -48,7 +48,6 @@ std::int64_t product(const std::vector<std::int64_t>& dims, std::size_t begin, s
   return p;
 }
 
-
 void check_float(const ArrayRef& a, const char* op, const char* name) {
   check_array(a, op, name);
   if (!is_float_dtype(a.dtype))

@@ -168,11 +168,12 @@ namespace cpu {
 bool avx512_supported() {
 #if defined(ONEBIT_AVX512_ON_SIMDE)
   return true;
-#endif
+#else
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
          x86_has_f16c();
+#endif
 }
 }  // namespace cpu
 }  // namespace onebit
