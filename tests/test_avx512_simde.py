@@ -16,16 +16,10 @@ import subprocess
 
 import pytest
 
-from native_build import INCLUDE, NATIVE, core_sources
+from native_build import AVX512_ON_SIMDE, INCLUDE, NATIVE, core_sources, has_simde
 
 CXX = os.environ.get("CXX", "g++")
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-
-
-def has_simde(cxx):
-    probe = subprocess.run([cxx, "-x", "c++", "-E", "-", "-o", os.devnull], input="#include <simde/x86/avx512.h>\n",
-                           capture_output=True, text=True)
-    return probe.returncode == 0
 
 
 @pytest.mark.skipif(not X86_64, reason="avx512.cpp compiles to nothing off x86-64")
@@ -36,10 +30,8 @@ def test_avx512_kernels_match_reference_on_simde(tmp_path):
     if not has_simde(cxx):
         pytest.skip("needs the SIMDe headers (apt: libsimde-dev)")
     exe = tmp_path / "isa_check"
-    # -Wno-psabi: SIMDe passes 64-byte vectors by value without AVX-512.
-    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-Wno-psabi", "-DONEBIT_AVX512_ON_SIMDE",
-           "-I", INCLUDE, "-I", NATIVE, os.path.join(NATIVE, "isa_check.cpp"), *core_sources(),
-           "-o", str(exe), "-pthread"]
+    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", *AVX512_ON_SIMDE, "-I", INCLUDE,
+           os.path.join(NATIVE, "isa_check.cpp"), *core_sources(), "-o", str(exe), "-pthread"]
     build = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(exe), "avx512"], capture_output=True, text=True, timeout=600)

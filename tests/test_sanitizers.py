@@ -15,12 +15,15 @@ import subprocess
 import pytest
 
 import pyonebit
-from native_build import ROOT, core_sources
+from native_build import AVX512_ON_SIMDE, ROOT, core_sources, has_simde
 
 CXX = os.environ.get("CXX", "g++")
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 FAMILIES = ["qmv", "qvm", "qmm", "nax"]
 SIMD = [name for name in pyonebit.cpu_kernels()["supported"] if name not in ("scalar", "neon")]
+# AVX-512 compiled but not supported here: run it on SIMDe instead (see test_avx512_simde.py).
+SIMDE_AVX512 = ("avx512" in pyonebit.cpu_kernels()["compiled"] and "avx512" not in SIMD
+                and shutil.which(CXX) is not None and has_simde(CXX))
 
 
 def emulator_sources():
@@ -31,7 +34,8 @@ def emulator_sources():
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    """build(main, emulator=False) -> the sanitized program tests/native/<main>.
+    """build(main, emulator=False, avx512_on_simde=False) -> the sanitized
+    program tests/native/<main>.
     Every source is compiled to its own object, as many at a time as there
     are cores, and the core's objects are shared by the programs built with
     the same flags (a sanitized build of everything, one g++ call per
@@ -56,25 +60,29 @@ def build(tmp_path_factory):
     def compile_one(source, flags, obj):
         run_compiler(*flags, "-g", *SANITIZE, "-c", source, "-o", obj)
 
-    def compile_all(sources, flags):
+    def compile_all(jobs):  # [(source, flags)] -> objects
         todo = [(src, flags, str(out / f"{len(objects) + i}_{os.path.basename(src)}.o"))
-                for i, src in enumerate(sources) if (src, tuple(flags)) not in objects]
+                for i, (src, flags) in enumerate(jobs) if (src, tuple(flags)) not in objects]
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             list(pool.map(lambda job: compile_one(*job), todo))
-        for src, _, obj in todo:
+        for src, flags, obj in todo:
             objects[(src, tuple(flags))] = obj
-        return [objects[(src, tuple(flags))] for src in sources]
+        return [objects[(src, tuple(flags))] for src, flags in jobs]
 
-    def link(main, emulator=False):
-        if main in built:
-            return built[main]
+    def link(main, emulator=False, avx512_on_simde=False):
+        key = (main, emulator, avx512_on_simde)
+        if key in built:
+            return built[key]
         flags = emulated if emulator else plain
         sources = [os.path.join(ROOT, "tests", "native", main), *core_sources()]
         if emulator:
             sources += emulator_sources()
-        exe = str(out / os.path.basename(main).replace(".cpp", ""))
-        run_compiler(*SANITIZE, *compile_all(sources, flags), "-o", exe, "-pthread")
-        built[main] = exe
+        # Only avx512.cpp differs on SIMDe; the other objects are shared.
+        jobs = [(src, flags + AVX512_ON_SIMDE if avx512_on_simde and src.endswith("avx512.cpp") else flags)
+                for src in sources]
+        exe = str(out / (os.path.basename(main).replace(".cpp", "") + ("_simde" if avx512_on_simde else "")))
+        run_compiler(*SANITIZE, *compile_all(jobs), "-o", exe, "-pthread")
+        built[key] = exe
         return exe
 
     return link
@@ -99,6 +107,12 @@ def test_standalone_core(build):
 @pytest.mark.parametrize("isa", SIMD)
 def test_kernel_sweep(build, isa):
     out = run_clean([build("isa_check.cpp"), isa])
+    assert out.strip().startswith("ok:"), out
+
+
+@pytest.mark.skipif(not SIMDE_AVX512, reason="AVX-512 runs natively here (or SIMDe is missing)")
+def test_kernel_sweep_avx512_on_simde(build):
+    out = run_clean([build("isa_check.cpp", avx512_on_simde=True), "avx512"])
     assert out.strip().startswith("ok:"), out
 
 
