@@ -123,9 +123,8 @@ def test_memory_stays_flat_over_many_calls(rng, backend):
     burst(calls)
     grown = _rss_kib() - before
     # 4 MiB over 10,000 calls: any leak of 420 bytes or more per call shows
-    # (an output array is 512 bytes on the cpu backend here, and a leaked
-    # plan, buffer or array header more than that). The margin absorbs
-    # allocator noise.
+    # (an output array is 512 bytes on the cpu backend here). The margin
+    # absorbs allocator noise.
     assert grown < 4096, f"resident memory grew by {grown} KiB over {calls} calls"
 
 
