@@ -1,7 +1,7 @@
 """The C++ core under AddressSanitizer and UndefinedBehaviorSanitizer: the
 standalone-core program and the CPU kernel sweep (tests/native/isa_check.cpp,
 every tail and bit width against the scalar reference) for each SIMD variant
-this CPU runs. Any report fails the test: reads past the end of wq, scales,
+this CPU runs, and for AVX-512 on SIMDe where it does not. Any report fails the test: reads past the end of wq, scales,
 biases or x at any tail size, use after free, signed overflow, misaligned
 loads. And the emulated Metal kernels, every family, through the emulator
 built on ucontext (AddressSanitizer follows swapcontext, not the emulator's
