@@ -7,6 +7,11 @@
 
 namespace onebit {
 
+// Throw ValueError / TypeError "[op] msg": every public error names its
+// operation this way.
+[[noreturn]] void value_error(const char* op, const std::string& msg);
+[[noreturn]] void type_error(const char* op, const std::string& msg);
+
 // ValueError "[op] <name> ..." if a has a negative dimension, or no data
 // but elements.
 void check_array(const ArrayRef& a, const char* op, const char* name);

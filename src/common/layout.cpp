@@ -62,11 +62,9 @@ const char* layout_name(WeightLayout l) {
 namespace {
 
 void convert(const ArrayRef& a, void* out, bool to_interleaved, const char* op) {
-  const std::string prefix = std::string("[") + op + "] ";
   if (a.dtype == DType::unsupported)
-    throw TypeError(prefix + "a must be uint32, float32, float16 or bfloat16, got " + dtype_of(a));
-  if (a.shape.size() < 2)
-    throw ValueError(prefix + "a must have at least 2 dimensions (rows, columns)");
+    type_error(op, "a must be uint32, float32, float16 or bfloat16, got " + dtype_of(a));
+  if (a.shape.size() < 2) value_error(op, "a must have at least 2 dimensions (rows, columns)");
   check_array(a, op, "a");
   const std::size_t elem = dtype_size(a.dtype);
   const std::int64_t N = a.shape[a.shape.size() - 2], C = a.shape.back();

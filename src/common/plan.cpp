@@ -28,13 +28,6 @@ std::string join(const int (&table)[N]) {
   return s.str();
 }
 
-[[noreturn]] void value_error(const char* op, const std::string& msg) {
-  throw ValueError(std::string("[") + op + "] " + msg);
-}
-[[noreturn]] void type_error(const char* op, const std::string& msg) {
-  throw TypeError(std::string("[") + op + "] " + msg);
-}
-
 std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* op) {
   if (a != 0 && b > std::numeric_limits<std::int64_t>::max() / a)
     value_error(op, "array size overflows 64-bit indexing");
@@ -98,6 +91,13 @@ std::int64_t unpacked_length(std::int64_t words, const QuantSpec& spec, const ch
 DType promote(DType a, DType b) { return a == b ? a : DType::float32; }
 
 }  // namespace
+
+void value_error(const char* op, const std::string& msg) {
+  throw ValueError(std::string("[") + op + "] " + msg);
+}
+void type_error(const char* op, const std::string& msg) {
+  throw TypeError(std::string("[") + op + "] " + msg);
+}
 
 std::string dtype_of(const ArrayRef& a) {
   return a.dtype == DType::unsupported && !a.label.empty() ? a.label : dtype_name(a.dtype);

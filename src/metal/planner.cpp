@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "../common/checks.h"
 #include "kernels/geometry.h"
 #include "kernels/params.h"
 
@@ -40,10 +41,6 @@ constexpr std::int64_t kSplitKMinK = 1024;
 
 // Kernels index with int32 and overshoot a dimension by at most one tile.
 constexpr std::int64_t kMaxDim = std::numeric_limits<std::int32_t>::max() / 2;
-
-[[noreturn]] void value_error(const char* op, const std::string& msg) {
-  throw ValueError(std::string("[") + op + "] " + msg);
-}
 
 std::int32_t dim32(std::int64_t v, const char* what, const char* op) {
   if (v > kMaxDim)
