@@ -94,6 +94,19 @@ def test_matches_reference(isa, bits, mode, group_size, transpose):
 
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("bits", [2, 3, 8])
+@pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
+def test_panel_tasks_along_n(isa, bits, transpose):
+    """The panel kernel (M = 70) with several tasks along N, the last one
+    partial: a task is 8 panels of 2L columns (128 with AVX2, 256 with
+    AVX-512), so N = 333 (or 320) makes two or three; K crosses the panel
+    depth."""
+    rng = np.random.default_rng(bits + 20 * transpose)
+    x, q = make_case(rng, 70, 333 if transpose else 320, 640, transpose, 64, bits, "affine")
+    check(isa, x, q, transpose, 64, bits, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, BF16], ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("bits,mode", [(1, "affine"), (1, "symmetric"), (4, "affine")],
                          ids=lambda v: str(v))
