@@ -16,6 +16,8 @@
 //   codes<B>(p)             the L codes of B bits (2, 4 or 8) that start at byte p, as floats
 //   load_f16(p) load_bf16(p)  L widened half / bfloat16 values
 //   kRowsM1                 W rows per pass of the small-M row kernel at M = 1
+//   kRowsMaxM               x rows up to which the row kernel takes codes of
+//                           2-8 bits (transpose=True; see small_m)
 //   kTileM, kTileN          x rows x W rows per pass of the small-M row kernel at M > 1
 //   kColRows, kColVecs      x rows x column vectors per pass of the small-M column kernel
 //   kMR                     x rows of the panel micro-kernel (which is kMR x 2L)
@@ -169,9 +171,15 @@ void visit(int value, Fn&& f) {
 // on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
 // per x row as the panel's FMAs for 1 bit, and more for wider codes, while
 // the panel pays a fixed cost to dequantize (and, for transpose=True,
-// transpose) all of W.
-inline bool small_m(const QmmArgs& a) {
-  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
+// transpose) all of W. For 2-8 bits with transpose=True the limit is
+// V::kRowsMaxM: 32 with AVX-512 (and NEON, not timed there); with AVX2 (no
+// lookup decode) the panel overtakes sooner (Zen 3, two threads, 4096 x
+// 4096, fastest of 7, rows against panel: M = 16 2 bits 12.4 vs 11.3 ms,
+// 8 bits 9.4 vs 11.3; M = 24 15.8 vs 13.5 and 13.2 vs 13.2; M = 32 21.3 vs
+// 16.4, 4 bits 18.5 vs 13.5, 8 bits 19.1 vs 14.5).
+template <class V>
+bool small_m(const QmmArgs& a) {
+  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : V::kRowsMaxM);
   return a.M <= (a.spec.bits == 1 ? 32 : 8);
 }
 
@@ -1030,7 +1038,7 @@ void qmm(const QmmArgs& a) {
     Factors f;
     make_factors<V>(a, f);
     if constexpr (has_vector_decode(B)) {
-      if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
+      if (small_m<V>(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
     }
     qmm_panel<V, B>(a, f);
   });
