@@ -34,7 +34,7 @@ constexpr LaneMasks kLaneMasks = make_lane_masks();
 struct Avx2 {
   static constexpr int L = 8;
   static constexpr int kRowsM1 = 4, kTileM = 2, kTileN = 2;
-  static constexpr int kRowsMaxM = 16;
+  static constexpr int rows_max_m(int bits) { return bits == 2 ? 16 : 32; }
   static constexpr int kColRows = 1, kColVecs = 8;
   static constexpr int kMR = 6;
   using F = __m256;

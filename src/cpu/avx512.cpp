@@ -35,7 +35,7 @@ namespace {
 struct Avx512 {
   static constexpr int L = 16;
   static constexpr int kRowsM1 = 8, kTileM = 3, kTileN = 4;
-  static constexpr int kRowsMaxM = 32;
+  static constexpr int rows_max_m(int) { return 32; }
   static constexpr int kColRows = 2, kColVecs = 8;
   static constexpr int kMR = 8;
   using F = __m512;

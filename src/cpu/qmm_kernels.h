@@ -16,7 +16,7 @@
 //   codes<B>(p)             the L codes of B bits (2, 4 or 8) that start at byte p, as floats
 //   load_f16(p) load_bf16(p)  L widened half / bfloat16 values
 //   kRowsM1                 W rows per pass of the small-M row kernel at M = 1
-//   kRowsMaxM               x rows up to which the row kernel takes codes of
+//   rows_max_m(bits)        x rows up to which the row kernel takes codes of
 //                           2-8 bits (transpose=True; see small_m)
 //   kTileM, kTileN          x rows x W rows per pass of the small-M row kernel at M > 1
 //   kColRows, kColVecs      x rows x column vectors per pass of the small-M column kernel
@@ -172,14 +172,17 @@ void visit(int value, Fn&& f) {
 // per x row as the panel's FMAs for 1 bit, and more for wider codes, while
 // the panel pays a fixed cost to dequantize (and, for transpose=True,
 // transpose) all of W. For 2-8 bits with transpose=True the limit is
-// V::kRowsMaxM: 32 with AVX-512 (and NEON, not timed there); with AVX2 (no
-// lookup decode) the panel overtakes sooner (Zen 3, two threads, 4096 x
-// 4096, fastest of 7, rows against panel: M = 16 2 bits 12.4 vs 11.3 ms,
-// 8 bits 9.4 vs 11.3; M = 24 15.8 vs 13.5 and 13.2 vs 13.2; M = 32 21.3 vs
-// 16.4, 4 bits 18.5 vs 13.5, 8 bits 19.1 vs 14.5).
+// V::rows_max_m(bits): 32 with AVX-512 (and NEON, not timed there); with
+// AVX2 (no lookup decode) 32 too, but 16 for 2-bit codes, which the panel
+// kernel already runs faster there (Zen 3, 4096 x 4096, rows against
+// panel: two threads, M = 16, 12.4 vs 11.3 ms; one thread, M = 32, medians
+// of four alternating rounds 51-55 vs 34-38 ms). 4- and 8-bit codes are
+// even or favour the rows at M = 32 (one thread: 4 bits 38-40 vs 37-42 ms,
+// 8 bits 32-39 vs 34-44; two threads, three alternating runs: 4 bits 21-25
+// vs 21-23 ms, 8 bits 19-26 vs 21-23).
 template <class V>
 bool small_m(const QmmArgs& a) {
-  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : V::kRowsMaxM);
+  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : V::rows_max_m(a.spec.bits));
   return a.M <= (a.spec.bits == 1 ? 32 : 8);
 }
 
