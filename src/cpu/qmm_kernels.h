@@ -959,8 +959,8 @@ void micro_tail(int mr, const float* x, std::int64_t ldx, const float* P, int kc
 // one, so x comes from L3 or memory once per kPanels panels. Zen 3, AVX2,
 // one thread, 4096 x 4096 at M = 512, fastest of 8 alternating calls:
 // 2 bits 370 -> 280 ms, 4 bits 376 -> 295 ms against one panel per task
-// (4, 8 and 16 panels within noise of each other; on two threads the
-// differences were within the machine's noise).
+// (4, 8 and 16 panels within noise of each other; on two threads, one
+// panel against eight was within the machine's noise).
 constexpr int kPanels = 8;
 
 struct PanelJob {
