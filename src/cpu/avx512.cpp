@@ -35,7 +35,6 @@ namespace {
 struct Avx512 {
   static constexpr int L = 16;
   static constexpr int kRowsM1 = 8, kTileM = 3, kTileN = 4;
-  static constexpr int rows_max_m(int) { return 32; }
   static constexpr int kColRows = 2, kColVecs = 8;
   static constexpr int kMR = 8;
   using F = __m512;
@@ -94,6 +93,7 @@ struct Avx512 {
 
   // The table-lookup kernel (qmm_kernels.h, "lut"): vpermps, 16 entries.
   static constexpr int kLutBits = 4;
+  static constexpr int kLutMaxM2 = 2;
   static constexpr int kLutShareMlx = 2, kLutShareInterleaved = 4;
   using I = __m512i;
   static F lookup(I idx, F table) { return _mm512_permutexvar_ps(idx, table); }  // uses idx & 15

@@ -12,7 +12,6 @@ namespace {
 struct Neon {
   static constexpr int L = 4;
   static constexpr int kRowsM1 = 8, kTileM = 2, kTileN = 4;
-  static constexpr int rows_max_m(int) { return 32; }
   static constexpr int kColRows = 2, kColVecs = 8;
   static constexpr int kLutBits = 0;  // no float table lookup in registers
   static constexpr int kMR = 8;

@@ -16,8 +16,6 @@
 //   codes<B>(p)             the L codes of B bits (2, 4 or 8) that start at byte p, as floats
 //   load_f16(p) load_bf16(p)  L widened half / bfloat16 values
 //   kRowsM1                 W rows per pass of the small-M row kernel at M = 1
-//   rows_max_m(bits)        x rows up to which the row kernel takes codes of
-//                           2-8 bits (transpose=True; see small_m)
 //   kTileM, kTileN          x rows x W rows per pass of the small-M row kernel at M > 1
 //   kColRows, kColVecs      x rows x column vectors per pass of the small-M column kernel
 //   kMR                     x rows of the panel micro-kernel (which is kMR x 2L)
@@ -25,7 +23,7 @@
 //                           none (and the members listed in the "lut" section)
 //
 // Four kernels, chosen by shape (see qmm()):
-//   lut    transpose=True, 1 bit at any M and 2 bits at M < kTileM, ISAs
+//   lut    transpose=True, 1 bit at any M and 2 bits to M = kLutMaxM2, ISAs
 //          with a register table lookup (AVX-512, AVX2): see the "lut"
 //          section. The only kernel that reads interleaved16 weights; the
 //          others get 512-row slabs converted (run_deinterleaved).
@@ -171,18 +169,11 @@ void visit(int value, Fn&& f) {
 // on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
 // per x row as the panel's FMAs for 1 bit, and more for wider codes, while
 // the panel pays a fixed cost to dequantize (and, for transpose=True,
-// transpose) all of W. For 2-8 bits with transpose=True the limit is
-// V::rows_max_m(bits): 32 with AVX-512 (and NEON, not timed there); with
-// AVX2 (no lookup decode) 32 too, but 16 for 2-bit codes, which the panel
-// kernel already runs faster there (Zen 3, 4096 x 4096, rows against
-// panel: two threads, M = 16, 12.4 vs 11.3 ms; one thread, M = 32, medians
-// of four alternating rounds 51-55 vs 34-38 ms). 4- and 8-bit codes are
-// even or favour the rows at M = 32 (one thread: 4 bits 38-40 vs 37-42 ms,
-// 8 bits 32-39 vs 34-44; two threads, three alternating runs: 4 bits 21-25
-// vs 21-23 ms, 8 bits 19-26 vs 21-23).
-template <class V>
-bool small_m(const QmmArgs& a) {
-  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : V::rows_max_m(a.spec.bits));
+// transpose) all of W. AVX2 on Zen 3 agrees at M = 32 (4096 x 4096, one
+// thread, rows against panel, medians of three alternating runs: 2 bits
+// 32-33 vs 35-37 ms, 4 bits 28-32 vs 37-41, 8 bits 31-32 vs 36).
+inline bool small_m(const QmmArgs& a) {
+  if (a.transpose) return a.M <= (a.spec.bits == 1 ? 64 : 32);
   return a.M <= (a.spec.bits == 1 ? 32 : 8);
 }
 
@@ -352,6 +343,18 @@ void rows_span(const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t
   for (; n < n0 + nr; ++n) tile(std::integral_constant<int, 1>{}, n);
 }
 
+// The last rm < kTileM x rows (from m): one tile of rm x kTileN W rows, or
+// for a single x row kRowsM1 W rows at a time (the M = 1 kernel).
+template <class V, int B, int GS, int RM = V::kTileM - 1>
+void rows_tail(int rm, const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t nr) {
+  if constexpr (RM == 1) {
+    rows_span<V, B, GS, 1, V::kRowsM1>(job, m, n0, nr);
+  } else {
+    if (rm < RM) return rows_tail<V, B, GS, RM - 1>(rm, job, m, n0, nr);
+    rows_span<V, B, GS, RM, V::kTileN>(job, m, n0, nr);
+  }
+}
+
 // One task: a block of W rows against every x row. The block (at most a
 // few hundred rows of packed weights) stays in cache while x streams by.
 template <class V, int B, int GS>
@@ -360,10 +363,8 @@ void rows_task(void* ctx, std::int64_t t) {
   const QmmArgs& a = *job.a;
   const std::int64_t n0 = t * job.rows_per_task, nr = std::min(job.rows_per_task, a.N - n0);
   std::int64_t m = 0;
-  if (a.M > 1)
-    for (; m + V::kTileM <= a.M; m += V::kTileM)
-      rows_span<V, B, GS, V::kTileM, V::kTileN>(job, m, n0, nr);
-  for (; m < a.M; ++m) rows_span<V, B, GS, 1, V::kRowsM1>(job, m, n0, nr);
+  for (; m + V::kTileM <= a.M; m += V::kTileM) rows_span<V, B, GS, V::kTileM, V::kTileN>(job, m, n0, nr);
+  if (m < a.M) rows_tail<V, B, GS>(static_cast<int>(a.M - m), job, m, n0, nr);
 }
 
 // Enough tasks to balance the threads, each a whole number of row tiles.
@@ -391,7 +392,7 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 
 // ------------------------------------------------------------------ lut
 
-// transpose=True, 1 bit at any M and 2 bits at M < kTileM, for ISAs with an
+// transpose=True, 1 bit at any M and 2 bits to M = kLutMaxM2, for ISAs with an
 // in-register table lookup of a vector of L = 2^P floats by a P-bit index
 // per lane (V::kLutBits = P: AVX-512's vpermps, P = 4; AVX2's vpermps,
 // P = 3). Each lookup index is P consecutive bits of a packed 32-bit word,
@@ -416,6 +417,8 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //
 // V additionally provides (only when kLutBits > 0):
 //   kLutBits              P, with L = 2^P: a table is one vector
+//   kLutMaxM2             x rows up to which the kernel takes 2-bit codes
+//                         (see use_lut)
 //   kLutShareMlx, kLutShareInterleaved
 //                         lane groups (L W rows each) that share each load
 //                         of a table, by weight layout (see lut_block)
@@ -729,11 +732,12 @@ bool use_lut(const QmmArgs& a) {
   // 4096, two threads, interleaved16: AVX-512 on Zen 4, M = 128 9.7 vs
   // 25.9 ms, M = 512 39 vs 93 ms; AVX2 on Zen 3, M = 8 2.8 vs 6.6 ms,
   // M = 32 10 vs 23, M = 128 41 vs 49, M = 512 169 vs 208), so they take
-  // every M, chunk by chunk. At 2 bits the row kernel's
-  // tile decodes each weight vector once for kTileM x rows, which beats the
-  // per-row lookups from M = kTileM on (Zen 4, 4096 x 4096, one thread:
-  // M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs 1.0 ms).
-  return a.spec.bits == 1 || a.M < V::kTileM;
+  // every M, chunk by chunk. At 2 bits the row kernel's tile decodes each
+  // weight vector once for several x rows, which beats the per-row lookups
+  // from M = kLutMaxM2 + 1 on (4096 x 4096, one thread, lookups against
+  // rows: AVX-512 on Zen 4, M = 2 0.88 vs 1.29 ms, M = 3 1.4 vs 1.0 ms;
+  // AVX2 on Zen 3, M = 2 4.0-5.7 vs 3.0-3.6 ms).
+  return a.spec.bits == 1 || a.M <= V::kLutMaxM2;
 }
 
 // Needs no Factors: lut_factors makes them per lane group of rows.
@@ -1017,7 +1021,7 @@ void qmm_panel(const QmmArgs& a, const Factors& f) {
 // ------------------------------------------------------------------ entry
 
 // See onebit.h (cpu_preferred_layout): interleaved16 where the lookup
-// kernel serves every M (1 bit); at 2 bits it serves only M < kTileM and
+// kernel serves every M (1 bit); at 2 bits it serves only M <= kLutMaxM2 and
 // the row kernel would pay for a slab conversion on every other call.
 template <class V>
 WeightLayout preferred_layout(const QuantSpec& spec) {
@@ -1041,7 +1045,7 @@ void qmm(const QmmArgs& a) {
     Factors f;
     make_factors<V>(a, f);
     if constexpr (has_vector_decode(B)) {
-      if (small_m<V>(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
+      if (small_m(a)) return a.transpose ? qmm_rows<V, B>(a, f) : qmm_cols<V, B>(a, f);
     }
     qmm_panel<V, B>(a, f);
   });

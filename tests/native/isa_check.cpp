@@ -164,6 +164,10 @@ int main(int argc, char** argv) {
   for (bool transpose : {true, false})
     for (int bits : {2, 3})
       run_case(transpose, bits, onebit::Mode::affine, 64, 70, transpose ? 333 : 320, 640, DType::float32, 2);
+  // The row kernel's last x rows, fewer than a tile (kTileM = 2, 3 and 4
+  // with NEON, AVX-512 and AVX2): M = 5, 6, 7 leave every remainder.
+  for (int bits : {2, 4, 8})
+    for (std::int64_t M : {5, 6, 7}) run_case(true, bits, onebit::Mode::affine, 64, M, 37, 256, DType::float32, 2);
   std::printf("%s: %d cases, %d failed\n", failures ? "FAILED" : "ok", cases, failures);
   return failures ? 1 : 0;
 }
