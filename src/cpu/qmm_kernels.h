@@ -343,14 +343,14 @@ void rows_span(const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t
   for (; n < n0 + nr; ++n) tile(std::integral_constant<int, 1>{}, n);
 }
 
-// The last rm < kTileM x rows (from m): one tile of rm x kTileN W rows, or
-// for a single x row kRowsM1 W rows at a time (the M = 1 kernel).
-template <class V, int B, int GS, int RM = V::kTileM - 1>
-void rows_tail(int rm, const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t nr) {
+// x rows [m, m + rm), rm <= RM (at most kTileM): one tile of rm x kTileN W
+// rows, or for a single x row kRowsM1 W rows at a time (the M = 1 kernel).
+template <class V, int B, int GS, int RM = V::kTileM>
+void rows_block(int rm, const RowsJob& job, std::int64_t m, std::int64_t n0, std::int64_t nr) {
   if constexpr (RM == 1) {
     rows_span<V, B, GS, 1, V::kRowsM1>(job, m, n0, nr);
   } else {
-    if (rm < RM) return rows_tail<V, B, GS, RM - 1>(rm, job, m, n0, nr);
+    if (rm < RM) return rows_block<V, B, GS, RM - 1>(rm, job, m, n0, nr);
     rows_span<V, B, GS, RM, V::kTileN>(job, m, n0, nr);
   }
 }
@@ -362,9 +362,8 @@ void rows_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const RowsJob*>(ctx);
   const QmmArgs& a = *job.a;
   const std::int64_t n0 = t * job.rows_per_task, nr = std::min(job.rows_per_task, a.N - n0);
-  std::int64_t m = 0;
-  for (; m + V::kTileM <= a.M; m += V::kTileM) rows_span<V, B, GS, V::kTileM, V::kTileN>(job, m, n0, nr);
-  if (m < a.M) rows_tail<V, B, GS>(static_cast<int>(a.M - m), job, m, n0, nr);
+  for (std::int64_t m = 0; m < a.M; m += V::kTileM)
+    rows_block<V, B, GS>(static_cast<int>(std::min<std::int64_t>(V::kTileM, a.M - m)), job, m, n0, nr);
 }
 
 // Enough tasks to balance the threads, each a whole number of row tiles.
@@ -948,12 +947,12 @@ void micro(const float* x, std::int64_t ldx, const float* P, int kc, float* out,
   }
 }
 
-// The micro-kernel for the last mr < kMR rows.
-template <class V, int R>
-void micro_tail(int mr, const float* x, std::int64_t ldx, const float* P, int kc, float* out,
+// The micro-kernel for mr <= R (at most kMR) rows, R known at compile time.
+template <class V, int R = V::kMR>
+void micro_rows(int mr, const float* x, std::int64_t ldx, const float* P, int kc, float* out,
                 std::int64_t ldo, bool accumulate_out, int nr) {
   if constexpr (R > 1)
-    if (mr < R) return micro_tail<V, R - 1>(mr, x, ldx, P, kc, out, ldo, accumulate_out, nr);
+    if (mr < R) return micro_rows<V, R - 1>(mr, x, ldx, P, kc, out, ldo, accumulate_out, nr);
   micro<V, R>(x, ldx, P, kc, out, ldo, accumulate_out, nr);
 }
 
@@ -992,13 +991,8 @@ void panel_task(void* ctx, std::int64_t t) {
     for (std::int64_t m = m0; m < m1; m += V::kMR) {
       const int mr = static_cast<int>(std::min<std::int64_t>(V::kMR, m1 - m));
       const float* x = a.x + m * a.K + k0;
-      for (int p = 0; p < panels; ++p) {
-        float* out = a.out + m * a.N + n0 + p * NR;
-        if (mr == V::kMR)
-          micro<V, V::kMR>(x, a.K, P + p * KC * NR, kc, out, a.N, k0 > 0, nr[p]);
-        else
-          micro_tail<V, V::kMR - 1>(mr, x, a.K, P + p * KC * NR, kc, out, a.N, k0 > 0, nr[p]);
-      }
+      for (int p = 0; p < panels; ++p)
+        micro_rows<V>(mr, x, a.K, P + p * KC * NR, kc, a.out + m * a.N + n0 + p * NR, a.N, k0 > 0, nr[p]);
     }
   }
 }
