@@ -133,6 +133,30 @@ def test_batched_and_broadcast(isa, transpose):
 
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("layout", ["mlx", "interleaved16"])
+def test_rows_do_not_depend_on_the_batch(isa, layout):
+    """The 1-bit lookup kernel runs pairs of x rows (AVX2) and a last row
+alone, every row summed in the same order: a row's result is the same bits
+whether it came alone or in a batch of any size (M = 5: two pairs and a
+tail; N = 37: full and partial lane groups)."""
+    rng = np.random.default_rng(17)
+    for group_size in GROUP_SIZES:
+        x, (wq, scales, biases) = make_case(rng, 5, 37, 4 * group_size, True, group_size, 1, "affine")
+        if layout == "interleaved16":
+            wq, scales, biases = (pyonebit.interleave16(a) for a in (wq, scales, biases))
+        _core._set_cpu_isa(isa)
+
+        def product(rows):
+            return pyonebit.quantized_matmul(rows, wq, scales, biases, True, group_size, 1, "affine",
+                                             layout=layout)
+
+        batch = product(x)
+        for m in range(1, 5):
+            np.testing.assert_array_equal(product(x[:m]), batch[:m])
+            np.testing.assert_array_equal(product(x[m:m + 1]), batch[m:m + 1])
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 def test_single_output_column(isa):
     rng = np.random.default_rng(5)
     for M in (1, 2, 65):

@@ -95,6 +95,8 @@ struct Avx512 {
   static constexpr int kLutBits = 4;
   static constexpr int kLutMaxM2 = 2;
   static constexpr int kLutShareMlx = 2, kLutShareInterleaved = 4;
+  // One x row at a time: two (as on AVX2) were not timed on AVX-512 hardware.
+  static constexpr int kLutRowsX = 1;
   using I = __m512i;
   static F lookup(I idx, F table) { return _mm512_permutexvar_ps(idx, table); }  // uses idx & 15
   // An FMA by 1 (the same single rounding as an add): on Zen 4 the shifts
@@ -104,6 +106,7 @@ struct Avx512 {
   static F lut_add(F acc, F v) { return _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f), acc); }
   template <int S>
   static I shift_right(I idx) { return _mm512_srli_epi32(idx, S); }
+  static void keep_in_register(F& v) { __asm__("" : "+v"(v)); }
   static I load_bytes(const std::uint8_t* p) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }

@@ -47,6 +47,10 @@
 #define ONEBIT_TARGET_POP() _Pragma("GCC pop_options")
 #endif
 
+// On a function (or a lambda, after its parameter list) that must be
+// inlined whatever the compiler's size heuristics say.
+#define ONEBIT_ALWAYS_INLINE __attribute__((always_inline))
+
 namespace onebit {
 namespace cpu {
 

@@ -165,6 +165,17 @@ void visit(int value, Fn&& f) {
   }
 }
 
+// f(std::integral_constant<int, i>{}) for i = 0 .. N - 1, unrolled by the
+// compiler whatever its heuristics.
+template <class Fn, int... Is>
+inline ONEBIT_ALWAYS_INLINE void for_each_index(Fn& f, std::integer_sequence<int, Is...>) {
+  (f(std::integral_constant<int, Is>{}), ...);
+}
+template <int N, class Fn>
+inline ONEBIT_ALWAYS_INLINE void for_each_index(Fn&& f) {
+  for_each_index(f, std::make_integer_sequence<int, N>{});
+}
+
 // Rows of x up to which the small-M kernels beat the panel kernel, measured
 // on Zen 4 (AVX-512) at 4096 x 4096: the small-M kernels cost about the same
 // per x row as the panel's FMAs for 1 bit, and more for wider codes, while
@@ -421,11 +432,15 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   kLutShareMlx, kLutShareInterleaved
 //                         lane groups (L W rows each) that share each load
 //                         of a table, by weight layout (see lut_block)
+//   kLutRowsX             x rows that share each shifted index when M > 1
+//                         (see lut_task)
 //   I                     a vector of L int32
 //   lookup(idx, table)    table[idx mod 2^P] lane by lane
 //   lut_add(acc, v)       acc + v with one rounding, in whichever pipes the
 //                         lookups and shifts leave free
 //   shift_right<S>(idx)   idx >> S (lane by lane)
+//   keep_in_register(v)   an empty asm that makes v a register value here
+//                         (see lut_block)
 //   load_words(p)         the L 32-bit words at p
 //   load_words(p, n)      n < L 32-bit words from p, zeros after (the rest unread)
 //   store_words(p, v)     the L 32-bit words of v to p
@@ -564,47 +579,63 @@ constexpr int lut_share() {
   return Interleaved ? V::kLutShareInterleaved : V::kLutShareMlx;
 }
 
-// R lane groups of L W rows from n0 against x row m. Table J w + c serves
-// lookup c of word w, whatever B is. Each lane group gets the same
-// arithmetic whatever R is, so the results do not depend on how the groups
-// are batched (nor on the threads). Only the first `rows` of the L R W rows
-// exist (fewer only at the end of W): the others read as zero bits and are
-// not stored.
+// Lane groups per pass of V::kLutRowsX x rows (see lut_block): as many
+// accumulators as lut_share groups of one x row.
+template <class V, bool Interleaved>
+constexpr int lut_share_rows() {
+  return std::max(1, lut_share<V, Interleaved>() / V::kLutRowsX);
+}
+
+// Accumulators per lane group and x row: four (two with four groups, which
+// already make eight independent chains and would not fit in the registers
+// with four); the lookups of one word would otherwise wait on each other's
+// additions (V::lut_add). The same for every pass of a layout, so that no
+// result depends on how rows are batched.
+template <class V, bool Interleaved>
+constexpr int lut_accumulators() {
+  return lut_share<V, Interleaved>() >= 4 ? 2 : 4;
+}
+
+// R lane groups of L W rows from n0 against the XR x rows from m. Table J w
+// + c serves lookup c of word w, whatever B is. The x rows share each
+// shifted index (and each word load): one shift serves XR lookups. Each
+// lane group and x row gets the same arithmetic whatever R and XR are, so
+// the results do not depend on how the groups and rows are batched (nor on
+// the threads or on M). Only the first `rows` of the L R W rows exist
+// (fewer only at the end of W): the others read as zero bits and are not
+// stored.
 // mlx-order W: the words of L rows are loaded and transposed, L words at a
 // time, and lane group r's factors are in fac[r] (lut_factors). With
-// several x rows the transposed words go to `words_seen` (L per word and
-// lane group) on the first and are read back for the others: a load
-// instead of the loads and shuffles of a transpose. Null at M = 1.
+// several x rows the transposed words go to words_seen[r] (L per word) on
+// the pass of x row 0 and are read back on the later ones: a load instead
+// of the loads and shuffles of a transpose. Null at M = 1.
 // interleaved16 W (n0 a multiple of 16): lane group r is rows L r .. L r +
 // L - 1 of the 16-row block that holds them; one load per word and lane
 // group, and one per group of x for each of the scales and biases.
-template <class V, int B, int GS, int R, bool Interleaved>
+template <class V, int B, int GS, int R, int XR, bool Interleaved, bool Full>
 void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, float* const* fac,
-               std::uint32_t* words_seen) {
+               std::uint32_t* const* words_seen) {
   using F = typename V::F;
   using I = typename V::I;
   constexpr int L = V::L, P = V::kLutBits, J = lut_lookups<V>();
   const QmmArgs& a = *job.a;
   const std::int64_t K = a.K, G = K / GS, row_bytes = K * B / 8, words = K * B / 32;
-  const float* tables = job.T + m * job.table_floats;
+  const float* tables = job.T + m * job.table_floats;  // x row m + x: x table_floats on
   const float* xs = job.xs + m * G;
   constexpr int words_per_group = GS * B / 32;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
   const bool affine = a.spec.mode == Mode::affine;
-  F tot[R];
-  for (F& t : tot) t = V::zero();
-  // Four accumulators per lane group (two with four groups, which already
-  // make eight independent chains and would not fit in the registers with
-  // four): the lookups of one word would otherwise wait on each other's
-  // additions (V::lut_add).
-  constexpr int kAcc = lut_share<V, Interleaved>() >= 4 ? 2 : 4;
+  F tot[XR][R];
+  for (auto& tx : tot)
+    for (F& t : tx) t = V::zero();
+  constexpr int kAcc = lut_accumulators<V, Interleaved>();
   int lanes[R];  // rows of lane group r (1 .. L)
   // interleaved16: the byte offset of lane group r's word 0 and the index
   // of its group-0 scale (and bias); from one word or group to the next,
   // `step` (the rows of its 16-row block).
   std::int64_t word_at[R], factor_at[R], step[R];
   for (int r = 0; r < R; ++r) {
-    lanes[r] = std::min(L, rows - L * r);
+    lanes[r] = Full ? L : std::min(L, rows - L * r);
     if constexpr (Interleaved) {
       const int block = L * r / 16 * 16, in_block = L * r - block;
       word_at[r] = block * row_bytes + 4 * in_block;
@@ -614,25 +645,26 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   }
   I idx[Interleaved ? 1 : R][L];  // mlx order: idx[r][d] = word w0 + d of lane group r's rows
   for (std::int64_t g = 0, wd = 0; g < G; ++g) {
-    F acc[R][kAcc];
-    for (auto& ar : acc)
-      for (F& v : ar) v = V::zero();
+    F acc[XR][R][kAcc];
+    for (auto& ax : acc)
+      for (auto& ar : ax)
+        for (F& v : ar) v = V::zero();
     for (int i = 0; i < words_per_group; ++i, ++wd) {
       const std::int64_t w0 = wd & ~std::int64_t{L - 1};
       if constexpr (!Interleaved) {
         if (wd == w0) {  // the next L words (fewer at the end)
           const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
-          std::uint32_t* seen = words_seen ? words_seen + L * R * w0 : nullptr;
           for (int r = 0; r < R; ++r) {
+            std::uint32_t* seen = words_seen ? words_seen[r] + L * w0 : nullptr;
             if (seen && m > 0) {
-              for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + L * (R * d + r));
+              for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + L * d);
               continue;
             }
             for (int j = 0; j < L; ++j)
               idx[r][j] = j < lanes[r] ? load_lanes<V>(w + (L * r + j) * row_bytes + 4 * w0, nw) : V::load_words(w, 0);
             V::transpose(idx[r]);
             if (seen)
-              for (int d = 0; d < nw; ++d) V::store_words(seen + L * (R * d + r), idx[r][d]);
+              for (int d = 0; d < nw; ++d) V::store_words(seen + L * d, idx[r][d]);
           }
         }
       }
@@ -643,18 +675,29 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
         else
           q[r] = idx[r][wd - w0];
       }
+      // Lookup c of every lane group and x row. Each index is shifted from
+      // the word itself (no chain of shifts), and each table is loaded once
+      // into a register for its R lookups: GCC 12 otherwise folds the load
+      // into every lookup, which on Zen 3 made 2 x rows by 2 lane groups
+      // 40% slower than one load (a stand-alone loop, 0.66 vs 0.47 ns per
+      // lookup).
       const float* T = tables + wd * J * L;
-      for (int c = 0; c < J; ++c) {
-        const F table = V::load(T + L * c);
-        for (int r = 0; r < R; ++r) {
-          acc[r][c % kAcc] = V::lut_add(acc[r][c % kAcc], V::lookup(q[r], table));
-          q[r] = V::template shift_right<P>(q[r]);
+      for_each_index<J>([&](auto ci) ONEBIT_ALWAYS_INLINE {
+        constexpr int c = decltype(ci)::value;
+        F table[XR];
+        for (int x = 0; x < XR; ++x) {
+          F t = V::load(T + x * job.table_floats + L * c);
+          V::keep_in_register(t);
+          table[x] = t;
         }
-      }
+        for (int r = 0; r < R; ++r) {
+          const I idx_c = V::template shift_right<P * c>(q[r]);
+          for (int x = 0; x < XR; ++x)
+            acc[x][r][c % kAcc] = V::lut_add(acc[x][r][c % kAcc], V::lookup(idx_c, table[x]));
+        }
+      });
     }
     for (int r = 0; r < R; ++r) {
-      F sum = acc[r][0];
-      for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[r][i]);
       F A, C;
       if constexpr (Interleaved) {  // group g of the block's rows, side by side
         const std::int64_t at = factor_at[r] + g * step[r];
@@ -664,28 +707,36 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
         A = V::load(fac[r] + 2 * L * g);
         C = V::load(fac[r] + 2 * L * g + L);
       }
-      tot[r] = V::fma(sum, A, tot[r]);
-      tot[r] = V::fma(C, V::set1(xs[g]), tot[r]);
+      for (int x = 0; x < XR; ++x) {
+        F sum = acc[x][r][0];
+        for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[x][r][i]);
+        tot[x][r] = V::fma(sum, A, tot[x][r]);
+        tot[x][r] = V::fma(C, V::set1(xs[x * G + g]), tot[x][r]);
+      }
     }
   }
-  for (int r = 0; r < R; ++r) {
-    float* out = a.out + m * a.N + n0 + L * r;
-    if (lanes[r] == L)
-      V::store(out, tot[r]);
-    else
-      V::store_first(out, tot[r], lanes[r]);
-  }
+  for (int x = 0; x < XR; ++x)
+    for (int r = 0; r < R; ++r) {
+      float* out = a.out + (m + x) * a.N + n0 + L * r;
+      if (lanes[r] == L)
+        V::store(out, tot[x][r]);
+      else
+        V::store_first(out, tot[x][r], lanes[r]);
+    }
 }
 
-// lut_block for R = 1 .. lut_share lane groups, R known at run time only at
-// the end of a task's range.
-template <class V, int B, int GS, bool Interleaved, int R = lut_share<V, Interleaved>()>
+// lut_block for R = 1 .. RMax lane groups, R known at run time only at the
+// end of a task's range.
+template <class V, int B, int GS, int XR, bool Interleaved, int RMax, int L = V::L>
 void lut_blocks(int groups, const LutJob& job, std::int64_t n0, int rows, std::int64_t m,
-                float* const* fac, std::uint32_t* words_seen) {
-  if constexpr (R > 1) {
-    if (groups < R) return lut_blocks<V, B, GS, Interleaved, R - 1>(groups, job, n0, rows, m, fac, words_seen);
+                float* const* fac, std::uint32_t* const* words_seen) {
+  if constexpr (RMax > 1) {
+    if (groups < RMax) return lut_blocks<V, B, GS, XR, Interleaved, RMax - 1>(groups, job, n0, rows, m, fac, words_seen);
   }
-  lut_block<V, B, GS, R, Interleaved>(job, n0, rows, m, fac, words_seen);
+  if (rows == L * RMax)
+    lut_block<V, B, GS, RMax, XR, Interleaved, true>(job, n0, rows, m, fac, words_seen);
+  else
+    lut_block<V, B, GS, RMax, XR, Interleaved, false>(job, n0, rows, m, fac, words_seen);
 }
 
 template <class V, int B, int GS, bool Interleaved>
@@ -699,20 +750,31 @@ void lut_task(void* ctx, std::int64_t t) {
   float* const fac_all = Interleaved ? nullptr : scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
   float* fac[share];
   for (int r = 0; r < share; ++r) fac[r] = Interleaved ? nullptr : fac_all + r * 2 * L * G;
-  std::uint32_t* words_seen = nullptr;  // see lut_block
+  std::uint32_t* seen_at[share] = {};  // see lut_block
+  std::uint32_t* const* words_seen = nullptr;
   if (!Interleaved && job.a->M > 1) {
+    const std::int64_t words = job.a->K * B / 32;
     thread_local std::vector<std::uint32_t> store;
-    store.resize(static_cast<std::size_t>(share * L * (job.a->K * B / 32)));
-    words_seen = store.data();
+    store.resize(static_cast<std::size_t>(share * L * words));
+    for (int r = 0; r < share; ++r) seen_at[r] = store.data() + r * L * words;
+    words_seen = seen_at;
   }
+  constexpr int XR = V::kLutRowsX, RX = lut_share_rows<V, Interleaved>();
+  static_assert(!Interleaved || RX * L % 16 == 0, "a pass is whole 16-row blocks");
   // Every x row against `share` lane groups: their packed rows stay in L1.
   for (std::int64_t b = t * job.groups_per_task; b < b1; b += share) {
     const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
     const int R = (rows + L - 1) / L;
     if (!Interleaved)
       for (int r = 0; r < R; ++r) lut_factors<V>(*job.a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
-    for (std::int64_t m = 0; m < job.a->M; ++m)
-      lut_blocks<V, B, GS, Interleaved>(R, job, b * L, rows, m, fac, words_seen);
+    std::int64_t m = 0;
+    if constexpr (XR > 1) {  // XR x rows against RX lane groups at a time
+      for (; m + XR <= job.a->M; m += XR)
+        for (int r0 = 0; r0 < R; r0 += RX)
+          lut_blocks<V, B, GS, XR, Interleaved, RX>(std::min(RX, R - r0), job, (b + r0) * L, std::min(RX * L, rows - L * r0), m,
+                                                    fac + r0, words_seen ? words_seen + r0 : nullptr);
+    }
+    for (; m < job.a->M; ++m) lut_blocks<V, B, GS, 1, Interleaved, share>(R, job, b * L, rows, m, fac, words_seen);
   }
 }
 
