@@ -106,7 +106,11 @@ struct Avx512 {
   static F lut_add(F acc, F v) { return _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f), acc); }
   template <int S>
   static I shift_right(I idx) { return _mm512_srli_epi32(idx, S); }
+#if defined(ONEBIT_AVX512_ON_SIMDE)
+  static void keep_in_register(F&) {}  // SIMDe's vectors are structs, not registers
+#else
   static void keep_in_register(F& v) { __asm__("" : "+v"(v)); }
+#endif
   static I load_bytes(const std::uint8_t* p) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }

@@ -579,8 +579,8 @@ constexpr int lut_share() {
   return Interleaved ? V::kLutShareInterleaved : V::kLutShareMlx;
 }
 
-// Lane groups per pass of V::kLutRowsX x rows (see lut_block): as many
-// accumulators as lut_share groups of one x row.
+// Lane groups per pass of V::kLutRowsX x rows (see lut_block), so that the
+// pass holds as many accumulators as lut_share groups of one x row.
 template <class V, bool Interleaved>
 constexpr int lut_share_rows() {
   return std::max(1, lut_share<V, Interleaved>() / V::kLutRowsX);
@@ -603,7 +603,8 @@ constexpr int lut_accumulators() {
 // the results do not depend on how the groups and rows are batched (nor on
 // the threads or on M). Only the first `rows` of the L R W rows exist
 // (fewer only at the end of W): the others read as zero bits and are not
-// stored.
+// stored. Full: all L R rows exist, known at compile time, so the hot loop
+// loads words without a lane count check.
 // mlx-order W: the words of L rows are loaded and transposed, L words at a
 // time, and lane group r's factors are in fac[r] (lut_factors). With
 // several x rows the transposed words go to words_seen[r] (L per word) on
