@@ -529,36 +529,48 @@ void group_factors(bool affine, typename V::I s, typename V::I b, typename V::F&
   C = affine ? V::floats(b) : V::fma(d, V::set1(-1.0f), V::zero());
 }
 
-// For mlx-order weights: the factors of the `rows` (<= L) W rows from n0,
-// one row per lane: fac[2L g .. 2L g + L - 1] = A of group g, fac[2L g + L
-// .. 2L g + 2L - 1] = C; lanes past `rows` hold 0. Made per lane group from
-// the stored scales rather than for the whole matrix per call: the lookup
-// kernel then allocates nothing of size N x G, which cost 30-60% of a
-// 4096 x 4096 M = 1 call with float16 or symmetric scales. The rows'
-// factors sit G apart and are transposed with vector shuffles once per lane
-// group (gathering 2L scalars at every group's end cost ~20% of the
-// kernel). interleaved16 scales need none of this: lut_block loads each
-// group's factors of L rows directly.
-template <class V>
+// The factors of the `rows` (<= L) W rows from n0 (one lane group), one
+// row per lane: fac[2L g .. 2L g + L - 1] = A of group g, fac[2L g + L ..
+// 2L g + 2L - 1] = C; lanes past `rows` hold 0. Made per lane group from
+// the stored scales, once for all the x rows, rather than for the whole
+// matrix per call (the lookup kernel then allocates nothing of size N x G,
+// which cost 30-60% of a 4096 x 4096 M = 1 call with float16 or symmetric
+// scales). Both layouts thus leave lut_block the same group end: two loads.
+// interleaved16 (n0 a multiple of L): group g's factors of a 16-row block's
+// rows sit side by side, one block row count apart from group to group.
+// mlx order: the rows' factors sit G apart and are transposed with vector
+// shuffles (gathering 2L scalars at every group's end cost ~20% of the
+// kernel).
+template <class V, bool Interleaved>
 void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* fac) {
   constexpr int L = V::L;
   const bool affine = a.spec.mode == Mode::affine;
   using I = typename V::I;
-  auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[L]) {  // r[d]: group g0 + d
-    for (int i = 0; i < L; ++i)
-      r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng) : V::load_words(src, 0);
-    V::transpose(r);
+  auto store = [&](std::int64_t g, I s, I b) {
+    typename V::F A, C;
+    group_factors<V>(affine, s, b, A, C);
+    V::store(fac + 2 * L * g, A);
+    V::store(fac + 2 * L * g + L, C);
   };
-  for (std::int64_t g0 = 0; g0 < G; g0 += L) {
-    const int ng = static_cast<int>(std::min<std::int64_t>(L, G - g0));
-    I s[L], b[L];
-    transposed(a.scales, g0, ng, s);
-    if (affine) transposed(a.biases, g0, ng, b);
-    for (int d = 0; d < ng; ++d) {
-      typename V::F A, C;
-      group_factors<V>(affine, s[d], affine ? b[d] : s[d], A, C);
-      V::store(fac + 2 * L * (g0 + d), A);
-      V::store(fac + 2 * L * (g0 + d) + L, C);
+  if constexpr (Interleaved) {
+    const std::int64_t block = n0 / 16 * 16, step = std::min<std::int64_t>(16, a.N - block);
+    for (std::int64_t g = 0; g < G; ++g) {
+      const std::int64_t at = block * G + g * step + (n0 - block);
+      const I s = row_factors<V>(a.scales, a.scale_dtype, at, rows);
+      store(g, s, affine ? row_factors<V>(a.biases, a.scale_dtype, at, rows) : s);
+    }
+  } else {
+    auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[L]) {  // r[d]: group g0 + d
+      for (int i = 0; i < L; ++i)
+        r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng) : V::load_words(src, 0);
+      V::transpose(r);
+    };
+    for (std::int64_t g0 = 0; g0 < G; g0 += L) {
+      const int ng = static_cast<int>(std::min<std::int64_t>(L, G - g0));
+      I s[L], b[L];
+      transposed(a.scales, g0, ng, s);
+      if (affine) transposed(a.biases, g0, ng, b);
+      for (int d = 0; d < ng; ++d) store(g0 + d, s[d], affine ? b[d] : s[d]);
     }
   }
 }
@@ -604,15 +616,16 @@ constexpr int lut_accumulators() {
 // the threads or on M). Only the first `rows` of the L R W rows exist
 // (fewer only at the end of W): the others read as zero bits and are not
 // stored. Full: all L R rows exist, known at compile time, so the hot loop
-// loads words without a lane count check.
+// loads words without a lane count check. Lane group r's factors are in
+// fac[r] (lut_factors).
 // mlx-order W: the words of L rows are loaded and transposed, L words at a
-// time, and lane group r's factors are in fac[r] (lut_factors). With
+// time. With
 // several x rows the transposed words go to words_seen[r] (L per word) on
 // the pass of x row 0 and are read back on the later ones: a load instead
 // of the loads and shuffles of a transpose. Null at M = 1.
 // interleaved16 W (n0 a multiple of 16): lane group r is rows L r .. L r +
 // L - 1 of the 16-row block that holds them; one load per word and lane
-// group, and one per group of x for each of the scales and biases.
+// group.
 template <class V, int B, int GS, int R, int XR, bool Interleaved, bool Full>
 void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, float* const* fac,
                std::uint32_t* const* words_seen) {
@@ -625,22 +638,19 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   const float* xs = job.xs + m * G;
   constexpr int words_per_group = GS * B / 32;
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
-  const bool affine = a.spec.mode == Mode::affine;
   F tot[XR][R];
   for (auto& tx : tot)
     for (F& t : tx) t = V::zero();
   constexpr int kAcc = lut_accumulators<V, Interleaved>();
   int lanes[R];  // rows of lane group r (1 .. L)
-  // interleaved16: the byte offset of lane group r's word 0 and the index
-  // of its group-0 scale (and bias); from one word or group to the next,
-  // `step` (the rows of its 16-row block).
-  std::int64_t word_at[R], factor_at[R], step[R];
+  // interleaved16: the byte offset of lane group r's word 0; from one word
+  // to the next, `step` (the rows of its 16-row block).
+  std::int64_t word_at[R], step[R];
   for (int r = 0; r < R; ++r) {
     lanes[r] = Full ? L : std::min(L, rows - L * r);
     if constexpr (Interleaved) {
       const int block = L * r / 16 * 16, in_block = L * r - block;
       word_at[r] = block * row_bytes + 4 * in_block;
-      factor_at[r] = (n0 + block) * G + in_block;
       step[r] = std::min(16, rows - block);
     }
   }
@@ -699,15 +709,7 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
       });
     }
     for (int r = 0; r < R; ++r) {
-      F A, C;
-      if constexpr (Interleaved) {  // group g of the block's rows, side by side
-        const std::int64_t at = factor_at[r] + g * step[r];
-        const I sv = row_factors<V>(a.scales, a.scale_dtype, at, lanes[r]);
-        group_factors<V>(affine, sv, affine ? row_factors<V>(a.biases, a.scale_dtype, at, lanes[r]) : sv, A, C);
-      } else {
-        A = V::load(fac[r] + 2 * L * g);
-        C = V::load(fac[r] + 2 * L * g + L);
-      }
+      const F A = V::load(fac[r] + 2 * L * g), C = V::load(fac[r] + 2 * L * g + L);
       for (int x = 0; x < XR; ++x) {
         F sum = acc[x][r][0];
         for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[x][r][i]);
@@ -728,13 +730,13 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
 
 // lut_block for R = 1 .. RMax lane groups, R known at run time only at the
 // end of a task's range.
-template <class V, int B, int GS, int XR, bool Interleaved, int RMax, int L = V::L>
+template <class V, int B, int GS, int XR, bool Interleaved, int RMax>
 void lut_blocks(int groups, const LutJob& job, std::int64_t n0, int rows, std::int64_t m,
                 float* const* fac, std::uint32_t* const* words_seen) {
   if constexpr (RMax > 1) {
     if (groups < RMax) return lut_blocks<V, B, GS, XR, Interleaved, RMax - 1>(groups, job, n0, rows, m, fac, words_seen);
   }
-  if (rows == L * RMax)
+  if (rows == V::L * RMax)
     lut_block<V, B, GS, RMax, XR, Interleaved, true>(job, n0, rows, m, fac, words_seen);
   else
     lut_block<V, B, GS, RMax, XR, Interleaved, false>(job, n0, rows, m, fac, words_seen);
@@ -748,9 +750,9 @@ void lut_task(void* ctx, std::int64_t t) {
   const auto& job = *static_cast<const LutJob*>(ctx);
   const std::int64_t N = job.a->N, groups = (N + L - 1) / L, G = job.a->K / GS;
   const std::int64_t b1 = std::min(groups, (t + 1) * job.groups_per_task);
-  float* const fac_all = Interleaved ? nullptr : scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
+  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
   float* fac[share];
-  for (int r = 0; r < share; ++r) fac[r] = Interleaved ? nullptr : fac_all + r * 2 * L * G;
+  for (int r = 0; r < share; ++r) fac[r] = fac_all + r * 2 * L * G;
   std::uint32_t* seen_at[share] = {};  // see lut_block
   std::uint32_t* const* words_seen = nullptr;
   if (!Interleaved && job.a->M > 1) {
@@ -766,8 +768,7 @@ void lut_task(void* ctx, std::int64_t t) {
   for (std::int64_t b = t * job.groups_per_task; b < b1; b += share) {
     const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
     const int R = (rows + L - 1) / L;
-    if (!Interleaved)
-      for (int r = 0; r < R; ++r) lut_factors<V>(*job.a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
+    for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(*job.a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
     std::int64_t m = 0;
     if constexpr (XR > 1) {  // XR x rows against RX lane groups at a time
       for (; m + XR <= job.a->M; m += XR)
