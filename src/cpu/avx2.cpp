@@ -103,6 +103,13 @@ struct Avx2 {
     return _mm256_maskload_epi32(static_cast<const int*>(p), lanes_below(n));
   }
   static I load_words(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  // The rows kernel's byte decode (qmm_kernels.h, "rows: byte decode"):
+  // 8 bytes, one per lane; the low B bits of each lane as a float.
+  static I load_bytes(const std::uint8_t* p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  template <int B>
+  static F low_codes(I q) { return _mm256_cvtepi32_ps(_mm256_and_si256(q, _mm256_set1_epi32((1 << B) - 1))); }
   static I words(F v) { return _mm256_castps_si256(v); }
   static F floats(I v) { return _mm256_castsi256_ps(v); }
   static void store_words(void* p, I v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }

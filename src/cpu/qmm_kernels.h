@@ -33,8 +33,10 @@
 //          all N rows, and sum q_k x_k a masked add straight from the
 //          packed bits (no decode at all). Wider codes are decoded and
 //          dequantized (w_hat = A q + C) in registers, then multiplied;
-//          with kLutBits = 4, 2- and 4-bit codes are dequantized by a lookup in
-//          the group's table of 2^B values (see "rows: lookup decode").
+//          on the ISAs with a register table lookup, 2- and 4-bit codes
+//          are decoded a byte per lane, and dequantized by a lookup in the
+//          group's table of 2^B values where it is wide enough (see "rows:
+//          byte decode").
 //          Several W rows share each load of x and several x rows share
 //          each decoded weight vector.
 //   cols   transpose=False, small M, bits 1/2/4/8: vectorised along N (the
@@ -188,24 +190,30 @@ inline bool small_m(const QmmArgs& a) {
   return a.M <= (a.spec.bits == 1 ? 32 : 8);
 }
 
-// ------------------------------------------------------------------ rows: lookup decode
+// ------------------------------------------------------------------ rows: byte decode
 
-// With a 16-entry table lookup (V::kLutBits = 4; V then also has
-// load_bytes(p): 16 bytes from p, one per lane, zero-extended) the rows
-// kernel dequantizes 2- and 4-bit codes with one lookup per vector: 16
-// bytes of codes are widened to one byte per lane, and the lane's low B
-// bits index a table holding A * q + C for the group (the same fma as the
-// arithmetic decode, so the same w_hat). Shifting the lanes by B bits
-// brings up the byte's next code. Lane i then holds codes (8/B) i ..
-// (8/B) i + 8/B - 1 of the 16 bytes, so x is read in that order:
-// lookup_order permutes it once per call. The 16 bytes must lie in one
-// group: 2-bit codes at group size 32 keep the arithmetic decode. Measured
-// on Zen 4 (one thread, 4096 x 4096, M = 1, group 128): 2 bits 1.17 ->
-// 0.67 ms, 4 bits 1.27 -> 0.65 ms.
+// With load_bytes(p) (L bytes from p, one per lane, zero-extended; the ISAs
+// with a register table lookup have it) the rows kernel decodes 2- and
+// 4-bit codes a byte per lane: L bytes of codes are widened to one byte per
+// lane, and the lane's low B bits are the code; shifting the lanes by B
+// bits brings up the byte's next code. A code is dequantized by a lookup
+// in a table holding A * q + C for the group when V's lookup has 2^B
+// entries or more (2 bits; 4 bits with AVX-512's 16; the lookup's other
+// index bits select a repeat of the same entries), else by converting it
+// (V::low_codes<B>) and the same fma: either way the arithmetic decode's
+// w_hat. Lane i then holds codes (8/B) i .. (8/B) i + 8/B - 1 of the L
+// bytes, so x is read in that order: byte_order permutes it once per call.
+// This replaces a broadcast and a variable shift per vector with one
+// widening load per 8/B vectors and a shift. The L bytes must lie in
+// one group: AVX-512's 2-bit codes at group size 32 keep the arithmetic
+// decode. Measured on Zen 4 (AVX-512, one thread, 4096 x 4096, M = 1,
+// group 128): 2 bits 1.17 -> 0.67 ms, 4 bits 1.27 -> 0.65 ms; on Zen 3
+// (AVX2, the same shape, fastest of two alternating runs): 2 bits M = 2
+// 1.95 -> 1.60 ms, M = 4 2.56 -> 2.28, M = 32 20.9 -> 18.6; 4 bits M = 1
+// 1.20 -> 1.13 ms, M = 4 2.44 -> 2.07, M = 32 20.1 -> 17.2.
 template <class V, int B, int GS>
-constexpr bool lookup_decode() {
-  if constexpr (V::kLutBits == 4) return (B == 2 || B == 4) && 16 * (8 / B) <= GS;
-  return false;
+constexpr bool byte_decode() {
+  return (B == 2 || B == 4) && V::kLutBits > 0 && V::L * (8 / B) <= GS;
 }
 
 // v[p] = p mod 2^B: the code a lookup index p stands for (the table entries
@@ -224,24 +232,24 @@ const CodeValues<B>& code_values() {
   return values;
 }
 
-// dst = src (n floats, n a multiple of 16 * 8/B) with every run of
-// 16 * 8/B values transposed from 16 x 8/B to 8/B x 16: position
-// 16 j + i holds x value (8/B) i + j, the code lane i of the 16 bytes of a
-// run finds after j shifts.
-template <int B>
-void lookup_order(const float* src, std::int64_t n, float* dst) {
-  constexpr int per_byte = 8 / B, run = 16 * per_byte;
+// dst = src (n floats, n a multiple of L * 8/B) with every run of
+// L * 8/B values transposed from L x 8/B to 8/B x L: position L j + i
+// holds x value (8/B) i + j, the code lane i of the L bytes of a run finds
+// after j shifts.
+template <int L, int B>
+void byte_order(const float* src, std::int64_t n, float* dst) {
+  constexpr int per_byte = 8 / B, run = L * per_byte;
   for (std::int64_t r = 0; r < n; r += run)
-    for (int i = 0; i < 16; ++i)
-      for (int j = 0; j < per_byte; ++j) dst[r + 16 * j + i] = src[r + per_byte * i + j];
+    for (int i = 0; i < L; ++i)
+      for (int j = 0; j < per_byte; ++j) dst[r + L * j + i] = src[r + per_byte * i + j];
 }
 
 // x as the rows kernel reads it: a.x itself, or permuted into `storage`.
 template <class V, int B, int GS>
 const float* rows_x(const QmmArgs& a, std::vector<float>& storage) {
-  if constexpr (lookup_decode<V, B, GS>()) {
+  if constexpr (byte_decode<V, B, GS>()) {
     storage.resize(static_cast<std::size_t>(a.M * a.K));
-    lookup_order<B>(a.x, a.M * a.K, storage.data());
+    byte_order<V::L, B>(a.x, a.M * a.K, storage.data());
     return storage.data();
   }
   return a.x;
@@ -262,22 +270,29 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
   for (auto& r : tot)
     for (F& t : r) t = V::zero();
   for (std::int64_t g = 0; g < G; ++g) {
-    if constexpr (lookup_decode<V, B, GS>()) {
-      // 16 bytes of codes, one byte per lane; the code in a lane's low B
-      // bits indexes the group's table of dequantized values. x is in
-      // lookup order (see lookup_order).
-      constexpr int per_byte = 8 / B;
-      F table[RN];
-      for (int n = 0; n < RN; ++n)
-        table[n] = V::fma(V::load(code_values<B>().v), V::set1(A[n * G + g]), V::set1(C[n * G + g]));
-      for (std::int64_t k = g * GS; k < (g + 1) * GS; k += 16 * per_byte) {
+    if constexpr (byte_decode<V, B, GS>()) {
+      // L bytes of codes, one byte per lane, the code in a lane's low B
+      // bits; x is in byte order (see "rows: byte decode").
+      constexpr int L = V::L, per_byte = 8 / B;
+      constexpr bool by_lookup = B <= V::kLutBits;
+      F table[RN], a[RN], c[RN];
+      for (int n = 0; n < RN; ++n) {
+        a[n] = V::set1(A[n * G + g]);
+        c[n] = V::set1(C[n * G + g]);
+        if constexpr (by_lookup) table[n] = V::fma(V::load(code_values<B>().v), a[n], c[n]);
+      }
+      for (std::int64_t k = g * GS; k < (g + 1) * GS; k += L * per_byte) {
         F xv[RM][per_byte];
         for (int m = 0; m < RM; ++m)
-          for (int j = 0; j < per_byte; ++j) xv[m][j] = V::load(x + m * K + k + 16 * j);
+          for (int j = 0; j < per_byte; ++j) xv[m][j] = V::load(x + m * K + k + L * j);
         for (int n = 0; n < RN; ++n) {
           typename V::I q = V::load_bytes(w + n * row_bytes + k * B / 8);
           for (int j = 0; j < per_byte; ++j) {
-            const F wv = V::lookup(q, table[n]);
+            F wv;
+            if constexpr (by_lookup)
+              wv = V::lookup(q, table[n]);
+            else
+              wv = V::fma(V::template low_codes<B>(q), a[n], c[n]);
             for (int m = 0; m < RM; ++m) tot[m][n] = V::fma(wv, xv[m][j], tot[m][n]);
             q = V::template shift_right<B>(q);
           }
@@ -333,7 +348,7 @@ void rows_tile(const float* x, const std::uint8_t* w, const float* A, const floa
 struct RowsJob {
   const QmmArgs* a;
   const Factors* f;
-  const float* x;   // M x K, in the order rows_tile reads it (see lookup_order)
+  const float* x;   // M x K, in the order rows_tile reads it (see byte_order)
   const float* xs;  // M x G group sums of x
   std::int64_t rows_per_task;
 };
