@@ -634,10 +634,9 @@ constexpr int lut_accumulators() {
 // loads words without a lane count check. Lane group r's factors are in
 // fac[r] (lut_factors).
 // mlx-order W: the words of L rows are loaded and transposed, L words at a
-// time. With
-// several x rows the transposed words go to words_seen[r] (L per word) on
-// the pass of x row 0 and are read back on the later ones: a load instead
-// of the loads and shuffles of a transpose. Null at M = 1.
+// time. With several x rows the transposed words go to words_seen[r] (L per
+// word) on the pass of x row 0 and are read back on the later ones: a load
+// instead of the loads and shuffles of a transpose. Null at M = 1.
 // interleaved16 W (n0 a multiple of 16): lane group r is rows L r .. L r +
 // L - 1 of the 16-row block that holds them; one load per word and lane
 // group.
