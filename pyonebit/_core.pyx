@@ -324,6 +324,8 @@ cdef CDeviceCaps _caps(dict caps) except *:
         c.max_threads_per_threadgroup = caps.get("max_threads_per_threadgroup",
                                                  c.max_threads_per_threadgroup)
         c.max_threadgroup_memory = caps.get("max_threadgroup_memory", c.max_threadgroup_memory)
+        c.nax_kernels = caps.get("nax_kernels", c.nax_kernels)
+        c.bfloat_kernels = caps.get("bfloat_kernels", c.bfloat_kernels)
     return c
 
 

@@ -123,6 +123,8 @@ cdef extern from "metal/planner.h" namespace "onebit::metal" nogil:
         int64_t max_threadgroup_memory
         bool nax
         CNaxPolicy nax_policy
+        bool nax_kernels
+        bool bfloat_kernels
 
     cdef enum class COperand "onebit::metal::Operand":
         pass

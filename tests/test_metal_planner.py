@@ -189,25 +189,46 @@ def test_dequantize_plan():
 # ------------------------------------------------------------------ names vs. shaders
 
 @pytest.fixture(scope="module")
-def instantiated_names(tmp_path_factory):
+def instantiate(tmp_path_factory):
     """Kernel names the .metal files instantiate, by expanding their
-    instantiation hook with the C preprocessor (no MSL compiler needed)."""
+    instantiation hook with the C preprocessor (no MSL compiler needed), for
+    the predefined macros of a Metal language version (__HAVE_BFLOAT__ from
+    3.1 on). Files that need Metal 4 (qmm_nax.metal) are left out."""
     cpp = shutil.which("clang") or shutil.which("gcc") or shutil.which("cpp")
     if cpp is None:
         pytest.skip("no C preprocessor on PATH")
     stub = tmp_path_factory.mktemp("msl")
     (stub / "metal_stdlib").write_text("")
-    names = set()
-    for path in glob.glob(os.path.join(KERNELS, "*.metal")):
-        out = subprocess.run(
-            [cpp, "-E", "-P", "-x", "c++", "-I", str(stub),
-             "-DONEBIT_INSTANTIATE_KERNEL(name,func,T,gs,bits,sym)=ONEBIT_KERNEL_NAME_IS name",
-             path], capture_output=True, text=True, check=True).stdout
-        for part in out.split("ONEBIT_KERNEL_NAME_IS")[1:]:
-            # Adjacent string literals: "qmv" "_" "float32" ... -> one name.
-            literal = part.split(";")[0].split("template")[0].split("ONEBIT")[0]
-            names.add("".join(p for p in literal.split('"')[1::2]))
-    return names
+
+    def names_for(*defines):
+        names = set()
+        for path in glob.glob(os.path.join(KERNELS, "*.metal")):
+            out = subprocess.run(
+                [cpp, "-E", "-P", "-x", "c++", "-I", str(stub), *(f"-D{d}" for d in defines),
+                 "-DONEBIT_INSTANTIATE_KERNEL(name,func,T,gs,bits,sym)=ONEBIT_KERNEL_NAME_IS name",
+                 path], capture_output=True, text=True, check=True).stdout
+            for part in out.split("ONEBIT_KERNEL_NAME_IS")[1:]:
+                # Adjacent string literals: "qmv" "_" "float32" ... -> one name.
+                literal = part.split(";")[0].split("template")[0].split("ONEBIT")[0]
+                names.add("".join(p for p in literal.split('"')[1::2]))
+        return names
+    return names_for
+
+
+@pytest.fixture(scope="module")
+def instantiated_names(instantiate):
+    """At Metal 3.1 (macOS 14): every dtype."""
+    return instantiate("__HAVE_BFLOAT__=1")
+
+
+def test_metal_3_0_has_no_bfloat_kernels_and_the_planner_knows(instantiate, instantiated_names):
+    at_3_0 = instantiate()
+    assert at_3_0 and not any("bfloat16" in n for n in at_3_0)
+    assert at_3_0 == {n for n in instantiated_names if "bfloat16" not in n}
+    # What the host tells the planner on macOS 13 (library.cpp probes the library).
+    with pytest.raises(ValueError, match="bfloat16 on Metal needs"):
+        plan(4, 64, 128, dtype=BF16, caps={"bfloat_kernels": False})
+    assert plan(4, 64, 128, dtype=np.float16, caps={"bfloat_kernels": False})["kernel"] in at_3_0
 
 
 def test_every_planned_kernel_is_instantiated(instantiated_names):
@@ -235,3 +256,40 @@ def test_every_planned_kernel_is_instantiated(instantiated_names):
                      "quantize", "dequantize"}
     missing = planned - instantiated_names
     assert not missing, sorted(missing)[:10]
+
+
+# ------------------------------------------------------------------ what the library holds
+
+@pytest.mark.parametrize("policy", ["auto", "on"])
+def test_nax_falls_back_to_qmm_t_without_nax_kernels(monkeypatch, policy):
+    # A metallib or run-time compile without Metal 4 has no qmm_t_nax: the
+    # planner must not name it, whatever the device and PYONEBIT_NAX say.
+    monkeypatch.setenv("PYONEBIT_NAX", policy)
+    d = plan(64, 64, 128, dtype=np.float16, caps={"nax": True})
+    assert base(d) == "qmm_t_nax"
+    d = plan(64, 64, 128, dtype=np.float16, caps={"nax": True, "nax_kernels": False})
+    assert d["kernel"] == "qmm_t_float16_gs_32_b_1"
+    assert d["threads"] == (128, 1, 1) and d["threadgroup_memory"] == [32 * 32 * 4] * 3
+
+
+def test_bfloat16_without_bfloat_kernels_is_a_value_error():
+    # macOS 13 (Metal 3.0) compiles no bfloat kernels: a clear ValueError, no
+    # silent float32 fallback (planner.cpp check_dtype says why).
+    no_bfloat = {"bfloat_kernels": False}
+    message = r"\[quantized_matmul\] bfloat16 on Metal needs .*Metal 3.1 \(macOS 14\)"
+    for M in (1, 4):
+        with pytest.raises(ValueError, match=message):
+            plan(M, 64, 128, dtype=BF16, caps=no_bfloat)
+    with pytest.raises(ValueError, match=message):  # bfloat16 x, bfloat16 result
+        plan(4, 64, 128, dtype=BF16, xdtype=BF16, caps=no_bfloat)
+    # float16 x with bfloat16 scales promotes to float32: no bfloat kernel needed.
+    assert plan(4, 64, 128, dtype=BF16, xdtype=np.float16, caps=no_bfloat)["kernel"].startswith("qmm_t_float32")
+    with pytest.raises(ValueError, match=r"\[quantize\] bfloat16 on Metal needs"):
+        _metal_plan_quantize(np.zeros((4, 128), BF16), group_size=64, caps=no_bfloat)
+    wq, s, b = operands(1, 64, 4, 128, BF16)
+    with pytest.raises(ValueError, match=r"\[dequantize\] bfloat16 on Metal needs"):
+        _metal_plan_dequantize(wq, s, b, group_size=64, caps=no_bfloat)
+    # Other dtypes are unaffected; with bfloat kernels bfloat16 plans as before.
+    for dtype in (np.float16, np.float32):
+        assert plan(4, 64, 128, dtype=dtype, caps=no_bfloat)["kernel"].startswith("qmm_t_")
+    assert plan(4, 64, 128, dtype=BF16)["kernel"] == "qmm_t_bfloat16_gs_32_b_1"

@@ -94,7 +94,10 @@ bool is_quad_k(std::int64_t K) {
 constexpr std::int64_t kNaxMinM = kNaxBM;
 
 bool use_nax(const MatmulPlan& p, const DeviceCaps& caps) {
-  const bool exists = p.transpose && p.M > kVectorMaxM && p.out_dtype != DType::float32;
+  // "Exists" includes the library: a metallib or run-time compile without
+  // Metal 4 has no qmm_t_nax, whatever the device or PYONEBIT_NAX say.
+  const bool exists =
+      caps.nax_kernels && p.transpose && p.M > kVectorMaxM && p.out_dtype != DType::float32;
   switch (caps.nax_policy) {
     case NaxPolicy::off: return false;
     case NaxPolicy::on: return exists;
@@ -114,6 +117,19 @@ const char* choose_matmul_kernel(const MatmulPlan& p, const DeviceCaps& caps) {
 }
 
 constexpr std::int64_t kFloat = sizeof(float);
+
+// bfloat16 without bfloat kernels (macOS 13: Metal 3.0 has no bfloat) is an
+// error, not a float32 fallback. A fallback would widen x, scales and biases
+// to float32, run the float32 kernel and round once; that equals the bfloat
+// kernels only where they compute exactly like the float32 ones (float32
+// accumulation, one rounding at the end), which the NAX kernels do not (they
+// stage dequantized weights in T), and it would hide a 2x memory cost.
+void check_dtype(DType dtype, const DeviceCaps& caps, const char* op) {
+  if (dtype == DType::bfloat16 && !caps.bfloat_kernels)
+    value_error(op, "bfloat16 on Metal needs the bfloat kernels, which need Metal 3.1 (macOS 14); "
+                    "the Metal library of device '" + caps.name +
+                    "' has none. Use float16 or float32, or the CPU backend");
+}
 
 }  // namespace
 
@@ -147,6 +163,7 @@ std::string kernel_name(const char* kernel, DType dtype, const QuantSpec& spec) 
 
 Dispatch plan_matmul(const MatmulPlan& p, const DeviceCaps& caps) {
   const char* op = "quantized_matmul";
+  check_dtype(p.out_dtype, caps, op);
   MatmulParams params;
   params.M = dim32(p.M, "M", op);
   params.N = dim32(p.N, "N", op);
@@ -209,6 +226,7 @@ Dispatch plan_pack_kernel(const char* kernel, DType dtype, const QuantSpec& spec
                           std::int64_t rows, std::int64_t K, std::int64_t items,
                           std::int64_t items_per_threadgroup, std::uint32_t threads,
                           Operand floats, const DeviceCaps& caps, const char* op) {
+  check_dtype(dtype, caps, op);
   QuantizeParams params;
   params.rows = dim32(rows, "rows", op);
   params.K = dim32(K, "K", op);

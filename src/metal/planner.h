@@ -33,6 +33,14 @@ struct DeviceCaps {
   std::int64_t max_threadgroup_memory = 32768;  // bytes
   bool nax = false;                             // Metal 4 tensor ops usable (M5-class)
   NaxPolicy nax_policy = NaxPolicy::automatic;  // the user's choice, not a device property
+  // What the loaded kernel library holds (not the device: the library). The
+  // NAX kernels (qmm_t_nax_*) exist only where qmm_nax.metal was compiled at
+  // Metal 4 (__HAVE_TENSOR__); the bfloat16 kernels only where the compiler
+  // has bfloat (__HAVE_BFLOAT__, Metal 3.1 = macOS 14). The planner never
+  // names a kernel the library lacks: NAX falls back to qmm_t, and bfloat16
+  // raises ValueError. The emulator instantiates everything.
+  bool nax_kernels = true;
+  bool bfloat_kernels = true;
 };
 
 // What a buffer binding points at. Matmul kernels use wq..w_offsets as in
@@ -59,7 +67,8 @@ struct Dispatch {
 // widens x, scales and biases to it beforehand).
 // A Dispatch with a zero in `threadgroups` has nothing to compute (an empty
 // output); executors skip it. Throws ValueError when a dimension does not fit
-// the kernels' 32-bit indexing.
+// the kernels' 32-bit indexing, or for bfloat16 where caps.bfloat_kernels is
+// false (no fallback: see check_dtype in planner.cpp).
 Dispatch plan_matmul(const MatmulPlan& plan, const DeviceCaps& caps);
 
 // T is the dtype of w. The executor must reject non-finite w before running
