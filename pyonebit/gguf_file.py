@@ -4,19 +4,24 @@ A Q1_0 tensor named ``<name>.weight`` is the layer ``<name>``: a
 :class:`pyonebit.QuantizedLinear` in symmetric 1-bit mode, group size 128,
 float16 scales, holding the file's bits and scales unchanged. An F32 tensor
 ``<name>.bias`` next to it is that layer's bias. Every other tensor is a NumPy
-array. Reading and writing go through the ``gguf`` package (gguf-py, from
-llama.cpp); the Q1_0 blocks themselves are converted by :mod:`pyonebit.gguf_q1`.
+array. Reading goes through pyonebit's own defensive parser
+(:mod:`pyonebit._gguf_reader`: files are untrusted), writing through the
+``gguf`` package (gguf-py, from llama.cpp); the Q1_0 blocks themselves are
+converted by :mod:`pyonebit.gguf_q1`. save_gguf replaces a file atomically.
 
-GGUF lists dimensions innermost first (``ne[0]`` is contiguous); gguf-py's
-reader and writer reverse them into NumPy order, so a Q1_0 tensor with
+GGUF lists dimensions innermost first (``ne[0]`` is contiguous); the reader
+and gguf-py's writer reverse them into NumPy order, so a Q1_0 tensor with
 ``ne = [K, N]`` is a layer with ``N`` outputs and ``K`` inputs computing
 ``x @ W.T`` for ``W`` of shape ``(N, K)``, as llama.cpp's ``mul_mat`` does.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import ml_dtypes
 import numpy as np
@@ -25,10 +30,11 @@ try:
     import gguf
 except ImportError as exc:  # gguf is a declared dependency; say what to install if it is gone
     raise ImportError("pyonebit's GGUF support needs the gguf package: pip install 'gguf>=0.19.0'") from exc
-from gguf import GGMLQuantizationType, GGUFEndian, GGUFReader, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFWriter
 
+from ._gguf_reader import BigEndianFile, GGUFHeader, TensorEntry, open_regular_file, read_bytes, read_header
 from ._linear import QuantizedLinear
-from .gguf_metadata import gguf_value, python_value
+from .gguf_metadata import gguf_value
 from .gguf_q1 import Q1_0_BLOCK_WEIGHTS, packed_from_q1_0, q1_0_blocks
 
 if not hasattr(GGMLQuantizationType, "Q1_0"):
@@ -37,15 +43,16 @@ if not hasattr(GGMLQuantizationType, "Q1_0"):
 Q1_0 = GGMLQuantizationType.Q1_0
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
-# Types gguf-py's reader already returns as typed NumPy arrays.
-_READER_TYPED = {
-    GGMLQuantizationType.F32,
-    GGMLQuantizationType.F16,
-    GGMLQuantizationType.F64,
-    GGMLQuantizationType.I8,
-    GGMLQuantizationType.I16,
-    GGMLQuantizationType.I32,
-    GGMLQuantizationType.I64,
+# Types whose bytes are the elements of a NumPy dtype (little-endian).
+_TYPED = {
+    GGMLQuantizationType.F32: np.dtype("<f4"),
+    GGMLQuantizationType.F16: np.dtype("<f2"),
+    GGMLQuantizationType.F64: np.dtype("<f8"),
+    GGMLQuantizationType.I8: np.dtype("i1"),
+    GGMLQuantizationType.I16: np.dtype("<i2"),
+    GGMLQuantizationType.I32: np.dtype("<i4"),
+    GGMLQuantizationType.I64: np.dtype("<i8"),
+    GGMLQuantizationType.BF16: BF16,
 }
 # dtypes save_gguf writes as plain tensors (bfloat16 as raw BF16 bytes).
 _WRITABLE_DTYPES = [np.dtype(t) for t in (np.float32, np.float16, np.float64, np.int8, np.int16, np.int32, np.int64)]
@@ -78,34 +85,45 @@ def load_gguf(path: str | os.PathLike[str], *, backend: str | None = None) -> GG
     :class:`QuantizedLinear` layers (on ``backend``), named without their
     ``.weight`` suffix and given their ``<name>.bias`` tensor as bias; F32,
     F16 and BF16 tensors (and F64, I8-I64) are returned as arrays of their
-    own dtype; other quantized types are dequantized to float32 by
-    ``gguf.quants.dequantize``. Every array is a copy: nothing keeps the
-    file mapped."""
+    own dtype; other quantized types as :class:`GGUFQuantized` arrays (float32
+    values from ``gguf.quants.dequantize``, with the stored bytes kept for
+    :func:`save_gguf`). Every array is a copy: nothing keeps the file open.
+
+    The file is untrusted: a malformed header or tensor table raises
+    ValueError naming the file, the field and its byte offset
+    (:mod:`pyonebit._gguf_reader` lists the checks)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"[load_gguf] no file at {path!r}")
     try:
-        reader = GGUFReader(path)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"[load_gguf] {path!r} is not a readable GGUF file: {exc}") from exc
-    if reader.endianess != GGUFEndian.LITTLE:
-        raise ValueError(f"[load_gguf] {path!r} is a big-endian GGUF file; only little-endian files are supported")
+        with open_regular_file(path) as f:
+            header = read_header(f)
+            contents = _contents(f, header, backend)
+    except BigEndianFile:
+        raise ValueError(f"[load_gguf] {path!r} is a big-endian GGUF file; only little-endian files are supported") from None
+    except ValueError as exc:
+        if str(exc).startswith("[load_gguf]"):
+            raise
+        raise ValueError(f"[load_gguf] {path!r} is not a readable GGUF file: {exc}") from None
+    return contents
 
+
+def _contents(f: Any, header: GGUFHeader, backend: str | None) -> GGUFContents:
     weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     tensors: dict[str, np.ndarray] = {}
-    for tensor in reader.tensors:
-        if tensor.tensor_type == Q1_0:
-            if tensor.data.ndim != 2:
+    for tensor in header.tensors:
+        if tensor.ggml_type == Q1_0:
+            if len(tensor.ne) != 2:
                 raise ValueError(
-                    f"[load_gguf] Q1_0 tensor {tensor.name!r} has {tensor.data.ndim} dimensions "
-                    f"(ne = {[int(n) for n in tensor.shape]}); layers are 2-D, so only 2-D Q1_0 tensors can be loaded"
+                    f"[load_gguf] Q1_0 tensor {tensor.name!r} has {len(tensor.ne)} dimensions "
+                    f"(ne = {list(tensor.ne)}); layers are 2-D, so only 2-D Q1_0 tensors can be loaded"
                 )
             name = tensor.name.removesuffix(_WEIGHT_SUFFIX)
             if name in weights:
                 raise ValueError(f"[load_gguf] two Q1_0 tensors map to the layer name {name!r}")
-            weights[name] = packed_from_q1_0(tensor.data)
+            weights[name] = packed_from_q1_0(read_bytes(f, tensor))
         else:
-            tensors[tensor.name] = _plain_array(tensor)
+            tensors[tensor.name] = _plain_array(tensor, read_bytes(f, tensor))
 
     layers = {}
     for name, (wq, scales) in weights.items():
@@ -118,24 +136,45 @@ def load_gguf(path: str | os.PathLike[str], *, backend: str | None = None) -> GG
         layers[name] = QuantizedLinear(
             wq, scales, None, bias, group_size=Q1_0_BLOCK_WEIGHTS, bits=1, mode="symmetric", backend=backend
         )
-    # "GGUF.*" fields are the header (version, counts), not key-value pairs.
-    metadata = {key: python_value(field) for key, field in reader.fields.items() if not key.startswith("GGUF.")}
-    return GGUFContents(layers, tensors, metadata)
+    return GGUFContents(layers, tensors, header.metadata)
 
 
-def _plain_array(tensor: Any) -> np.ndarray:
-    qtype = tensor.tensor_type
-    if qtype in _READER_TYPED:
-        return np.array(tensor.data)
-    if qtype == GGMLQuantizationType.BF16:
-        # The reader hands BF16 over as its bytes, two per element.
-        return np.array(tensor.data).view(BF16)
+def _plain_array(tensor: TensorEntry, raw: np.ndarray) -> np.ndarray:
+    qtype = tensor.ggml_type
+    shape = tuple(reversed(tensor.ne))
+    if qtype in _TYPED:
+        return raw.view(_TYPED[qtype]).reshape(shape)
     try:
-        return gguf.quants.dequantize(np.asarray(tensor.data), qtype)
+        values = gguf.quants.dequantize(raw, qtype)
     except NotImplementedError:
         raise ValueError(
             f"[load_gguf] tensor {tensor.name!r} has type {qtype.name}, which the gguf package cannot dequantize"
         ) from None
+    return GGUFQuantized.wrap(values.astype(np.float32, copy=False), qtype, raw)
+
+
+class GGUFQuantized(np.ndarray):
+    """A tensor of a quantized GGML type other than Q1_0 (Q8_0, Q4_K, ...) as
+    :func:`load_gguf` returns it: a float32 array of its dequantized values,
+    plus ``ggml_type`` and ``raw`` (the bytes stored in the file).
+
+    :func:`save_gguf` writes ``raw`` back in ``ggml_type`` (it cannot
+    re-quantize), after checking the values still are what ``raw`` decodes
+    to. An array derived from this one (a slice, a sum, ...) has ``raw`` None
+    and is written as F32; to store changed values, pass a plain array."""
+
+    ggml_type: GGMLQuantizationType | None
+    raw: np.ndarray | None
+
+    @classmethod
+    def wrap(cls, values: np.ndarray, ggml_type: GGMLQuantizationType, raw: np.ndarray) -> "GGUFQuantized":
+        array = values.view(cls)
+        array.ggml_type, array.raw = ggml_type, raw
+        return array
+
+    def __array_finalize__(self, obj: Any) -> None:
+        # Views and results computed from a loaded tensor are no longer its bytes.
+        self.ggml_type, self.raw = None, None
 
 
 def save_gguf(
@@ -147,8 +186,9 @@ def save_gguf(
 ) -> None:
     """Write ``layers`` as Q1_0 tensors ``<name>.weight`` (plus an F32
     ``<name>.bias`` for a layer with a bias), ``tensors`` as plain tensors
-    (float32, float16, bfloat16, float64, int8-int64) and ``metadata`` as
-    key-value pairs (types: :mod:`pyonebit.gguf_metadata`).
+    (float32, float16, bfloat16, float64, int8-int64; a :class:`GGUFQuantized`
+    tensor of a loaded file as its own bytes in its own type) and
+    ``metadata`` as key-value pairs (types: :mod:`pyonebit.gguf_metadata`).
 
     ``general.architecture`` is ``arch``, else the metadata's own, else
     ``"pyonebit"``; a ``general.alignment`` in the metadata (a power of two)
@@ -160,7 +200,8 @@ def save_gguf(
     nearest float16 (ties to even, the rounding ggml's own Q1_0 quantizer
     applies to ``d``), so :func:`load_gguf` returns them in float16; a scale
     that overflows float16 is an error. Everything is checked before the file
-    is created."""
+    is created, and the file is written beside ``path`` and renamed over it:
+    a failed or interrupted save leaves the old file as it was."""
     items = _tensor_items(layers, tensors or {})
     metadata = dict(metadata or {})
     arch = _architecture(arch, metadata.pop(_ARCH_KEY, None))
@@ -169,19 +210,62 @@ def save_gguf(
         alignment = _alignment(alignment)
     kv = [(key, *gguf_value(key, value)) for key, value in metadata.items()]
 
-    writer = GGUFWriter(os.fspath(path), arch)
+    with _replacing(os.fspath(path)) as tmp:
+        writer = GGUFWriter(tmp, arch)
+        try:
+            if alignment is not None:
+                writer.add_custom_alignment(alignment)
+            for key, value, vtype, sub_type in kv:
+                writer.add_key_value(key, value, vtype, sub_type=sub_type)
+            for name, array, raw_dtype in items:
+                writer.add_tensor(name, array, raw_dtype=raw_dtype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
+
+
+@contextlib.contextmanager
+def _replacing(path: str) -> Iterator[str]:
+    """Yields a temporary path beside ``path`` to write; on success it
+    replaces ``path`` in one rename, so readers see the old file or the new
+    one, never a truncated one. On any failure (including KeyboardInterrupt)
+    the temporary file is removed and ``path`` is untouched."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
     try:
-        if alignment is not None:
-            writer.add_custom_alignment(alignment)
-        for key, value, vtype, sub_type in kv:
-            writer.add_key_value(key, value, vtype, sub_type=sub_type)
-        for name, array, raw_dtype in items:
-            writer.add_tensor(name, array, raw_dtype=raw_dtype)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
+        yield tmp
+        os.chmod(tmp, _new_file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def _new_file_mode(path: str) -> int:
+    """The replaced file's permissions, or those open() would give a new file
+    (mkstemp's are 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _stored_bytes(name: str, array: GGUFQuantized) -> np.ndarray:
+    """A loaded quantized tensor's own bytes, if its values are still theirs:
+    writing stale bytes would silently drop the caller's changes."""
+    decoded = gguf.quants.dequantize(array.raw, array.ggml_type).astype(np.float32, copy=False)
+    if decoded.shape != array.shape or decoded.tobytes() != np.asarray(array).tobytes():
+        raise ValueError(
+            f"[save_gguf] tensors[{name!r}] was loaded as {array.ggml_type.name} and its values changed since; "
+            f"pyonebit cannot re-quantize {array.ggml_type.name}: pass np.asarray(tensor) to store it as F32"
+        )
+    return array.raw
 
 
 def _architecture(arch: str | None, from_metadata: Any) -> str:
@@ -254,6 +338,8 @@ def _q1_0_parts(name: str, layer: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _plain_tensor(name: str, array: Any) -> tuple[np.ndarray, GGMLQuantizationType | None]:
+    if isinstance(array, GGUFQuantized) and array.raw is not None:
+        return _stored_bytes(name, array), array.ggml_type
     array = np.asarray(array)
     if not 1 <= array.ndim <= _MAX_DIMS:
         raise ValueError(

@@ -4,7 +4,7 @@ GGUF stores every key with an explicit type, and readers such as llama.cpp
 check it (a count must be UINT32, a hyperparameter FLOAT32), so a file that
 is loaded and saved again must keep each key's type. The mapping:
 
-* reading: STRING -> ``str``, BOOL -> ``bool``, a number -> the NumPy scalar
+* reading (:mod:`pyonebit._gguf_reader`): STRING -> ``str``, BOOL -> ``bool``, a number -> the NumPy scalar
   of its exact type (``np.uint32``, ``np.float32``, ...), an ARRAY of numbers
   -> a 1-D NumPy array of that dtype, an ARRAY of strings or bools -> a list;
 * writing: NumPy scalars and 1-D arrays keep their dtype's type; plain Python
@@ -42,19 +42,6 @@ _INT_TYPES = (
     (GGUFValueType.INT64, -(2**63), 2**63 - 1),
     (GGUFValueType.UINT64, 0, 2**64 - 1),
 )
-
-
-def python_value(field: Any) -> Any:
-    """The value of a key-value field of ``gguf.GGUFReader`` (see the module doc)."""
-    types = field.types
-    if types[0] in _NUMERIC_TYPES:
-        return field.parts[field.data[0]][0]  # a NumPy scalar of the stored type
-    if types[0] == GGUFValueType.ARRAY and len(types) == 2 and types[1] in _NUMERIC_TYPES:
-        # Each item is its own one-element part; an empty array has no parts.
-        parts = [field.parts[i] for i in field.data]
-        dtype = next(d for d, t in _NUMPY_TYPES.items() if t == types[1])
-        return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
-    return field.contents()
 
 
 def _int_type(key: str, values: list[int]) -> GGUFValueType:

@@ -329,7 +329,7 @@ def test_row_length_not_a_multiple_of_128_is_rejected(rng, tmp_path):
     with pytest.raises(ValueError) as err:
         pyonebit.save_gguf(tmp_path / "m.gguf", {"w": layer})
     assert str(err.value) == "[save_gguf] layer 'w' has group_size=32; Q1_0 blocks hold 128 weights"
-    # A file claiming a Q1_0 row of 96 weights: gguf-py's reader refuses it.
+    # A file claiming a Q1_0 row of 96 weights: the reader refuses it.
     path = tmp_path / "bad.gguf"
     write_with_gguf_py(path, [("w.weight", np.zeros((2, 18), np.uint8), Q1_0)])
     data = bytearray(path.read_bytes())
@@ -340,7 +340,7 @@ def test_row_length_not_a_multiple_of_128_is_rejected(rng, tmp_path):
         pyonebit.load_gguf(path)
     assert str(err.value) == (
         f"[load_gguf] {str(path)!r} is not a readable GGUF file: "
-        "Quantized tensor row size (96) is not a multiple of Q1_0 block size (128)"
+        "tensor 'w.weight' (Q1_0, ne = [96, 2]): ne[0] is not a multiple of the type's block of 128"
     )
 
 
