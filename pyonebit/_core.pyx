@@ -284,13 +284,37 @@ def _trace_stop(size_t token):
 
 # ---------------------------------------------------------------- metal
 def metal_stats():
-    """How the Metal backend reached NumPy memory since the process started:
-    ``built`` (compiled with Metal), ``wrapped`` (arrays bound without a copy),
-    ``copied_inputs`` / ``copied_outputs`` (fallback copies when Metal refused
-    to wrap the memory)."""
+    """How the Metal backend reached NumPy memory since the process started,
+    and what its kernel library holds. ``built`` (compiled with Metal),
+    ``wrapped`` (arrays bound without a copy), ``copied_inputs`` /
+    ``copied_outputs`` (fallback copies when Metal refused to wrap the
+    memory), ``copied_misaligned`` (inputs copied because their address was
+    not a multiple of their element size); ``library``: ``loaded`` (once the
+    first product ran, or _metal_load_library), ``os``, ``metallib_error``,
+    ``nax_kernels``, ``bfloat_kernels`` and ``families``, one dict per .metal
+    source: ``source``, ``origin`` (metallib, compiled, skipped),
+    ``language`` (Metal version), ``ok``, ``error``."""
     cdef core.CMetalStats s = core.metal_stats_snapshot()
+    cdef core.CMetalLibrary* lib = &s.library
+    families = [{"source": f.source.decode(), "origin": f.origin.decode(),
+                 "language": f.language.decode(), "ok": f.ok, "error": f.error.decode("utf-8", "replace")}
+                for f in lib.families]
     return {"built": s.built, "wrapped": s.wrapped,
-            "copied_inputs": s.copied_inputs, "copied_outputs": s.copied_outputs}
+            "copied_inputs": s.copied_inputs, "copied_outputs": s.copied_outputs,
+            "copied_misaligned": s.copied_misaligned,
+            "library": {"loaded": lib.loaded, "os": lib.os.decode(),
+                        "metallib_error": lib.metallib_error.decode("utf-8", "replace"),
+                        "nax_kernels": lib.nax_kernels, "bfloat_kernels": lib.bfloat_kernels,
+                        "families": families}}
+
+
+def _metal_load_library():
+    """Private (info): load the Metal kernel library now (compiling it where
+    no prebuilt metallib loads); False without a Metal device."""
+    cdef cbool loaded
+    with nogil:
+        loaded = core.metal_load_library()
+    return loaded
 
 
 # ---------------------------------------------------------------- Metal planner

@@ -96,13 +96,31 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
 # Metal backend counters (src/metal/host/stats.h; header only, so present in
 # every build, all zero without Metal). The path is relative to _core.cpp.
 cdef extern from "../src/metal/host/stats.h" namespace "onebit::metal" nogil:
+    cdef cppclass CMetalFamily "onebit::metal::FamilyStatus":
+        string source
+        string origin
+        string language
+        bool ok
+        string error
+
+    cdef cppclass CMetalLibrary "onebit::metal::LibraryStatus":
+        bool loaded
+        string os
+        string metallib_error
+        bool nax_kernels
+        bool bfloat_kernels
+        vector[CMetalFamily] families
+
     cdef cppclass CMetalStats "onebit::metal::StatsSnapshot":
         bool built
         uint64_t wrapped
         uint64_t copied_inputs
         uint64_t copied_outputs
+        uint64_t copied_misaligned
+        CMetalLibrary library
 
     CMetalStats metal_stats_snapshot "onebit::metal::stats_snapshot"()
+    bool metal_load_library "onebit::metal::load_library"() except +raise_py_error
 
 
 # The Metal planner (src/metal/planner.h): pure C++, exposed for routing tests.

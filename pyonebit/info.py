@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 
 import pyonebit
+from pyonebit import _core
 
 
 def metal_status() -> str:
@@ -20,6 +21,35 @@ def metal_status() -> str:
             f"{platform.system()} {platform.machine()})" + emulated)
 
 
+def metal_library_lines() -> list[str]:
+    """What the Metal kernel library holds, one line per .metal family (loaded
+    from a prebuilt metallib, compiled at run time, skipped, or failed, with
+    Metal's language version and error); empty where Metal is not built."""
+    if not pyonebit.metal_stats()["built"]:
+        return []
+    if "metal" in pyonebit.backends():
+        _core._metal_load_library()  # loads (or compiles) it now, once per process
+    lib = pyonebit.metal_stats()["library"]
+    if not lib["loaded"]:
+        return ["  kernels: not loaded (no usable Metal device)"]
+    bfloat = "yes" if lib["bfloat_kernels"] else "no (needs macOS 14, Metal 3.1)"
+    nax = "yes" if lib["nax_kernels"] else "no (needs macOS 26, Metal 4)"
+    out = [f"  kernels on macOS {lib['os']}: bfloat16 {bfloat}; NAX (qmm_t_nax) {nax}"]
+    if lib["metallib_error"]:
+        out.append(f"  prebuilt metallib not used: {lib['metallib_error']}")
+    for f in lib["families"]:
+        if f["ok"]:
+            how = "prebuilt metallib" if f["origin"] == "metallib" else "compiled"
+            out.append(f"  {f['source']}: {how}, Metal {f['language']}")
+        elif f["origin"] == "skipped":
+            out.append(f"  {f['source']}: skipped: {f['error']}")
+        else:
+            error = " ".join(f["error"].split())  # Metal's text spans lines
+            out.append(f"  {f['source']}: FAILED at Metal {f['language']} (its kernels are unavailable): "
+                       f"{error}")
+    return out
+
+
 def lines() -> list[str]:
     cpu = pyonebit.cpu_kernels()
     return [
@@ -30,6 +60,7 @@ def lines() -> list[str]:
         f"(1-bit layers stored in the {pyonebit.cpu_preferred_layout(1)} layout)",
         f"threads: {pyonebit.get_num_threads()}",
         f"Metal: {metal_status()}",
+        *metal_library_lines(),
         f"bits: {', '.join(map(str, pyonebit.supported_bits()))}; group sizes: "
         f"{', '.join(map(str, pyonebit.supported_group_sizes()))}",
     ]

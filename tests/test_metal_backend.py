@@ -16,10 +16,11 @@ needs_metal = pytest.mark.skipif(not METAL, reason="no usable Metal device in th
 
 def test_metal_stats_fields():
     stats = pyonebit.metal_stats()
-    assert set(stats) == {"built", "wrapped", "copied_inputs", "copied_outputs"}
+    assert set(stats) == {"built", "wrapped", "copied_inputs", "copied_outputs", "copied_misaligned", "library"}
     assert not METAL or stats["built"]
     if not stats["built"]:
         assert stats["wrapped"] == stats["copied_inputs"] == stats["copied_outputs"] == 0
+        assert stats["copied_misaligned"] == 0 and not stats["library"]["loaded"]
 
 
 def test_metal_listed_where_required():

@@ -54,6 +54,10 @@ struct Named : Obj {  // MTLFunction, MTLComputePipelineState: the kernel name
   std::string name;
   Named(const char* cls, std::string n) : Obj(cls), name(std::move(n)) {}
 };
+struct Options : Obj {  // MTLCompileOptions
+  unsigned long language = 0;  // 0: not set
+  Options() : Obj("MTLCompileOptions") {}
+};
 struct Library : Obj {
   std::string text;
   explicit Library(std::string t) : Obj("MTLLibrary"), text(std::move(t)) {}
@@ -122,6 +126,29 @@ Buffer* wrap(void* p, std::size_t n) {
 
 Obj* string_obj(const std::string& s) { return autoreleased(new Str(s)); }
 
+// MTL::LanguageVersion: (major << 16) | minor.
+unsigned long language(int major, int minor) { return (static_cast<unsigned long>(major) << 16) | minor; }
+
+// The lines of a fake source that a compile at `lang` keeps (see fake_metal.h).
+std::string preprocess(const std::string& text, unsigned long lang) {
+  std::string out;
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    std::size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(begin, end - begin);
+    const std::size_t at = line.find('@');
+    int major = 0, minor = 0;
+    if (at == std::string::npos || std::sscanf(line.c_str() + at, "@%d.%d", &major, &minor) != 2 ||
+        lang >= language(major, minor))
+      out += line + "\n";
+    begin = end + 1;
+  }
+  return out;
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 void commit(CommandBuffer* cb) {
   if (cb->open_encoders != 0) unhandled(cb, "commit (an encoder is still open)");
   for (Dispatched& d : cb->work) {
@@ -154,7 +181,7 @@ std::uintptr_t send(Obj* self, const std::string& s, va_list ap) {
   }
   // Classes
   if (self->cls == "class NSAutoreleasePool" && s == "alloc") return ptr(new Pool);
-  if (self->cls == "class MTLCompileOptions" && s == "alloc") return ptr(new Obj("MTLCompileOptions"));
+  if (self->cls == "class MTLCompileOptions" && s == "alloc") return ptr(new Options);
   if (self->cls == "class NSString" && s == "stringWithCString:encoding:") return ptr(string_obj(va_arg(ap, const char*)));
   if (self->cls == "class NSProcessInfo" && s == "processInfo") return ptr(autoreleased(new Obj("NSProcessInfo")));
   if (self->cls == "NSProcessInfo" && s == "isOperatingSystemAtLeastVersion:") {
@@ -166,6 +193,10 @@ std::uintptr_t send(Obj* self, const std::string& s, va_list ap) {
   if (self->cls == "NSError" && s == "localizedDescription") return ptr(static_cast<Err*>(self)->description);
   if (self->cls == "MTLCompileOptions" && s == "setFastMathEnabled:") {
     g_counters.fast_math = (va_arg(ap, int) & 0xff) != 0;  // a bool: only the low byte is defined
+    return 0;
+  }
+  if (self->cls == "MTLCompileOptions" && s == "setLanguageVersion:") {
+    static_cast<Options*>(self)->language = va_arg(ap, unsigned long);
     return 0;
   }
   // Device
@@ -194,14 +225,16 @@ std::uintptr_t send(Obj* self, const std::string& s, va_list ap) {
     if (s == "newBufferWithLength:options:") return ptr(new_buffer(va_arg(ap, std::size_t)));
     if (s == "newLibraryWithSource:options:error:") {
       Str* text = va_arg(ap, Str*);
-      (void)va_arg(ap, void*);
+      auto* options = va_arg(ap, Options*);
       Obj** error = va_arg(ap, Obj**);
       ++g_counters.source_compiles;
-      if (config().fail_compile) {
+      g_counters.compiles.emplace_back(first_line(text->text), options->language);
+      const std::string& fail = config().fail_compile;
+      if (fail == "1" || (!fail.empty() && text->text.find(fail) != std::string::npos)) {
         *error = autoreleased(new Err("fake compile error in: " + text->text.substr(0, 40)));
         return 0;
       }
-      return ptr(new Library(text->text));
+      return ptr(new Library(preprocess(text->text, options->language)));
     }
     if (s == "newLibraryWithData:error:") {
       auto* data = va_arg(ap, std::string*);  // our dispatch_data_t
@@ -209,6 +242,14 @@ std::uintptr_t send(Obj* self, const std::string& s, va_list ap) {
       ++g_counters.data_loads;
       if (data->rfind("FAKELIB", 0) != 0) {
         *error = autoreleased(new Err("not a metallib"));
+        return 0;
+      }
+      const std::string head = first_line(*data);
+      int major = 0, minor = 0;
+      const std::size_t min = head.find("min=");
+      if (min != std::string::npos && std::sscanf(head.c_str() + min, "min=%d.%d", &major, &minor) == 2 &&
+          language(config().os_major, config().os_minor) < language(major, minor)) {
+        *error = autoreleased(new Err("fake: metallib needs macOS " + head.substr(min + 4)));
         return 0;
       }
       return ptr(new Library(*data));
@@ -224,6 +265,8 @@ std::uintptr_t send(Obj* self, const std::string& s, va_list ap) {
     return ptr(new Named("MTLFunction", name));
   }
   if (self->cls == "MTLComputePipelineState" && s == "maxTotalThreadsPerThreadgroup") return 1024;
+  if (self->cls == "MTLComputePipelineState" && s == "staticThreadgroupMemoryLength")
+    return config().static_tg_memory;
   if (self->cls == "MTLBuffer" && s == "contents") return ptr(static_cast<Buffer*>(self)->contents);
   if (self->cls == "MTLBuffer" && s == "length") return static_cast<Buffer*>(self)->length;
   // Command submission
@@ -293,7 +336,8 @@ const Config& config() {
     if (const char* f = std::getenv("FAKE_METAL_FAMILY")) c.family = std::atoi(f);
     if (const char* v = std::getenv("FAKE_METAL_OS")) std::sscanf(v, "%d.%d", &c.os_major, &c.os_minor);
     c.refuse_nocopy = env_flag("FAKE_METAL_REFUSE_NOCOPY");
-    c.fail_compile = env_flag("FAKE_METAL_FAIL_COMPILE");
+    if (const char* f = std::getenv("FAKE_METAL_FAIL_COMPILE")) c.fail_compile = f;
+    if (const char* m = std::getenv("FAKE_METAL_STATIC_TG_MEMORY")) c.static_tg_memory = std::strtoul(m, nullptr, 10);
     c.fail_command = env_flag("FAKE_METAL_FAIL_COMMAND");
     return c;
   }();
@@ -353,6 +397,10 @@ void objc_msgSend_stret(fake::Size3* ret, Obj* self, const char* sel, ...) {
   std::lock_guard<std::recursive_mutex> guard(fake::lock());
   if (self->cls == "MTLDevice" && std::strcmp(sel, "maxThreadsPerThreadgroup") == 0) {
     *ret = {1024, 1024, 1024};
+    return;
+  }
+  if (self->cls == "NSProcessInfo" && std::strcmp(sel, "operatingSystemVersion") == 0) {
+    *ret = {static_cast<std::uint64_t>(fake::config().os_major), static_cast<std::uint64_t>(fake::config().os_minor), 0};
     return;
   }
   fake::unhandled(self, sel);

@@ -13,6 +13,7 @@
 #include "buffers.h"
 #include "device.h"
 #include "encoder.h"
+#include "library.h"
 
 namespace onebit {
 namespace metal {
@@ -25,14 +26,16 @@ std::size_t byte_size(const ArrayRef& a) { return static_cast<std::size_t>(a.siz
 // that dtype, else widened on the CPU into a new buffer (exact: the output
 // dtype is the promotion of x and scales, see README "Kernel ABI").
 Bound input_as(MTL::Device* device, const ArrayRef& a, DType dtype) {
-  if (a.dtype == dtype) return bind_input(device, a.data, byte_size(a));
+  if (a.dtype == dtype) return bind_input(device, a.data, byte_size(a), dtype_size(dtype));
   Bound widened = host_buffer(device, static_cast<std::size_t>(a.size()) * dtype_size(dtype));
   convert(a.data, a.dtype, widened.buffer->contents(), dtype, a.size());
   return widened;
 }
 
+// Per-batch offsets: a few int64 per call, passed inline (setBytes) up to
+// 4 KiB (512 batches) instead of a new buffer per call.
 Bound offsets(MTL::Device* device, const std::vector<std::int64_t>& v) {
-  return host_buffer(device, v.size() * sizeof(std::int64_t), v.data());
+  return small_array(device, v.data(), v.size() * sizeof(std::int64_t));
 }
 
 void run(const MatmulPlan& p, void* out) {
@@ -43,20 +46,28 @@ void run(const MatmulPlan& p, void* out) {
   Device& device = *default_device();
   MTL::Device* mtl = device.mtl.get();
   AutoreleaseScope pool;  // outlives every buffer below (declared first)
+  // The planner chooses among the kernels the loaded library has (NAX falls
+  // back to qmm_t; bfloat16 without bfloat kernels is a ValueError), before
+  // any memory is wrapped or copied.
+  DeviceCaps caps = device.caps;
+  const KernelSet kernels = loaded_kernels(device);
+  caps.nax_kernels = kernels.nax;
+  caps.bfloat_kernels = kernels.bfloat;
+  caps.nax_policy = nax_policy_from_env();
+  const Dispatch dispatch = plan_matmul(p, caps);
+
   Operands ops;
-  operand(ops, Operand::wq) = bind_input(mtl, p.wq.data, byte_size(p.wq));
+  operand(ops, Operand::wq) = bind_input(mtl, p.wq.data, byte_size(p.wq), dtype_size(p.wq.dtype));
   operand(ops, Operand::scales) = input_as(mtl, p.scales, p.out_dtype);
   // Symmetric mode has no biases; the ABI binds scales in their place.
   operand(ops, Operand::biases) =
       p.biases.data ? input_as(mtl, p.biases, p.out_dtype) : operand(ops, Operand::scales);
   operand(ops, Operand::x) = input_as(mtl, p.x, p.out_dtype);
-  operand(ops, Operand::y) = bind_output(mtl, out, out_size);
+  operand(ops, Operand::y) = bind_output(mtl, out, out_size, dtype_size(p.out_dtype));
   operand(ops, Operand::x_offsets) = offsets(mtl, p.x_batch);
   operand(ops, Operand::w_offsets) = offsets(mtl, p.w_batch);
 
-  DeviceCaps caps = device.caps;
-  caps.nax_policy = nax_policy_from_env();
-  execute(device, plan_matmul(p, caps), ops);
+  execute(device, dispatch, ops);
   finish_output(operand(ops, Operand::y));
 }
 

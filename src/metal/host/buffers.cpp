@@ -54,9 +54,17 @@ void check_allocated(const Bound& bound, std::size_t size) {
                                               std::to_string(size) + " bytes");
 }
 
+bool misaligned(const void* data, std::size_t alignment) {
+  return reinterpret_cast<std::uintptr_t>(data) % alignment != 0;
+}
+
 }  // namespace
 
-Bound bind_input(MTL::Device* device, const void* data, std::size_t size) {
+Bound bind_input(MTL::Device* device, const void* data, std::size_t size, std::size_t alignment) {
+  if (misaligned(data, alignment)) {  // the copy starts the buffer: offset 0
+    ++stats().copied_misaligned;
+    return host_buffer(device, size, data);
+  }
   Bound bound = wrap(device, data, size);
   if (bound.buffer) {
     ++stats().wrapped;
@@ -66,15 +74,24 @@ Bound bind_input(MTL::Device* device, const void* data, std::size_t size) {
   return host_buffer(device, size, data);
 }
 
-Bound bind_output(MTL::Device* device, void* data, std::size_t size) {
-  Bound bound = wrap(device, data, size);
+Bound bind_output(MTL::Device* device, void* data, std::size_t size, std::size_t alignment) {
+  const bool aligned = !misaligned(data, alignment);
+  Bound bound = aligned ? wrap(device, data, size) : Bound{};
   if (bound.buffer) {
     ++stats().wrapped;
     return bound;
   }
-  ++stats().copied_outputs;
+  ++(aligned ? stats().copied_outputs : stats().copied_misaligned);
   bound = host_buffer(device, size);
   bound.copy_back_to = data;
+  return bound;
+}
+
+Bound small_array(MTL::Device* device, const void* data, std::size_t size) {
+  if (size > kMaxInlineBytes) return host_buffer(device, size, data);
+  Bound bound;
+  bound.bytes.assign(static_cast<const std::uint8_t*>(data), static_cast<const std::uint8_t*>(data) + size);
+  bound.size = size;
   return bound;
 }
 

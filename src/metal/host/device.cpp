@@ -15,21 +15,32 @@ namespace {
 // paravirtual devices (CI virtual machines report Apple5) are not offered.
 bool can_run_kernels(MTL::Device* d) { return d->supportsFamily(MTL::GPUFamilyApple7); }
 
-bool os_at_least(NS::Integer major, NS::Integer minor) {
-  return NS::ProcessInfo::processInfo()->isOperatingSystemAtLeastVersion(
-      NS::OperatingSystemVersion{major, minor, 0});
+}  // namespace
+
+// NSProcessInfo answers with the version the main program's SDK knows: on
+// macOS 26 a process linked against a pre-26 SDK (many Python builds) is told
+// "16.x", the compatibility number of 26.x (macOS went from 15 to 26), so
+// 16.x is read as 26.x. __builtin_available(macOS 26.2, *) would ask the
+// same question on a Mac, but cannot be exercised by the fake Metal on Linux.
+OsVersion os_version() {
+  const NS::OperatingSystemVersion v = NS::ProcessInfo::processInfo()->operatingSystemVersion();
+  OsVersion os{static_cast<int>(v.majorVersion), static_cast<int>(v.minorVersion)};
+  if (os.major == 16) os.major = 26;
+  return os;
 }
+
+namespace {
 
 // NAX: the neural accelerators of M5-class GPUs, reached through Metal 4
 // tensor ops, usable from macOS 26.2. These metal-cpp headers (macOS 15 SDK)
 // predate MTLGPUFamilyApple10, the M5 family; its value continues the
 // Apple1 = 1001 ... Apple9 = 1009 numbering of MTL::GPUFamily.
-bool has_nax(MTL::Device* d) {
+bool has_nax(MTL::Device* d, const OsVersion& os) {
   constexpr auto kGPUFamilyApple10 = static_cast<MTL::GPUFamily>(1010);
-  return os_at_least(26, 2) && d->supportsFamily(kGPUFamilyApple10);
+  return os.at_least(26, 2) && d->supportsFamily(kGPUFamilyApple10);
 }
 
-DeviceCaps read_caps(MTL::Device* d) {
+DeviceCaps read_caps(MTL::Device* d, const OsVersion& os) {
   DeviceCaps caps;
   caps.name = d->name()->utf8String();
   // All Apple GPU families execute 32-wide simdgroups; Metal reports the
@@ -37,7 +48,7 @@ DeviceCaps read_caps(MTL::Device* d) {
   caps.simd_width = 32;
   caps.max_threads_per_threadgroup = static_cast<int>(d->maxThreadsPerThreadgroup().width);
   caps.max_threadgroup_memory = static_cast<std::int64_t>(d->maxThreadgroupMemoryLength());
-  caps.nax = has_nax(d);
+  caps.nax = has_nax(d, os);
   return caps;
 }
 
@@ -47,7 +58,8 @@ Device* open_default_device() {
   if (!mtl || !can_run_kernels(mtl.get())) return nullptr;
   NS::SharedPtr<MTL::CommandQueue> queue = NS::TransferPtr(mtl->newCommandQueue());
   if (!queue) return nullptr;
-  return new Device{mtl, queue, read_caps(mtl.get())};
+  const OsVersion os = os_version();
+  return new Device{mtl, queue, read_caps(mtl.get(), os), os};
 }
 
 }  // namespace

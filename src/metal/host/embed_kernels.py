@@ -5,13 +5,15 @@ Run by setup.py on macOS (and by the Linux compile check). Each
 its ``#include "..."`` lines are replaced by the included files' text, so the
 run-time compile (``newLibraryWithSource``) needs no file system and works on
 a Mac with only the Command Line Tools. When ``xcrun metal`` works, the same
-texts are also compiled into a metallib that is embedded next to them.
+texts are also compiled into metallibs embedded next to them: the main one at
+Metal 3.1 for macOS 14+, and the Metal 4 (NAX) sources at 4.0 for macOS 26+.
 """
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from typing import NamedTuple, Optional
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\b")
@@ -74,27 +76,68 @@ def kernel_sources(kernels_dir, roots, base):
     return [(n, inline_includes(os.path.join(kernels_dir, n), roots, base)) for n in names]
 
 
+# The sources that need Metal 4 (tensor ops, __HAVE_TENSOR__): compiled into
+# a metallib of their own and, at run time, only on macOS 26 (library.cpp).
+METAL4_SOURCES = frozenset({"qmm_nax.metal"})
+
+# (-std, -mmacosx-version-min) of each prebuilt metallib. Main: Metal 3.1 is
+# the first with bfloat (__HAVE_BFLOAT__), so every dtype is in it; it loads
+# from macOS 14 on, and macOS 13 compiles the sources at run time at Metal 3.0
+# (no bfloat16: the planner says so). NAX: Metal 4.0, macOS 26. The language
+# strings are embedded too, for `python -m pyonebit info`.
+MAIN_TARGET = ("metal3.1", "14.0")
+METAL4_TARGET = ("metal4.0", "26.0")
+
+
+class Metallibs(NamedTuple):
+    """The prebuilt libraries embedded by write_header (None: not built)."""
+    main: Optional[bytes] = None   # every source but METAL4_SOURCES, at MAIN_TARGET
+    metal4: Optional[bytes] = None  # METAL4_SOURCES, at METAL4_TARGET
+
+
+def metallib_commands(sources, tmp, target, name):
+    """The ``xcrun`` command lines that build `sources` (already written to
+    `tmp`) into ``tmp/name``: one ``metal -c`` per source, one ``metallib``."""
+    std, macos = target
+    # -fno-fast-math: the same math as the run-time compile (library.cpp).
+    # -mmacosx-version-min: without it the metallib takes the build host's
+    # SDK version and older macOS refuses to load it.
+    flags = ["-fno-fast-math", f"-std={std}", f"-mmacosx-version-min={macos}"]
+    airs, cmds = [], []
+    for source_name, _ in sources:
+        src = os.path.join(tmp, source_name)
+        airs.append(src + ".air")
+        cmds.append(["xcrun", "-sdk", "macosx", "metal", *flags, "-c", src, "-o", airs[-1]])
+    cmds.append(["xcrun", "-sdk", "macosx", "metallib", *airs, "-o", os.path.join(tmp, name)])
+    return cmds
+
+
+def _build_one(sources, tmp, target, name):
+    for source_name, text in sources:
+        with open(os.path.join(tmp, source_name), "w", encoding="utf-8") as f:
+            f.write(text)
+    for cmd in metallib_commands(sources, tmp, target, name):
+        if not _run(cmd):
+            return None
+    with open(os.path.join(tmp, name), "rb") as f:
+        return f.read()
+
+
 def build_metallib(sources):
-    """The metallib of `sources` built with ``xcrun metal``, or None when that
-    toolchain is missing (Command Line Tools only) or fails."""
+    """The metallibs of `sources` built with ``xcrun metal`` (a Metallibs), or
+    None when that toolchain is missing (Command Line Tools only) or builds
+    neither. The Metal 4 sources are a library of their own, so an SDK
+    without Metal 4 still gives the main one; whatever is missing compiles
+    at run time."""
     if shutil.which("xcrun") is None or not sources:
         return None
+    main = [s for s in sources if s[0] not in METAL4_SOURCES]
+    metal4 = [s for s in sources if s[0] in METAL4_SOURCES]
     with tempfile.TemporaryDirectory() as tmp:
-        airs = []
-        for name, text in sources:
-            src = os.path.join(tmp, name)
-            with open(src, "w", encoding="utf-8") as f:
-                f.write(text)
-            airs.append(src + ".air")
-            # -fno-fast-math: the same math as the run-time compile (library.cpp).
-            cmd = ["xcrun", "-sdk", "macosx", "metal", "-fno-fast-math", "-c", src, "-o", airs[-1]]
-            if not _run(cmd):
-                return None
-        lib = os.path.join(tmp, "onebit.metallib")
-        if not _run(["xcrun", "-sdk", "macosx", "metallib", *airs, "-o", lib]):
-            return None
-        with open(lib, "rb") as f:
-            return f.read()
+        libs = Metallibs(main and _build_one(main, tmp, MAIN_TARGET, "onebit.metallib"),
+                         metal4 and _build_one(metal4, tmp, METAL4_TARGET, "onebit_metal4.metallib"))
+    libs = Metallibs(libs.main or None, libs.metal4 or None)
+    return libs if (libs.main or libs.metal4) else None
 
 
 def _run(cmd):
@@ -104,7 +147,7 @@ def _run(cmd):
         print(f"pyonebit: {cmd[3]} unavailable ({e}); kernels compile at run time")
         return False
     if result.returncode != 0:
-        print(f"pyonebit: {' '.join(cmd[:4])} failed; kernels compile at run time\n{result.stderr}")
+        print(f"pyonebit: {' '.join(cmd)} failed; those kernels compile at run time\n{result.stderr}")
     return result.returncode == 0
 
 
@@ -117,14 +160,25 @@ def _bytes_literal(data):
     return "\n    ".join(lines)
 
 
+def _language(target):
+    return target[0][len("metal"):]  # "metal3.1" -> "3.1"
+
+
 def write_header(out_path, sources, metallib=None):
-    """Writes the header library.cpp includes as "onebit_metal_sources.h"."""
+    """Writes the header library.cpp includes as "onebit_metal_sources.h".
+    `metallib`: a Metallibs, bytes (the main metallib only), or None."""
+    if not isinstance(metallib, Metallibs):
+        metallib = Metallibs(metallib or None, None)
     entries = []
     for name, text in sources:
         if f"){DELIMITER}\"" in text:
             raise ValueError(f"{name} contains the raw string delimiter {DELIMITER}")
-        entries.append(f'    Source{{"{name}", R"{DELIMITER}(\n{text}\n){DELIMITER}"}},')
-    lib = f"\n    {_bytes_literal(metallib)}" if metallib else "nullptr"
+        metal4 = "true" if name in METAL4_SOURCES else "false"
+        entries.append(f'    Source{{"{name}", R"{DELIMITER}(\n{text}\n){DELIMITER}", {metal4}}},')
+
+    def lib(data):
+        return f"\n    {_bytes_literal(data)}" if data else "nullptr"
+
     header = "\n".join([
         "// Generated by src/metal/host/embed_kernels.py (from setup.py). Do not edit.",
         "#pragma once",
@@ -136,12 +190,18 @@ def write_header(out_path, sources, metallib=None):
         "struct Source {",
         "  const char* name;",
         "  const char* text;  // one translation unit, includes inlined",
+        "  bool metal4;       // needs Metal 4 (macOS 26): built into kMetal4Metallib",
         "};",
         f"inline constexpr std::array<Source, {len(sources)}> kSources{{{{",
         *entries,
         "}};",
-        f"inline constexpr const char* kMetallib = {lib};",
-        f"inline constexpr std::size_t kMetallibSize = {len(metallib) if metallib else 0};",
+        "// Every source but the Metal 4 ones, and the Metal 4 ones; nullptr when not built.",
+        f"inline constexpr const char* kMetallib = {lib(metallib.main)};",
+        f"inline constexpr std::size_t kMetallibSize = {len(metallib.main) if metallib.main else 0};",
+        f'inline constexpr const char* kMetallibLanguage = "{_language(MAIN_TARGET)}";',
+        f"inline constexpr const char* kMetal4Metallib = {lib(metallib.metal4)};",
+        f"inline constexpr std::size_t kMetal4MetallibSize = {len(metallib.metal4) if metallib.metal4 else 0};",
+        f'inline constexpr const char* kMetal4MetallibLanguage = "{_language(METAL4_TARGET)}";',
         "}  // namespace embedded",
         "}  // namespace metal",
         "}  // namespace onebit",

@@ -17,14 +17,10 @@ namespace metal {
 
 namespace {
 
-// setBytes is meant for small constants (Metal documents < 4 KiB); larger
-// contents go through a buffer.
-constexpr std::size_t kMaxInlineBytes = 4096;
-
 // One resolved binding: either inline bytes or a buffer at an offset.
 struct Resolved {
   NS::UInteger index;
-  const std::vector<std::uint8_t>* bytes;  // inline contents, or null
+  const std::vector<std::uint8_t>* bytes;  // inline contents (setBytes), or null
   Bound buffer;
 };
 
@@ -35,10 +31,15 @@ std::vector<Resolved> resolve(MTL::Device* device, const Dispatch& dispatch, con
   for (const Binding& b : dispatch.buffers) {
     Resolved r{static_cast<NS::UInteger>(b.index), nullptr, {}};
     if (b.operand != Operand::bytes) {
-      r.buffer = operands[static_cast<std::size_t>(b.operand)];
-      if (!r.buffer.buffer)
+      const Bound& bound = operands[static_cast<std::size_t>(b.operand)];
+      if (!bound.buffer && !bound.bytes.empty()) {  // a small host array (small_array)
+        r.bytes = &bound.bytes;
+      } else if (!bound.buffer) {
         throw std::runtime_error("[metal] " + dispatch.kernel + ": buffer(" + std::to_string(b.index) +
                                  ") has no operand bound");
+      } else {
+        r.buffer = bound;
+      }
     } else if (b.bytes.size() <= kMaxInlineBytes) {
       r.bytes = &b.bytes;
     } else {
@@ -63,6 +64,21 @@ NS::UInteger threadgroup_length(std::int64_t bytes) {
   return static_cast<NS::UInteger>((bytes + 15) / 16 * 16);
 }
 
+// The planner checked the lengths it sets against the device; the pipeline
+// may reserve threadgroup memory of its own (static allocations, tensor ops),
+// which only the compiled pipeline knows. Both count against one limit.
+void check_threadgroup_memory(const Device& device, const Dispatch& dispatch, MTL::ComputePipelineState* state) {
+  std::uint64_t dynamic = 0;
+  for (std::int64_t bytes : dispatch.threadgroup_memory) dynamic += threadgroup_length(bytes);
+  const std::uint64_t fixed = state->staticThreadgroupMemoryLength();
+  const std::uint64_t limit = static_cast<std::uint64_t>(device.caps.max_threadgroup_memory);
+  if (fixed + dynamic > limit)
+    throw std::runtime_error("[metal] " + dispatch.kernel + ": " + std::to_string(fixed + dynamic) +
+                             " bytes of threadgroup memory (" + std::to_string(fixed) + " static in the pipeline + " +
+                             std::to_string(dynamic) + " set at run time) exceed the device's " +
+                             std::to_string(limit));
+}
+
 MTL::Size size_of(const std::array<std::uint32_t, 3>& v) { return MTL::Size(v[0], v[1], v[2]); }
 
 }  // namespace
@@ -74,6 +90,7 @@ void execute(Device& device, const Dispatch& dispatch, const Operands& operands)
     if (n == 0) return;
   MTL::ComputePipelineState* state = pipeline(device, dispatch.kernel);
   check_threads(dispatch, state);
+  check_threadgroup_memory(device, dispatch, state);
   const std::vector<Resolved> bindings = resolve(device.mtl.get(), dispatch, operands);
 
   MTL::CommandBuffer* commands = device.queue->commandBuffer();  // autoreleased

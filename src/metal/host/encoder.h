@@ -21,7 +21,8 @@ inline Bound& operand(Operands& operands, Operand which) {
 // Encodes `dispatch` with `operands` bound, commits and waits for completion
 // (nothing, when a threadgroup count is zero: an empty output).
 // Throws std::runtime_error for pipeline errors, a binding without a buffer,
-// and command buffer failures (with Metal's description).
+// threads or threadgroup memory (the pipeline's static part included) over
+// the limits, and command buffer failures (with Metal's description).
 void execute(Device& device, const Dispatch& dispatch, const Operands& operands);
 
 }  // namespace metal
