@@ -52,3 +52,10 @@ def host_flags(metal_cpp, generated):
     code only, not what a newer clang thinks of Apple's headers."""
     return ["-std=c++17", "-fblocks", "-DONEBIT_WITH_METAL", "-I", os.path.join(ROOT, "include"),
             "-I", os.path.join(ROOT, "src"), "-I", generated, "-isystem", metal_cpp, "-isystem", STUBS]
+
+
+def embedded_kernel_sources(kernels_dir, base):
+    """[(file name, text)] of every .metal file exactly as write_kernel_header
+    embeds it (includes inlined, the same include roots)."""
+    return embed_kernels.kernel_sources(str(kernels_dir), [os.path.join(ROOT, "src"),
+                                                           os.path.join(ROOT, "include")], str(base))
