@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._core import supported_bits, supported_group_sizes
 from ._checkpoint_dir import read_config, require_dir, safetensors_files, tensor_table
 from ._safetensors import TensorInfo, read_tensor
 from ._linear import QuantizedLinear
@@ -67,23 +68,27 @@ def load_mlx(path: str | os.PathLike, *, backend: str | None = None) -> MLXCheck
     config = read_config(directory, "load_mlx")
     section = quantization_section(config)
     table = tensor_table(*safetensors_files(directory, "load_mlx"), "load_mlx")
+    specs = {p: layer_quantization(section, p) for p in _claimed_layers(section, table)}
+    # Every claim is checked against the tensor headers before any tensor is read.
+    parts = {}
+    for p, spec in specs.items():
+        if spec is not None:
+            parts[p] = _check_layer(p, spec, table)
+        elif f"{p}.scales" in table:
+            raise ValueError(f"[load_mlx] {p}.scales exists but config.json marks layer "
+                             f"{p!r} as not quantized (false)")
+    _check_in_features(config, {p: specs[p] for p in parts}, parts)
     checkpoint = MLXCheckpoint(config=config)
-    for p in _claimed_layers(section, table):
-        spec = layer_quantization(section, p)
-        if spec is None:
-            if f"{p}.scales" in table:
-                raise ValueError(f"[load_mlx] {p}.scales exists but config.json marks layer "
-                                 f"{p!r} as not quantized (false)")
-            continue
-        parts = _check_layer(p, spec, table)
-        arrays = {k: read_tensor(info) for k, info in parts.items()}
+    for p, layer_parts in parts.items():
+        spec = specs[p]
+        arrays = {k: read_tensor(info) for k, info in layer_parts.items()}
         try:
             checkpoint.layers[p] = QuantizedLinear(
                 arrays["weight"], arrays["scales"], arrays.get("biases"), arrays.get("bias"),
                 group_size=spec.group_size, bits=spec.bits, mode=spec.mode, backend=backend)
         except (ValueError, TypeError) as e:
             raise type(e)(f"[load_mlx] layer {p!r} ({spec}): {e}") from None
-        for info in parts.values():
+        for info in layer_parts.values():
             del table[info.name]
     for name, info in table.items():
         checkpoint.tensors[name] = read_tensor(info)
@@ -107,7 +112,8 @@ def quantization_section(config: dict) -> dict:
 
 
 def layer_quantization(section: dict, path: str) -> LayerQuantization | None:
-    """How layer ``path`` is quantized, or None when its entry is false."""
+    """How layer ``path`` is quantized, or None when its entry is false;
+    ValueError naming the field when a value is not one pyonebit supports."""
     entry = section.get(path, True)
     if entry is False:
         return None
@@ -116,15 +122,52 @@ def layer_quantization(section: dict, path: str) -> LayerQuantization | None:
                                  section.get("mode", "affine"))
     elif isinstance(entry, dict):
         mode = entry.get("mode", "affine")
-        group_size, bits = _MODE_DEFAULTS.get(mode, (None, None))  # a bad mode fails below
+        group_size, bits = _MODE_DEFAULTS.get(mode, (None, None)) if isinstance(mode, str) else (None, None)
         spec = LayerQuantization(entry.get("group_size", group_size), entry.get("bits", bits), mode)
     else:
         raise ValueError(f"[load_mlx] config.json quantization entry for {path!r} must be an "
                          f"object or false, got {entry!r}")
-    if spec.mode not in _MODE_DEFAULTS:
+    _check_spec(path, spec)
+    return spec
+
+
+def _check_spec(path: str, spec: LayerQuantization) -> None:
+    # Before any arithmetic: a str "bits" times a huge group size is a
+    # multi-gigabyte string, not an error.
+    if not isinstance(spec.mode, str) or spec.mode not in _MODE_DEFAULTS:
         raise ValueError(f"[load_mlx] layer {path!r}: mode {spec.mode!r} is not supported "
                          f"(pyonebit reads {', '.join(map(repr, _MODE_DEFAULTS))})")
-    return spec
+    for field, allowed in (("bits", supported_bits()), ("group_size", supported_group_sizes())):
+        value = getattr(spec, field)
+        if type(value) is not int or value not in allowed:
+            raise ValueError(f"[load_mlx] config.json quantization {field!r} for layer {path!r} must be "
+                             f"an integer in {allowed}, got {value!r}")
+
+
+def _check_in_features(config: dict, specs: dict[str, LayerQuantization],
+                       parts: dict[str, dict[str, TensorInfo]]) -> None:
+    """Shapes fix only bits * group_size (``weight`` has K * bits / 32 columns,
+    ``scales`` K / group_size), so a claim of 2 bits in groups of 64 fits
+    arrays made at 1 bit in groups of 128 and would read every row at half its
+    length. The model's declared width settles it: in a model some layer
+    reads the hidden state (q_proj, gate_proj, lm_head, ...), so when no layer
+    has in_features == hidden_size as claimed, but one would under another
+    reading of the same arrays, the claim is refused. Without hidden_size in
+    config.json the claim cannot be checked and is taken as it is."""
+    hidden = {c["hidden_size"] for c in (config, config.get("text_config"))
+              if isinstance(c, dict) and type(c.get("hidden_size")) is int}
+    packed_bits = {p: layer["weight"].shape[1] * 32 for p, layer in parts.items()}
+    if not hidden or any(packed_bits[p] // spec.bits in hidden for p, spec in specs.items()):
+        return
+    for p, spec in specs.items():
+        for b in supported_bits():
+            g = spec.bits * spec.group_size // b
+            if (b * g == spec.bits * spec.group_size and g in supported_group_sizes()
+                    and packed_bits[p] % b == 0 and packed_bits[p] // b in hidden):
+                raise ValueError(
+                    f"[load_mlx] config.json claims layer {p!r} is quantized with {spec}, but then no "
+                    f"layer reads hidden_size={packed_bits[p] // b}; its arrays fit bits={b}, "
+                    f"group_size={g} (in_features={packed_bits[p] // b}): not quantized as claimed")
 
 
 def _claimed_layers(section: dict, table: dict[str, TensorInfo]) -> list[str]:

@@ -5,7 +5,12 @@ written without MLX."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import struct
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +20,33 @@ import pyonebit
 from safetensors.numpy import save_file
 
 GGUF_ALIGNMENT = 32
+
+# Run first in every capped interpreter: the imports, then the cap on top of
+# the address space they took (one BLAS thread: each reserves its own buffers).
+_CAP_PRELUDE = """
+import os, resource, sys
+import numpy as np, pyonebit, pyonebit.gguf_file, pyonebit.mlx_checkpoint
+vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+resource.setrlimit(resource.RLIMIT_AS, (vm + {cap_mib} * 2**20, resource.RLIM_INFINITY))
+"""
+
+
+def run_capped(code: str, cap_mib: int = 512, timeout: float = 30, args: tuple = ()):
+    """Runs ``code`` in a fresh interpreter, in its own process group, limited
+    to ``cap_mib`` MiB of address space beyond its imports. Returns the
+    CompletedProcess; on a timeout the whole group is killed and
+    subprocess.TimeoutExpired raised."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    source = _CAP_PRELUDE.format(cap_mib=cap_mib) + textwrap.dedent(code)
+    proc = subprocess.Popen([sys.executable, "-c", source, *args], text=True, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 @dataclass

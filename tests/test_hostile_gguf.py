@@ -5,9 +5,7 @@ failed save leaves the old file. Cases that could hang or exhaust memory
 run in a subprocess with an address-space cap and a timeout."""
 import os
 import struct
-import subprocess
 import sys
-import textwrap
 
 import gguf.quants
 import numpy as np
@@ -15,25 +13,11 @@ import pytest
 from gguf import GGMLQuantizationType, GGUFValueType
 
 import pyonebit
-from hostile_files import GGUFBuilder, seed_gguf
+from hostile_files import GGUFBuilder, run_capped, seed_gguf
 from pyonebit import gguf_file
 
 T = GGMLQuantizationType
 V = GGUFValueType
-
-
-def capped(code, cap_mib=512, timeout=30):
-    """Runs ``code`` in a fresh interpreter limited to ``cap_mib`` MiB more
-    address space than its imports take; returns the CompletedProcess."""
-    prelude = textwrap.dedent(f"""
-        import os, resource, sys
-        import numpy as np, pyonebit, pyonebit.gguf_file
-        vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        resource.setrlimit(resource.RLIMIT_AS, (vm + {cap_mib} * 2**20, resource.RLIM_INFINITY))
-    """)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
 
 
 def load_error(path) -> str:
@@ -62,7 +46,7 @@ def test_huge_array_in_a_tiny_file_is_refused_in_bounded_memory(tmp_path):
     at = field_offset(b, "array length of a")
     path.write_bytes(raw[:at] + struct.pack("<Q", 2**62) + raw[at + 8:])
     assert len(path.read_bytes()) <= 64
-    out = capped(f"""
+    out = run_capped(f"""
         try:
             pyonebit.load_gguf({str(path)!r})
         except ValueError as e:
@@ -175,7 +159,7 @@ def test_non_utf8_and_bad_bool(tmp_path):
 def test_fifo_and_directory_are_refused_without_hanging(tmp_path):
     os.mkfifo(tmp_path / "pipe.gguf")
     (tmp_path / "dir.gguf").mkdir()
-    out = capped(f"""
+    out = run_capped(f"""
         for name in ("pipe.gguf", "dir.gguf"):
             try:
                 pyonebit.load_gguf(os.path.join({str(tmp_path)!r}, name))
