@@ -1,7 +1,13 @@
 """The Metal kernels themselves, run by the emulator ("metal-emulated"):
 each matmul kernel on the shapes that are known traps for it (checked to be
 routed to that kernel), against the float64 model of the format; and the
-quantize/dequantize kernels bit for bit against the CPU reference."""
+quantize/dequantize kernels bit for bit against the CPU reference.
+
+Every test runs under two emulator seeds (docs/metal.md): seed 1 (random
+threadgroup memory, mode::multiply overwrites) and seed 2 (float32
+subnormals flushed, NaN threadgroup memory, mode::multiply accumulates);
+both shuffle thread, threadgroup and reduction orders and the cooperative
+tensor layout."""
 import numpy as np
 import pytest
 
@@ -17,6 +23,12 @@ SPECS = [(bits, "affine") for bits in BITS] + [(1, "symmetric")]
 SPEC_IDS = [f"{bits}-{mode}" for bits, mode in SPECS]
 pytestmark = pytest.mark.skipif(EMU not in pyonebit.backends(),
                                 reason="built without the Metal emulator")
+
+
+@pytest.fixture(autouse=True, params=["1", "2"], ids=["seed1", "seed2"])
+def emulator_seed(request, monkeypatch):
+    monkeypatch.setenv("PYONEBIT_EMU_SEED", request.param)
+    return request.param
 
 
 def run_case(rng, kernel, M, N, K, transpose=True, bits=1, group_size=32, dtype=np.float32,
@@ -98,6 +110,12 @@ def test_every_kernel_symmetric_and_batched(rng, kernel, M, N, K, transpose, dty
     # M = 1 per batch with broadcast batches: x (3, 1, K) against W (2, 1, N, K).
     run_case(rng, kernel, M, N, K, transpose=transpose, dtype=dtype, x_batch=(3,),
              w_batch=(2, 1))
+
+
+def test_emulator_seed_is_read_at_each_launch(rng, monkeypatch):
+    monkeypatch.setenv("PYONEBIT_EMU_SEED", "-3")
+    with pytest.raises(RuntimeError, match="PYONEBIT_EMU_SEED='-3' is not an unsigned 32-bit integer"):
+        run_case(rng, "qmv_fast", 1, 8, 2048)
 
 
 def test_one_dimensional_x(rng):

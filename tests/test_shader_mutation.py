@@ -16,15 +16,25 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CXX = os.environ.get("CXX", "g++")
 
+# name: (family, header, line, broken line, emulator seed). The seed picks
+# what the emulator varies (docs/metal.md); the untouched kernels pass under
+# the same seed.
 MUTATIONS = {
     # The seed's trap: 1-bit with group size 32 in the fast matrix-vector
     # kernel, where a lane's 64 values span two groups.
-    "qmv": ("qmv.h", "constexpr int seg = V < group_size ? V : group_size;",
-            "constexpr int seg = V;"),
+    "qmv": ("qmv", "qmv.h", "constexpr int seg = V < group_size ? V : group_size;",
+            "constexpr int seg = V;", "1"),
     # The NAX epilogue: the row sum of x belongs to the element's row, not column.
-    "nax": ("qmm_nax.h", "c.one * x_sums[ix[1]]", "c.one * x_sums[ix[0]]"),
+    "nax": ("nax", "qmm_nax.h", "c.one * x_sums[ix[1]]", "c.one * x_sums[ix[0]]", "1"),
+    # Relying on matmul2d's mode::multiply to overwrite its destination: seed 2
+    # reads Apple's header the other way (the op adds to it).
+    "nax_uncleared": ("nax", "qmm_nax.h", "    for (int i = 0; i < part.get_capacity(); ++i)\n"
+                      "      if (part.is_valid_element(i)) part[i] = 0.0f;\n", "", "2"),
+    # Reading other simdgroups' partial sums without the barrier: threads run
+    # in a seeded order, so some read threadgroup memory before it is written.
+    "qvm_no_barrier": ("qvm", "qvm.h", "  threadgroup_barrier(mem_flags::mem_threadgroup);\n", "", "1"),
 }
-FAMILY_SOURCE = {"qmv": "qmv.metal", "nax": "qmm_nax.metal"}
+FAMILY_SOURCE = {"qmv": "qmv.metal", "qvm": "qvm.metal", "nax": "qmm_nax.metal"}
 
 
 def compile_cmd(out, *sources, std="c++17"):
@@ -57,28 +67,29 @@ def core_objects(tmp_path_factory):
     return objects
 
 
-def build_and_run(tmp_path, core_objects, src_root, family):
+def build_and_run(tmp_path, core_objects, src_root, family, seed):
     kernel = os.path.join(src_root, "metal", "kernels", FAMILY_SOURCE[family])
     exe = str(tmp_path / f"check_{family}")
     cmd = compile_cmd(exe, "-x", "c++", kernel, "-x", "none", *core_objects, "-pthread",
                       std="c++20")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    return subprocess.run([exe, family], capture_output=True, text=True, timeout=600)
+    return subprocess.run([exe, family], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYONEBIT_EMU_SEED": seed})
 
 
-@pytest.mark.parametrize("family", list(MUTATIONS))
-def test_broken_shader_line_fails(tmp_path, core_objects, family):
-    clean = build_and_run(tmp_path, core_objects, os.path.join(ROOT, "src"), family)
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_broken_shader_line_fails(tmp_path, core_objects, mutation):
+    family, header, line, broken, seed = MUTATIONS[mutation]
+    clean = build_and_run(tmp_path, core_objects, os.path.join(ROOT, "src"), family, seed)
     assert clean.returncode == 0, clean.stdout + clean.stderr
 
     copy = tmp_path / "src"
     shutil.copytree(os.path.join(ROOT, "src"), copy)
-    header, line, broken = MUTATIONS[family]
     path = copy / "metal" / "kernels" / header
     text = path.read_text()
     assert text.count(line) == 1, f"mutation target not found in {header}"
     path.write_text(text.replace(line, broken))
-    mutated = build_and_run(tmp_path, core_objects, str(copy), family)
+    mutated = build_and_run(tmp_path, core_objects, str(copy), family, seed)
     assert mutated.returncode == 1, mutated.stdout + mutated.stderr
     assert "MISMATCH" in mutated.stdout

@@ -19,10 +19,12 @@ constexpr int TM = 16, TN = 32, TK = 40;  // TK: a ragged K (not a multiple of 8
   auto tc = tensor<device float, dextents<int, 2>, tensor_inline>(out + tgid.x * TM * TN,
                                                                     dextents<int, 2>(TN, TM));
   constexpr auto desc = mpp::tensor_ops::matmul2d_descriptor(
-      TM, TN, dynamic_length_v<int>, false, false, false,
+      TM, TN, static_cast<int>(dynamic_extent), false, false, false,
       mpp::tensor_ops::matmul2d_descriptor::mode::multiply_accumulate);
   mpp::tensor_ops::matmul2d<desc, execution_simdgroups<4>> op;
   auto ct = op.get_destination_cooperative_tensor<decltype(ta), decltype(tb), float>();
+  for (int i = 0; i < ct.get_capacity(); ++i)  // a new cooperative tensor holds no defined values
+    if (ct.is_valid_element(i)) ct[i] = 0.0f;
   op.run(ta, tb, ct);
   ct.store(tc);
 }
@@ -44,9 +46,9 @@ constexpr int TM = 16, TN = 32, TK = 40;  // TK: a ragged K (not a multiple of 8
   constexpr auto desc = mpp::tensor_ops::matmul2d_descriptor(
       TM, TN, 24, false, true, false, mpp::tensor_ops::matmul2d_descriptor::mode::multiply_accumulate);
   mpp::tensor_ops::matmul2d<desc, execution_simdgroups<4>> op;
-  auto a0 = ta.offset(0, 0), b0 = tb.offset(0, 0);
+  auto a0 = ta.slice(0, 0), b0 = tb.slice(0, 0);
   op.run(a0, b0, tc);
-  auto a1 = ta.offset(24, 0), b1 = tb.offset(24, 0);  // the last 16 of K (extents clip the rest)
+  auto a1 = ta.slice(24, 0), b1 = tb.slice(24, 0);  // the last 16 of K (extents clip the rest)
   op.run(a1, b1, tc);
   threadgroup_barrier(mem_flags::mem_threadgroup);
   for (uint i = lid.x; i < TM * TN; i += 128) out[tgid.x * TM * TN + i] = tile[i];
@@ -62,12 +64,13 @@ constexpr int TM = 16, TN = 32, TK = 40;  // TK: a ragged K (not a multiple of 8
   auto ta = tensor<const device half, dextents<int, 2>, tensor_inline>(a, dextents<int, 2>(TK, TM));
   auto tb = tensor<const device half, dextents<int, 2>, tensor_inline>(b, dextents<int, 2>(TN, TK));
   constexpr auto desc = mpp::tensor_ops::matmul2d_descriptor(
-      TM, TN, dynamic_length_v<int>, false, false, false,
+      TM, TN, static_cast<int>(dynamic_extent), false, false, false,
       mpp::tensor_ops::matmul2d_descriptor::mode::multiply_accumulate);
   mpp::tensor_ops::matmul2d<desc, execution_simdgroups<4>> op;
   auto ct = op.get_destination_cooperative_tensor<decltype(ta), decltype(tb), float>();
   op.run(ta, tb, ct);
-  for (int i = 0; i < ct.capacity(); ++i) out[tgid.x * TM * TN + lid.x * ct.capacity() + i] = ct[i];
+  for (int i = 0; i < ct.get_capacity(); ++i)
+    if (lid.x * ct.get_capacity() + i < TM * TN) out[tgid.x * TM * TN + lid.x * ct.get_capacity() + i] = ct[i];
 }
 
 ONEBIT_EMULATOR_REGISTER("nax_cooperative", nax_cooperative)

@@ -33,16 +33,35 @@ const T& lane_value(const emu::Exchange& ex, int lane) {
   return *static_cast<const T*>(ex.of(lane));
 }
 
+// Combines the values of `lanes` (n of them) in the order the collective's
+// seeded salt picks (emu::reduction_order): Metal does not specify the order
+// of simd_sum and friends, so a kernel must not depend on it.
+template <class T, class Op>
+T combine(const emu::Exchange& ex, const int* lanes, int n, Op op) {
+  int order[emu::kSimdWidth];
+  const bool tree = emu::reduction_order(ex.salt, n, order);
+  T v[emu::kSimdWidth]{};
+  for (int i = 0; i < n; ++i) v[i] = lane_value<T>(ex, lanes[order[i]]);
+  if (!tree) {
+    T acc = v[0];
+    for (int i = 1; i < n; ++i) acc = T(op(acc, v[i]));
+    return acc;
+  }
+  for (int width = n; width > 1;) {  // pairwise, as a butterfly would
+    const int half = width / 2;
+    for (int i = 0; i < half; ++i) v[i] = T(op(v[2 * i], v[2 * i + 1]));
+    if (width % 2) v[half] = v[width - 1];
+    width = half + width % 2;
+  }
+  return v[0];
+}
+
 template <class T, class Op>
 T reduce(const emu::Exchange& ex, Op op) {
-  bool first = true;
-  T acc{};
-  for (int l = 0; l < emu::kSimdWidth; ++l) {
-    if (!ex.is_live(l)) continue;
-    acc = first ? lane_value<T>(ex, l) : T(op(acc, lane_value<T>(ex, l)));
-    first = false;
-  }
-  return acc;
+  int lanes[emu::kSimdWidth], n = 0;
+  for (int l = 0; l < emu::kSimdWidth; ++l)
+    if (ex.is_live(l)) lanes[n++] = l;
+  return combine<T>(ex, lanes, n, op);
 }
 
 // Reading a lane that has returned (or does not exist) is undefined on a GPU.
@@ -127,15 +146,10 @@ T simd_shuffle_xor(T v, ushort mask, ONEBIT_SITE_PARAMS) {
 template <class T>
 T quad_sum(T v, ONEBIT_SITE_PARAMS) {
   auto ex = emu_detail::deposit("quad_sum", onebit_file, onebit_line, v);
-  const int base = ex.lane & ~3;
-  T acc{};
-  bool first = true;
-  for (int l = base; l < base + 4; ++l) {
-    if (!ex.is_live(l)) continue;
-    acc = first ? emu_detail::lane_value<T>(ex, l) : T(acc + emu_detail::lane_value<T>(ex, l));
-    first = false;
-  }
-  return acc;
+  int lanes[4], n = 0;
+  for (int l = ex.lane & ~3; l < (ex.lane & ~3) + 4; ++l)
+    if (ex.is_live(l)) lanes[n++] = l;
+  return emu_detail::combine<T>(ex, lanes, n, [](const T& a, const T& b) { return a + b; });
 }
 template <class T>
 T quad_shuffle_down(T v, ushort delta, ONEBIT_SITE_PARAMS) {
@@ -216,8 +230,8 @@ template <class T, int R, int C, class U>
 void simdgroup_store(const simdgroup_matrix<T, R, C>& m, U* dst, ulong elements_per_row = C,
                      ulong2 origin = ulong2(0, 0), bool transpose = false, ONEBIT_SITE_PARAMS) {
   const emu_detail::MatrixAccess a{dst, elements_per_row, origin.x, origin.y, transpose};
-  auto ex = emu_detail::uniform("simdgroup_store", onebit_file, onebit_line, a);
-  if (ex.lane != ex.leader()) return;  // one store of the (identical) tile
+  emu_detail::uniform("simdgroup_store", onebit_file, onebit_line, a);
+  if (!::onebit::metal::emu::first_in_simdgroup()) return;  // one store of the (identical) tile
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c)
       dst[emu_detail::tile_index(a, r, c)] = static_cast<std::remove_cv_t<U>>(m.e[r][c]);
@@ -233,12 +247,16 @@ void simdgroup_multiply_accumulate(simdgroup_matrix<T, N, N>& d, const simdgroup
   auto ex = emu_detail::deposit("simdgroup_multiply_accumulate", onebit_file, onebit_line, 0);
   static_assert(sizeof(simdgroup_matrix<T, N, N>) <= ::onebit::metal::emu::kMaxDeposit, "tile size");
   auto* shared = static_cast<simdgroup_matrix<T, N, N>*>(::onebit::metal::emu::shared_result());
-  if (ex.lane == ex.leader()) {
+  if (::onebit::metal::emu::first_in_simdgroup()) {
     simdgroup_matrix<T, N, N> r;
     for (int i = 0; i < N; ++i)
       for (int j = 0; j < N; ++j) {
+        // The order of the k terms is the implementation's: seeded.
         float acc = static_cast<float>(c.e[i][j]);
-        for (int k = 0; k < N; ++k) acc += static_cast<float>(a.e[i][k]) * static_cast<float>(b.e[k][j]);
+        for (int kk = 0; kk < N; ++kk) {
+          const int k = ex.salt & 1u ? N - 1 - kk : kk;
+          acc += static_cast<float>(a.e[i][k]) * static_cast<float>(b.e[k][j]);
+        }
         r.e[i][j] = T(acc);
       }
     std::memcpy(shared, &r, sizeof(r));

@@ -2,17 +2,23 @@
 // collectives as synchronisation points, threadgroups spread over CPU threads.
 #include <sys/mman.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "context_switch.h"
@@ -47,6 +53,55 @@ struct SimdExchange {
   unsigned char deposits[2][kSimdWidth * kMaxDeposit];
   unsigned char result[2][kMaxDeposit];
   std::uint32_t live[2] = {0, 0};
+  std::uint32_t salt[2] = {0, 0};
+  bool claimed[2] = {false, false};  // first_in_simdgroup() answered
+  std::uint32_t calls = 0;  // collectives completed in this threadgroup run
+};
+
+// A small deterministic generator for seeded shuffles and fills.
+struct XorShift {
+  std::uint32_t state;
+  explicit XorShift(std::uint32_t s) : state(s ? s : 0x9e3779b9u) {}
+  std::uint32_t next() {
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return state;
+  }
+};
+
+// Float32 denormals flushed to zero (FTZ) and read as zero (DAZ) in the
+// calling CPU thread for the scope's lifetime, as a GPU may do.
+class FlushSubnormals {
+ public:
+  explicit FlushSubnormals(bool on) : on_(on) {
+    if (!on_) return;
+#if defined(__x86_64__) || defined(__i386__)
+    saved_ = _mm_getcsr();
+    _mm_setcsr(saved_ | 0x8040u);  // FTZ (bit 15) | DAZ (bit 6)
+#elif defined(__aarch64__)
+    std::uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    saved_ = fpcr;
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1ull << 24)));  // FZ
+#else
+#error "the emulator flushes subnormals on x86 and aarch64 only"
+#endif
+  }
+  ~FlushSubnormals() {
+    if (!on_) return;
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(static_cast<unsigned>(saved_));
+#elif defined(__aarch64__)
+    __asm__ volatile("msr fpcr, %0" : : "r"(saved_));
+#endif
+  }
+  FlushSubnormals(const FlushSubnormals&) = delete;
+  FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+ private:
+  bool on_;
+  std::uint64_t saved_ = 0;
 };
 
 class ThreadgroupRunner;
@@ -56,10 +111,11 @@ thread_local ThreadgroupRunner* tls_runner = nullptr;
 // buffers and threadgroup memory are allocated once and reused.
 class ThreadgroupRunner {
  public:
-  explicit ThreadgroupRunner(const Launch& l) : launch_(l) {
+  ThreadgroupRunner(const Launch& l, const Adversary& adversary) : launch_(l), adversary_(adversary) {
     const auto& t = l.threads;
     threads_ = static_cast<int>(t[0] * t[1] * t[2]);
     fibers_.resize(threads_);
+    order_.resize(threads_);
     exchanges_.resize((threads_ + kSimdWidth - 1) / kSimdWidth);
     for (auto& d : tg_deposits_) d.resize(static_cast<std::size_t>(threads_) * kMaxDeposit);
     for (auto& l : tg_live_) l.resize(threads_);
@@ -80,10 +136,24 @@ class ThreadgroupRunner {
 
   void run(std::uint32_t x, std::uint32_t y, std::uint32_t z) {
     tgid_ = {x, y, z};
-    // Threadgroup memory starts as garbage on a GPU; all-ones bytes are NaN
-    // as float/half/bfloat, so a kernel that reads before writing shows it.
-    for (auto& mem : tg_memory_) std::fill(mem.begin(), mem.end(), static_cast<unsigned char>(0xff));
-    for (auto& e : exchanges_) e.live[0] = e.live[1] = 0;
+    run_salt_ = mix(adversary_.seed, (x * 0x9e3779b1u) ^ (y * 0x85ebca77u) ^ (z * 0xc2b2ae3du));
+    XorShift random(run_salt_);
+    // Threadgroup memory starts as garbage on a GPU: all-ones bytes (NaN as
+    // float/half/bfloat) or random bytes, so a kernel that reads before
+    // writing shows it.
+    for (auto& mem : tg_memory_) {
+      if (adversary_.garbage_fill)
+        for (auto& b : mem) b = static_cast<unsigned char>(random.next() >> 24);
+      else
+        std::fill(mem.begin(), mem.end(), static_cast<unsigned char>(0xff));
+    }
+    for (auto& e : exchanges_) e.live[0] = e.live[1] = e.calls = 0;
+    tg_calls_ = 0;
+    // The order fibers run in between collectives: threads of a threadgroup
+    // are not ordered on a GPU, so a kernel that reads threadgroup memory
+    // another thread writes without a barrier in between sees either value.
+    for (int i = 0; i < threads_; ++i) order_[i] = i;
+    for (int i = threads_ - 1; i > 0; --i) std::swap(order_[i], order_[random.next() % (i + 1)]);
     tls_runner = this;
     for (int i = 0; i < threads_; ++i) start_fiber(i);
     schedule();
@@ -106,7 +176,7 @@ class ThreadgroupRunner {
     f.scope = scope;
     f.site = site;
     switch_fiber(f.context, scheduler_context_);
-    return {ex.deposits[parity], ex.live[parity], lane};
+    return {ex.deposits[parity], ex.live[parity], lane, ex.salt[parity]};
   }
 
   GroupExchange arrive_threadgroup(const Site& site, const void* arg, std::size_t size) {
@@ -120,15 +190,19 @@ class ThreadgroupRunner {
     f.scope = Scope::threadgroup;
     f.site = site;
     switch_fiber(f.context, scheduler_context_);
-    return {tg_deposits_[parity].data(), tg_live_[parity].data(), threads_, current_};
+    return {tg_deposits_[parity].data(), tg_live_[parity].data(), threads_, current_, tg_salt_[parity]};
   }
 
   int thread_index() const { return current_; }
   int threads() const { return threads_; }
-  std::uint32_t layout_seed() const {
-    // A cheap hash of the threadgroup position.
-    return (tgid_[0] * 0x9e3779b1u) ^ (tgid_[1] * 0x85ebca77u) ^ (tgid_[2] * 0xc2b2ae3du);
+  std::uint32_t layout_seed() const { return run_salt_; }
+  const Adversary& adversary() const { return adversary_; }
+
+  bool first_in_simdgroup() {
+    bool& claimed = exchanges_[current_ / kSimdWidth].claimed[fibers_[current_].parity ^ 1u];
+    return !std::exchange(claimed, true);
   }
+  bool first_in_threadgroup() { return !std::exchange(tg_claimed_[fibers_[current_].tg_parity ^ 1u], true); }
 
   void* shared_result() {
     Fiber& f = fibers_[current_];
@@ -188,7 +262,7 @@ class ThreadgroupRunner {
   // collectives that every live participant has reached.
   void schedule() {
     for (;;) {
-      for (int i = 0; i < threads_; ++i) {
+      for (int i : order_) {
         if (fibers_[i].state != State::runnable) continue;
         current_ = i;
         switch_fiber(scheduler_context_, fibers_[i].context);
@@ -220,8 +294,11 @@ class ThreadgroupRunner {
       }
       // Who took part, for threadgroup collectives with data (all threads
       // used the same parity, having made the same collectives so far).
-      auto& live_set = tg_live_[fibers_[first_live].tg_parity ^ 1u];
+      const unsigned parity = fibers_[first_live].tg_parity ^ 1u;
+      auto& live_set = tg_live_[parity];
       for (int i = 0; i < threads_; ++i) live_set[i] = fibers_[i].state != State::finished;
+      tg_salt_[parity] = mix(run_salt_, 0x80000000u ^ tg_calls_++);
+      tg_claimed_[parity] = false;
       return true;
     }
     bool released = false;
@@ -249,7 +326,10 @@ class ThreadgroupRunner {
         f.state = State::runnable;
       }
       // All lanes of the group used the same parity for this collective.
-      exchanges_[g].live[fibers_[lead].parity ^ 1u] = mask;
+      const unsigned parity = fibers_[lead].parity ^ 1u;
+      exchanges_[g].live[parity] = mask;
+      exchanges_[g].claimed[parity] = false;
+      exchanges_[g].salt[parity] = mix(run_salt_, (static_cast<std::uint32_t>(g) << 20) ^ exchanges_[g].calls++);
       released = true;
     }
     if (!released) {
@@ -268,6 +348,12 @@ class ThreadgroupRunner {
   }
 
   const Launch& launch_;
+  const Adversary& adversary_;
+  std::uint32_t run_salt_ = 0;  // this threadgroup run's seed
+  std::uint32_t tg_calls_ = 0;  // threadgroup collectives completed in this run
+  std::uint32_t tg_salt_[2] = {0, 0};
+  bool tg_claimed_[2] = {false, false};
+  std::vector<int> order_;      // the fibers' scheduling order
   int threads_ = 0;
   std::vector<Fiber> fibers_;
   std::vector<SimdExchange> exchanges_;
@@ -295,6 +381,8 @@ Exchange arrive(Scope scope, const Site& site, const void* arg, std::size_t size
 }
 
 void* shared_result() { return tls_runner->shared_result(); }
+bool first_in_simdgroup() { return tls_runner->first_in_simdgroup(); }
+bool first_in_threadgroup() { return tls_runner->first_in_threadgroup(); }
 
 GroupExchange arrive_threadgroup(const Site& site, const void* arg, std::size_t size) {
   if (!tls_runner) throw std::logic_error("[metal-emulated] collective called outside a kernel");
@@ -304,6 +392,44 @@ GroupExchange arrive_threadgroup(const Site& site, const void* arg, std::size_t 
 int thread_index() { return tls_runner->thread_index(); }
 int threads_per_threadgroup() { return tls_runner->threads(); }
 std::uint32_t layout_seed() { return tls_runner->layout_seed(); }
+const Adversary& adversary() { return tls_runner->adversary(); }
+
+std::uint32_t mix(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t h = a * 0x9e3779b1u ^ (b + 0x7f4a7c15u + (a << 6) + (a >> 2));
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  return h ^ (h >> 16);
+}
+
+bool reduction_order(std::uint32_t salt, int n, int* order) {
+  const int start = n ? static_cast<int>(salt % static_cast<std::uint32_t>(n)) : 0;
+  const int kind = static_cast<int>((salt >> 8) % 3u);  // 0 forward, 1 backward, 2 tree
+  for (int i = 0; i < n; ++i) order[i] = kind == 1 ? (start - i + n) % n : (start + i) % n;
+  return kind == 2;
+}
+
+Adversary Adversary::from_seed(std::uint32_t seed) {
+  Adversary a;
+  a.seed = seed;
+  a.flush_subnormals = seed % 2 == 0;
+  a.multiply_accumulates = (seed & 2u) != 0;
+  a.garbage_fill = seed % 2 == 1;
+  a.extra_capacity = static_cast<int>(seed % 3);
+  return a;
+}
+
+Adversary Adversary::from_env() {
+  const char* v = std::getenv("PYONEBIT_EMU_SEED");
+  if (v == nullptr || *v == '\0') return from_seed(1);
+  char* end = nullptr;
+  const unsigned long seed = std::strtoul(v, &end, 10);
+  if (*end != '\0' || seed > 0xffffffffu || v[0] == '-')
+    throw std::invalid_argument(std::string("[metal-emulated] PYONEBIT_EMU_SEED='") + v +
+                                "' is not an unsigned 32-bit integer");
+  return from_seed(static_cast<std::uint32_t>(seed));
+}
 
 void register_kernel(const KernelInfo& info) { registry()[info.name] = info; }
 
@@ -331,13 +457,21 @@ void launch(const Launch& l) {
   const std::uint64_t groups = std::uint64_t(l.threadgroups[0]) * l.threadgroups[1] * l.threadgroups[2];
   if (groups == 0) return;
 
+  const Adversary adversary = Adversary::from_env();
+  // Threadgroups run in a seeded order: g -> (g * stride + offset) mod groups
+  // with stride coprime to groups, a permutation.
+  std::uint64_t stride = (mix(adversary.seed, 1) % groups) | 1u, offset = mix(adversary.seed, 2) % groups;
+  while (std::gcd(stride, groups) != 1) ++stride;
   std::atomic<std::uint64_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto worker = [&]() {
     try {
-      ThreadgroupRunner runner(l);
-      for (std::uint64_t g; (g = next.fetch_add(1)) < groups;) {
+      FlushSubnormals flush(adversary.flush_subnormals);
+      ThreadgroupRunner runner(l, adversary);
+      for (std::uint64_t i; (i = next.fetch_add(1)) < groups;) {
+        const std::uint64_t g =
+            static_cast<std::uint64_t>((static_cast<unsigned __int128>(i) * stride + offset) % groups);
         const std::uint32_t x = g % l.threadgroups[0];
         const std::uint32_t y = (g / l.threadgroups[0]) % l.threadgroups[1];
         const std::uint32_t z = g / (std::uint64_t(l.threadgroups[0]) * l.threadgroups[1]);

@@ -32,10 +32,13 @@ struct CodeRun {
 
 // The run of n codes at element k of a packed row (k a multiple of n).
 // Word-sized runs are read a word at a time, others a byte at a time.
+// 32-bit offsets (Apple GPUs emulate 64-bit integer arithmetic): k is a
+// multiple of 8, so its byte offset (k / 8) * bits stays below 2^31 for every
+// K the planner accepts (< 2^30, planner.cpp kMaxDim).
 template <int bits, int n>
-inline CodeRun<bits, n> load_run(const device uint8_t* row, long k) {
+inline CodeRun<bits, n> load_run(const device uint8_t* row, uint k) {
   CodeRun<bits, n> run;
-  const device uint8_t* p = row + k * bits / 8;
+  const device uint8_t* p = row + (k / 8u) * uint(bits);
   constexpr int bytes = run_bytes(bits, n);
   if (bytes % 4 == 0) {
     const device uint32_t* w = reinterpret_cast<const device uint32_t*>(p);

@@ -31,8 +31,15 @@
 #endif
 
 // Every kernel runs in each float dtype: X(args..., MSL type, dtype name).
+// bfloat exists from Metal 3.1 (macOS 14), which defines __HAVE_BFLOAT__;
+// compiled at 3.0 (macOS 13) the library has no bfloat16 kernels, and the
+// host's planner knows it (the emulator, being C++, has them all).
+#if defined(__HAVE_BFLOAT__) || defined(ONEBIT_EMULATOR_REGISTER)
 #define ONEBIT_FOR_EACH_DTYPE(X, ...) \
   X(__VA_ARGS__, float, float32) X(__VA_ARGS__, half, float16) X(__VA_ARGS__, bfloat, bfloat16)
+#else
+#define ONEBIT_FOR_EACH_DTYPE(X, ...) X(__VA_ARGS__, float, float32) X(__VA_ARGS__, half, float16)
+#endif
 
 #define ONEBIT_KERNEL_NAME(func, tname, gs, bits, suffix) \
   #func "_" #tname "_gs_" #gs "_b_" #bits suffix

@@ -14,7 +14,7 @@
 // with (q, one) the group's affine coefficients (codes.h GroupCoef). Each step
 // of K is one group: the op forms P in a cooperative tensor, and every thread
 // folds its own elements of P into an accumulator of the same layout, finding
-// each element's (column, row) with multidimensional_indices, never assuming
+// each element's (column, row) with get_multidimensional_index, never assuming
 // how elements map to threads.
 //
 // There is no qmm_n_nax: with transpose=False the groups run along N, so the
@@ -98,17 +98,22 @@ inline void qmm_t_nax_impl(const thread MatmulOperands<T>& op, threadgroup T* x_
   mpp::tensor_ops::matmul2d<desc, execution_simdgroups<kNaxSimdgroups>> matmul;
   auto part = matmul.template get_destination_cooperative_tensor<decltype(a), decltype(b), float>();
   auto acc = matmul.template get_destination_cooperative_tensor<decltype(a), decltype(b), float>();
-  for (int i = 0; i < acc.capacity(); ++i)
-    if (acc.mask(i)) acc[i] = 0.0f;
+  for (int i = 0; i < acc.get_capacity(); ++i)
+    if (acc.is_valid_element(i)) acc[i] = 0.0f;
 
   for (int k0 = 0, g = 0; k0 < op.K; k0 += group_size, ++g) {
     nax_stage_x<T, group_size>(op, x_tile, x_sums, m0, k0, t);
     nax_stage_codes<T, group_size, bits>(op, codes_tile, n0, k0, t);
     threadgroup_barrier(mem_flags::mem_threadgroup);
+    // Apple's header does not settle whether mode::multiply overwrites its
+    // destination or adds to it ("Assumes C is initialized to zero"):
+    // cleared before every run, `part` is this group's product either way.
+    for (int i = 0; i < part.get_capacity(); ++i)
+      if (part.is_valid_element(i)) part[i] = 0.0f;
     matmul.run(a, b, part);
-    for (int i = 0; i < part.capacity(); ++i) {
-      if (!part.mask(i)) continue;
-      const auto ix = part.multidimensional_indices(i);  // (column n, row m) in the tile
+    for (int i = 0; i < part.get_capacity(); ++i) {
+      if (!part.is_valid_element(i)) continue;
+      const auto ix = part.get_multidimensional_index(i);  // (column n, row m) in the tile
       if (n0 + ix[0] >= op.N) continue;
       const GroupCoef c =
           group_coef<T, symmetric>(op.scales, op.biases, long(n0 + ix[0]) * op.row_groups + g);
@@ -118,10 +123,15 @@ inline void qmm_t_nax_impl(const thread MatmulOperands<T>& op, threadgroup T* x_
     threadgroup_barrier(mem_flags::mem_threadgroup);
   }
 
-  // The output tensor's extents stop at M and N: the store drops the rest.
-  auto y = tensor<device T, dextents<int, 2>, tensor_inline>(
-      op.y + long(m0) * op.N + n0, dextents<int, 2>(op.N - n0, op.M - m0), array<int, 2>{1, op.N});
-  acc.store(y);
+  // Stored element by element with an explicit conversion to T, rather than
+  // through cooperative_tensor::store into a T tensor, whose float -> T
+  // conversion Apple's header does not specify.
+  for (int i = 0; i < acc.get_capacity(); ++i) {
+    if (!acc.is_valid_element(i)) continue;
+    const auto ix = acc.get_multidimensional_index(i);
+    const int n = n0 + ix[0], m = m0 + ix[1];
+    if (n < op.N && m < op.M) op.y[long(m) * op.N + n] = T(acc[i]);
+  }
 }
 
 }  // namespace shader

@@ -16,16 +16,35 @@
 namespace onebit {
 namespace shader {
 
+// The packed row, scales and biases of each of R rows, located once with
+// 64-bit arithmetic so that the K loop only adds 32-bit offsets to them.
+template <typename T, int R>
+struct RowOperands {
+  const device uint8_t* w[R];
+  const device T* scales[R];
+  const device T* biases[R];
+};
+
+template <typename T, int R>
+inline RowOperands<T, R> row_operands(const thread MatmulOperands<T>& op, const thread int* rows) {
+  RowOperands<T, R> ro;
+  for (int r = 0; r < R; ++r) {
+    ro.w[r] = op.w + long(rows[r]) * op.row_bytes;
+    ro.scales[r] = op.scales + long(rows[r]) * op.row_groups;
+    ro.biases[r] = op.biases + long(rows[r]) * op.row_groups;
+  }
+  return ro;
+}
+
 // Adds, for each of R rows, the contribution of n activations starting at k
 // (all inside one group) to acc[r]. `xs` holds the n activations, `xsum`
 // their sum, shared by all rows.
 template <typename T, int group_size, int bits, bool symmetric, int R, int n>
-inline void accumulate_rows(const thread MatmulOperands<T>& op, const thread int* rows, long k,
-                            const thread float* xs, float xsum, thread float* acc) {
+inline void accumulate_rows(const thread RowOperands<T, R>& ro, int k, const thread float* xs,
+                            float xsum, thread float* acc) {
   for (int r = 0; r < R; ++r) {
-    const GroupCoef c =
-        group_coef<T, symmetric>(op.scales, op.biases, long(rows[r]) * op.row_groups + k / group_size);
-    const CodeRun<bits, n> run = load_run<bits, n>(op.w + rows[r] * op.row_bytes, k);
+    const GroupCoef c = group_coef<T, symmetric>(ro.scales[r], ro.biases[r], k / group_size);
+    const CodeRun<bits, n> run = load_run<bits, n>(ro.w[r], uint(k));
     acc[r] += c.q * dot_codes(run, xs) + c.one * xsum;
   }
 }
@@ -47,15 +66,17 @@ inline void qmv_impl(const thread MatmulOperands<T>& op, uint3 tgid, uint simd_g
   int rows[R];
   for (int r = 0; r < R; ++r) rows[r] = safe && row0 + r >= op.N ? op.N - 1 : row0 + r;
 
+  const RowOperands<T, R> ro = row_operands<T, R>(op, rows);
   float acc[R];
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  for (long k = long(simd_lid) * V; k < op.K; k += long(kSimdWidth) * V) {
+  // int k: K < 2^30 (planner.cpp kMaxDim), so k + 32 * V cannot overflow.
+  for (int k = int(simd_lid) * V; k < op.K; k += kSimdWidth * V) {
     for (int s = 0; s < V / seg; ++s) {
-      const long ks = k + s * seg;
+      const int ks = k + s * seg;
       if (safe && ks >= op.K) break;
       float xs[seg];
       const float xsum = load_x<T, seg>(op.x + ks, xs);
-      accumulate_rows<T, group_size, bits, symmetric, R, seg>(op, rows, ks, xs, xsum, acc);
+      accumulate_rows<T, group_size, bits, symmetric, R, seg>(ro, ks, xs, xsum, acc);
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -79,12 +100,13 @@ inline void qmv_quad_impl(const thread MatmulOperands<T>& op, uint3 tgid, uint s
   int rows[R];
   for (int r = 0; r < R; ++r) rows[r] = row0 + r < op.N ? row0 + r : op.N - 1;  // stored if < N
 
+  const RowOperands<T, R> ro = row_operands<T, R>(op, rows);
   float acc[R];
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  for (long k = long(lane) * V; k < op.K; k += kQuadWidth * V) {
+  for (int k = lane * V; k < op.K; k += kQuadWidth * V) {
     float xs[V];
     const float xsum = load_x<T, V>(op.x + k, xs);
-    accumulate_rows<T, group_size, bits, symmetric, R, V>(op, rows, k, xs, xsum, acc);
+    accumulate_rows<T, group_size, bits, symmetric, R, V>(ro, k, xs, xsum, acc);
   }
   for (int r = 0; r < R; ++r) {
     const float total = quad_sum(acc[r]);

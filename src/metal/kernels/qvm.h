@@ -33,14 +33,21 @@ namespace shader {
 // the column totals in acc. `col` is the first column of the lane's pack,
 // already clamped inside N.
 template <typename T, int group_size, int bits, bool symmetric>
-inline void qvm_columns(const thread MatmulOperands<T>& op, int col, long k_begin, long k_end,
+inline void qvm_columns(const thread MatmulOperands<T>& op, int col, int k_begin, int k_end,
                         uint simd_lid, thread float* acc) {
-  const long group = col / group_size;
   for (int i = 0; i < kPackValues; ++i) acc[i] = 0.0f;
-  for (long k = k_begin + simd_lid / kQvmLanesN; k < k_end; k += kQvmLanesK) {
+  // The lane's first row is located once (64-bit); each step advances the
+  // pointers by kQvmLanesK rows, so the loop itself does no 64-bit multiply.
+  const int k_first = k_begin + int(simd_lid / kQvmLanesN);
+  const long group = long(k_first) * op.row_groups + col / group_size;
+  const device uint8_t* w = op.w + long(k_first) * op.row_bytes;
+  const device T* scales = op.scales + group;
+  const device T* biases = op.biases + group;
+  const long w_step = kQvmLanesK * op.row_bytes, g_step = long(kQvmLanesK) * op.row_groups;
+  for (int k = k_first; k < k_end; k += kQvmLanesK, w += w_step, scales += g_step, biases += g_step) {
     const float xk = float(op.x[k]);
-    const GroupCoef c = group_coef<T, symmetric>(op.scales, op.biases, k * op.row_groups + group);
-    const CodeRun<bits, kPackValues> run = load_run<bits, kPackValues>(op.w + k * op.row_bytes, col);
+    const GroupCoef c = group_coef<T, symmetric>(scales, biases, 0);
+    const CodeRun<bits, kPackValues> run = load_run<bits, kPackValues>(w, uint(col));
     for (int i = 0; i < kPackValues; ++i) acc[i] += xk * dequantize_code(c, code(run, i));
   }
   // Lanes l, l^4, l^8, l^16 share the columns: a butterfly over the K lanes.
@@ -75,9 +82,9 @@ inline void qvm_split_k_impl(const thread MatmulOperands<T>& op, threadgroup flo
   bool valid;
   const int col = qvm_pack_column(int(tgid.x), simd_lid, op.N, valid);
   // Contiguous slices of K, one per simdgroup (the last ones may be empty).
-  const long slice = (long(op.K) + kQvmSplitSimdgroups - 1) / kQvmSplitSimdgroups;
-  const long k_begin = long(simd_gid) * slice;
-  const long k_end = k_begin + slice < op.K ? k_begin + slice : long(op.K);
+  const int slice = (op.K + kQvmSplitSimdgroups - 1) / kQvmSplitSimdgroups;
+  const int k_begin = int(simd_gid) * slice;
+  const int k_end = k_begin + slice < op.K ? k_begin + slice : op.K;
   float acc[kPackValues];
   qvm_columns<T, group_size, bits, symmetric>(op, col, k_begin, k_end, simd_lid, acc);
   if (simd_lid < kQvmLanesN)
