@@ -13,13 +13,14 @@ at every language version the backend supports:
   3.2  macOS 15   320, __HAVE_BFLOAT__                            -std=c++14
   4.0  macOS 26   400, __HAVE_BFLOAT__, __HAVE_TENSOR__           -std=c++17
 
-(MSL 3.x is based on C++14, Metal 4 on C++17.) A file that includes
-MetalPerformancePrimitives (the NAX kernels) is compiled at 4.0 with
--std=c++20 -Wpre-c++20-compat instead: Apple's matmul2d takes its descriptor as
-a class-type template argument, a C++20 feature that Apple's Metal 4 compiler
-accepts; the stand-in header declares it (as a system header, where the
-warning is silent) while any C++20 feature in the kernel code itself raises
--Wpre-c++20-compat, which fails the check like every other warning.
+(MSL 3.x is based on C++14, Metal 4 on C++17.) Apple's matmul2d takes its
+descriptor as a class-type template argument (a C++20 feature Apple's Metal 4
+compiler accepts); C++17 clang cannot declare that, so the stand-in
+MetalPerformancePrimitives header takes it as a tagged integer produced by a
+constexpr conversion of matmul2d_descriptor: the NAX kernel keeps its
+spelling `matmul2d<desc, scope>` and is compiled as C++17 like the others.
+-Wc++20-extensions makes any C++20 in kernel code a (failing) warning; C++17
+features at 3.x are allowed (MLX's Metal 3.x kernels use `if constexpr`).
 
 Pass 1 (clang++ -x c++, arm64 target for a real 16-bit half): address spaces
 are real (device, constant, threadgroup are distinct clang address spaces and
@@ -124,12 +125,15 @@ def _defines(version):
 
 def strict_flags(version, text):
     std = VERSIONS[version][2]
-    extra = []
-    if VERSIONS[version][0] >= 400 and "MetalPerformancePrimitives" in text:
-        std, extra = "c++20", ["-Wpre-c++20-compat"]
-    return ["-x", "c++", "--target=arm64-apple-macos13", f"-std={std}", "-nostdinc", "-nostdinc++",
+    # C++20 features are extensions there: warnings, hence failures. C++17
+    # features at 3.x are not: MLX's device-tested Metal 3.x kernels use
+    # `if constexpr` throughout, so Apple's compiler accepts them.
+    dialect = ["-Wc++20-extensions", "-Wc++2b-extensions"]
+    if std == "c++14":
+        dialect.append("-Wno-c++17-extensions")
+    return [*dialect, "-x", "c++", "--target=arm64-apple-macos13", f"-std={std}", "-nostdinc", "-nostdinc++",
             "-fno-exceptions", "-fno-rtti", "-fno-color-diagnostics", "-isystem", INCLUDE,
-            "-include", "msl_prelude.h", *_defines(version), *extra]
+            "-include", "msl_prelude.h", *_defines(version)]
 
 
 def subset_flags(version):
@@ -222,9 +226,11 @@ def test_every_version_and_the_nax_file_are_covered():
         return subprocess.run(cmd, input=adapt(text), capture_output=True, text=True, cwd=ROOT,
                               check=True, timeout=300).stdout
 
-    # The NAX kernels are compiled at 4.0 only (guarded by __HAVE_TENSOR__).
-    assert "matmul2d<desc" in preprocessed("4.0")
-    assert "matmul2d<desc" not in preprocessed("3.2")
+    # The NAX kernels are compiled at 4.0 only (guarded by __HAVE_TENSOR__):
+    # only there does the file reach MetalPerformancePrimitives.
+    mpp = "MetalPerformancePrimitives/MetalPerformancePrimitives.h"
+    assert mpp in preprocessed("4.0")
+    assert mpp not in preprocessed("3.2")
     # bfloat exists from 3.1 on.
     bf = "typedef __fp16 bfloat"
     assert bf not in preprocessed("3.0") and bf in preprocessed("3.1")
@@ -290,6 +296,12 @@ PLANTS = {
     "bfloat-at-3.0": dict(
         file="codes.h", append="namespace onebit { inline float planted(bfloat b) { return float(b); } }",
         metal="qmv.metal", version="3.0", check="strict", expect=r"unknown type name 'bfloat'"),
+    # C++20 in kernel code (Metal 4 is C++17).
+    "cxx20-in-nax-kernel": dict(
+        file="qmm_nax.h", append="namespace onebit { struct Planted { int a, b; };\n"
+                                 "inline int planted() { Planted p{.a = 1, .b = 2}; return p.a; } }",
+        metal="qmm_nax.metal", version="4.0", check="strict",
+        expect=r"designated initializers are a C\+\+20 extension"),
     "misspelt-attribute": dict(
         file="abi.h", old="[[thread_index_in_simdgroup]]", new="[[thread_index_in_simd_group]]",
         metal="qmv.metal", version="3.1", check="strict",

@@ -7,7 +7,8 @@
 // enum class mode { multiply, multiply_accumulate } and its constructor
 // (m, n, k = dynamic_extent, transpose_left, transpose_right,
 // relaxed_precision, mode = multiply); template <matmul2d_descriptor
-// Descriptor, typename Scope, class... Args> class matmul2d with the static
+// Descriptor, typename Scope, class... Args> class matmul2d (see the note at
+// matmul2d_descriptor's conversion for how the stand-in takes it) with the static
 // `descriptor`, `scope`, run(left, right, destination) taking each operand
 // by thread reference (a tensor of any descriptor, or a cooperative tensor),
 // get_left_input_cooperative_tensor<LeftElem, RightElem, Elem, Coord = int>,
@@ -56,17 +57,22 @@ struct matmul2d_descriptor {
       : m(m_), n(n_), k(k_), transpose_left(transpose_left_), transpose_right(transpose_right_),
         relaxed_precision(relaxed_precision_), matmul_mode(matmul_mode_) {}
 
-#if defined(MSL_STRICT_SUBSET_PASS)
-  // Subset pass only (C++ for OpenCL is C++17: no class-type template
-  // parameters): the descriptor reaches matmul2d as an integer through this
-  // constexpr conversion. The strict pass keeps Apple's class-type parameter.
+  // Stand-in only. Apple declares template <matmul2d_descriptor Descriptor,
+  // ...> class matmul2d: a class-type template parameter, which Apple's
+  // Metal 4 compiler accepts but C++17 (MSL 4's base, and what this check
+  // compiles kernels as) has not. So the stand-in's matmul2d takes the
+  // descriptor as a tagged integer that this constexpr conversion produces
+  // (a converted constant expression may use it): the kernel spelling
+  // matmul2d<desc, scope> is unchanged, matmul2d::descriptor is rebuilt from
+  // it, and an integer that did not come from a descriptor fails.
   constexpr operator unsigned long long() const {
-    return (unsigned long long)(unsigned(m) & 0xffffu) | ((unsigned long long)(unsigned(n) & 0xffffu) << 16) |
+    return (1ull << 63) | (unsigned long long)(unsigned(m) & 0xffffu) |
+           ((unsigned long long)(unsigned(n) & 0xffffu) << 16) |
            ((unsigned long long)(unsigned(k) & 0xffffu) << 32) |
            ((unsigned long long)transpose_left << 48) | ((unsigned long long)transpose_right << 49) |
-           ((unsigned long long)relaxed_precision << 50) | ((unsigned long long)matmul_mode << 51);
+           ((unsigned long long)relaxed_precision << 50) |
+           ((unsigned long long)(matmul_mode == mode::multiply_accumulate) << 51);
   }
-#endif
 };
 
 namespace __msl_strict_detail {
@@ -105,23 +111,27 @@ constexpr bool destination_element = metal::is_same_v<T, half> || metal::is_same
 #endif
                                      metal::is_same_v<T, int32_t>;
 struct layout {};
+constexpr int field(unsigned long long packed, int shift) {
+  return ((packed >> shift) & 0xffffu) == 0xffffu ? -1 : int((packed >> shift) & 0xffffu);
+}
+constexpr matmul2d_descriptor unpack(unsigned long long packed) {
+  return matmul2d_descriptor(field(packed, 0), field(packed, 16), field(packed, 32),
+                             (packed >> 48) & 1, (packed >> 49) & 1, (packed >> 50) & 1,
+                             ((packed >> 51) & 1) ? matmul2d_descriptor::mode::multiply_accumulate
+                                                  : matmul2d_descriptor::mode::multiply);
+}
 }  // namespace __msl_strict_detail
 
-#if defined(MSL_STRICT_SUBSET_PASS)
 template <unsigned long long Descriptor, typename Scope, class... Args>
-#else
-template <matmul2d_descriptor Descriptor, typename Scope, class... Args>
-#endif
 class matmul2d {
+  static_assert(Descriptor >> 63, "matmul2d's first template argument must be a matmul2d_descriptor");
   static_assert(__msl_strict_detail::scope<Scope>::value,
                 "Scope must be execution_simdgroups<N> or execution_thread");
 
  public:
-#if !defined(MSL_STRICT_SUBSET_PASS)
   // Apple: `static constexpr constant matmul2d_descriptor descriptor`; clang
   // cannot construct a class object in an address space, so no `constant`.
-  static constexpr matmul2d_descriptor descriptor = Descriptor;
-#endif
+  static constexpr matmul2d_descriptor descriptor = __msl_strict_detail::unpack(Descriptor);
   using scope = Scope;
 
   matmul2d() = default;
