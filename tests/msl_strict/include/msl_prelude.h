@@ -24,6 +24,15 @@
 #error "the strict MSL check defines __METAL_VERSION__ (300, 310, 320 or 400)"
 #endif
 
+// Feature macros as Apple's compiler sets them: bfloat from Metal 3.1,
+// tensors (Metal 4 on macOS 26) from 4.0.
+#if defined(__HAVE_BFLOAT__) && __METAL_VERSION__ < 310
+#error "__HAVE_BFLOAT__ needs Metal 3.1"
+#endif
+#if defined(__HAVE_TENSOR__) && __METAL_VERSION__ < 400
+#error "__HAVE_TENSOR__ needs Metal 4"
+#endif
+
 #if defined(__OPENCL_CPP_VERSION__)
 #define MSL_STRICT_SUBSET_PASS 1
 #define device
