@@ -32,8 +32,8 @@ Bound input_as(MTL::Device* device, const ArrayRef& a, DType dtype) {
   return widened;
 }
 
-// Per-batch offsets: a few int64 per call, passed inline (setBytes) up to
-// 4 KiB (512 batches) instead of a new buffer per call.
+// Per-batch offsets: a few int64 per call, passed inline (setBytes) below
+// 4 KiB (up to 511 batches) instead of a new buffer per call.
 Bound offsets(MTL::Device* device, const std::vector<std::int64_t>& v) {
   return small_array(device, v.data(), v.size() * sizeof(std::int64_t));
 }

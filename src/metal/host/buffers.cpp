@@ -88,7 +88,7 @@ Bound bind_output(MTL::Device* device, void* data, std::size_t size, std::size_t
 }
 
 Bound small_array(MTL::Device* device, const void* data, std::size_t size) {
-  if (size > kMaxInlineBytes) return host_buffer(device, size, data);
+  if (!fits_inline(size)) return host_buffer(device, size, data);
   Bound bound;
   bound.bytes.assign(static_cast<const std::uint8_t*>(data), static_cast<const std::uint8_t*>(data) + size);
   bound.size = size;

@@ -23,9 +23,11 @@ struct Bound {
   std::vector<std::uint8_t> bytes;
 };
 
-// setBytes is meant for small single-use data (Metal documents up to 4 KiB);
-// larger contents go through a buffer.
-constexpr std::size_t kMaxInlineBytes = 4096;
+// setBytes "only works for data smaller than 4 kilobytes that doesn't
+// persist" (MTLComputeCommandEncoder setBytes(_:length:index:)); 4 KiB and
+// more go through a buffer.
+constexpr std::size_t kInlineBytesLimit = 4096;
+inline bool fits_inline(std::size_t size) { return size < kInlineBytesLimit; }
 
 // `size` (> 0) bytes the kernel reads as elements of `alignment` bytes.
 // Wrapped in place when possible, else copied (counted in
@@ -42,8 +44,8 @@ Bound bind_input(MTL::Device* device, const void* data, std::size_t size, std::s
 // when `data` is not aligned to its element).
 Bound bind_output(MTL::Device* device, void* data, std::size_t size, std::size_t alignment);
 
-// `size` bytes of host data for one dispatch: inline (setBytes) up to
-// kMaxInlineBytes, else a new buffer holding a copy.
+// `size` bytes of host data for one dispatch: inline (setBytes) when
+// fits_inline(size), else a new buffer holding a copy.
 Bound small_array(MTL::Device* device, const void* data, std::size_t size);
 void finish_output(const Bound& output);
 

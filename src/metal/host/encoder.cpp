@@ -40,7 +40,7 @@ std::vector<Resolved> resolve(MTL::Device* device, const Dispatch& dispatch, con
       } else {
         r.buffer = bound;
       }
-    } else if (b.bytes.size() <= kMaxInlineBytes) {
+    } else if (fits_inline(b.bytes.size())) {
       r.bytes = &b.bytes;
     } else {
       r.buffer = host_buffer(device, b.bytes.size(), b.bytes.data());
