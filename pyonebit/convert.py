@@ -18,10 +18,13 @@ OUT gets one weight file per input file, named as mlx-lm names them
 (model.safetensors, or model-0000i-of-0000n.safetensors and an index), and
 config.json: IN's config plus "quantization" and its copy
 "quantization_config" = {"group_size", "bits"} (and "mode" when symmetric).
-config.json is written last, so an interrupted run leaves no loadable
-checkpoint. The other files at the top of IN (tokenizer.json,
+Everything is written into a new directory beside OUT and renamed to OUT at
+the end, so OUT appears complete or not at all; a failed or interrupted run
+(an error, SIGINT, SIGTERM) removes what it wrote, including the parents of
+OUT it created. The other files at the top of IN (tokenizer.json,
 generation_config.json, ...) are copied as they are, so OUT runs like IN;
-subdirectories are not copied.
+subdirectories are not copied, nor are symlinks whose target lies outside IN
+(their contents were never part of the checkpoint; the command names them).
 
 Memory: tensors are read, quantized and written one at a time. The output
 file's header is computed first from the input's shapes and dtypes, so a
@@ -34,7 +37,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,7 @@ from tqdm import tqdm
 
 import pyonebit
 
+from ._atomic import staging_dir
 from ._checkpoint_dir import INDEX_NAME, read_config, safetensors_files, tensor_table
 from ._safetensors import DTYPES, StreamingWriter, TensorInfo, read_tensor
 
@@ -55,6 +59,7 @@ class ConvertSummary:
     quantized: int  # tensors quantized
     kept: int  # tensors copied unchanged
     files: list[str]  # written, relative to OUT
+    skipped: list[str] = field(default_factory=list)  # IN's symlinks to files outside IN, not copied
 
     @property
     def ratio(self) -> float:
@@ -81,6 +86,9 @@ def run(args) -> int:
     print(f"{s.bytes_before / 2**20:.2f} MiB -> {s.bytes_after / 2**20:.2f} MiB "
           f"({s.ratio:.2f}x smaller)")
     print(f"wrote {args.output}: {', '.join(s.files)}")
+    if s.skipped:
+        print(f"not copied (symlinks to files outside {args.input}): {', '.join(s.skipped)}",
+              file=sys.stderr)
     return 0
 
 
@@ -102,26 +110,18 @@ def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: 
     by_file = [[i for i in table.values() if i.path == os.fspath(f)] for f in files]
     specs_by_file = [_file_specs(infos, plan, table, bits, group_size, mode) for infos in by_file]
     dst = Path(dst)
-    created = not dst.exists()
     _check_new_directory(dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    try:
-        summary = _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode,
+    with staging_dir(dst) as tmp:
+        summary = _write_weights(tmp, by_file, specs_by_file, plan, bits, group_size, mode,
                                  progress)
-        summary.files += _copy_other_files(Path(src), dst, summary.files)
+        copied, summary.skipped = _copy_other_files(Path(src), tmp, summary.files)
+        summary.files += copied
         quantization = {"group_size": group_size, "bits": bits}
         if mode != "affine":
             quantization["mode"] = mode
         config = dict(config, quantization=quantization, quantization_config=dict(quantization))
-        (dst / "config.json").write_text(json.dumps(config, indent=2))
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
         summary.files.append("config.json")
-    except BaseException:
-        # dst was new or empty: all it holds is this run's partial output.
-        for f in dst.iterdir():
-            f.unlink()
-        if created:
-            dst.rmdir()
-        raise
     return summary
 
 
@@ -162,18 +162,25 @@ def _read_input(src: Path) -> tuple[dict, list[Path], dict | None]:
     return (read_config(src, "convert"), *safetensors_files(src, "convert"))
 
 
-def _copy_other_files(src: Path, dst: Path, written: list[str]) -> list[str]:
+def _copy_other_files(src: Path, dst: Path, written: list[str]) -> tuple[list[str], list[str]]:
     """Copy IN's top-level files that are not weights or config (the
-    tokenizer and friends); returns their names."""
+    tokenizer and friends). A symlink whose target lies outside IN is
+    skipped, not copied: OUT is often shared, and the link's target (say
+    ~/.netrc) was never part of the checkpoint. Returns (copied, skipped)."""
     if not src.is_dir():
-        return []
+        return [], []
     skip = {"config.json", INDEX_NAME, *written}
-    copied = []
+    root = src.resolve()
+    copied, skipped = [], []
     for f in sorted(src.iterdir()):
-        if f.is_file() and f.suffix != ".safetensors" and f.name not in skip:
-            shutil.copyfile(f, dst / f.name)
-            copied.append(f.name)
-    return copied
+        if not f.is_file() or f.suffix == ".safetensors" or f.name in skip:
+            continue
+        if f.is_symlink() and not f.resolve().is_relative_to(root):
+            skipped.append(f.name)
+            continue
+        shutil.copyfile(f, dst / f.name)
+        copied.append(f.name)
+    return copied, skipped
 
 
 def _check_new_directory(dst: Path) -> None:

@@ -16,12 +16,9 @@ and gguf-py's writer reverse them into NumPy order, so a Q1_0 tensor with
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import tempfile
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import ml_dtypes
 import numpy as np
@@ -32,6 +29,7 @@ except ImportError as exc:  # gguf is a declared dependency; say what to install
     raise ImportError("pyonebit's GGUF support needs the gguf package: pip install 'gguf>=0.19.0'") from exc
 from gguf import GGMLQuantizationType, GGUFWriter
 
+from ._atomic import replacing_file
 from ._gguf_reader import BigEndianFile, GGUFHeader, TensorEntry, open_regular_file, read_bytes, read_header
 from ._linear import QuantizedLinear
 from .gguf_metadata import gguf_value
@@ -201,7 +199,8 @@ def save_gguf(
     applies to ``d``), so :func:`load_gguf` returns them in float16; a scale
     that overflows float16 is an error. Everything is checked before the file
     is created, and the file is written beside ``path`` and renamed over it:
-    a failed or interrupted save leaves the old file as it was."""
+    a failed or interrupted (SIGINT, SIGTERM) save leaves the old file as it
+    was and no temporary file."""
     items = _tensor_items(layers, tensors or {})
     metadata = dict(metadata or {})
     arch = _architecture(arch, metadata.pop(_ARCH_KEY, None))
@@ -210,7 +209,7 @@ def save_gguf(
         alignment = _alignment(alignment)
     kv = [(key, *gguf_value(key, value)) for key, value in metadata.items()]
 
-    with _replacing(os.fspath(path)) as tmp:
+    with replacing_file(path) as tmp:
         writer = GGUFWriter(tmp, arch)
         try:
             if alignment is not None:
@@ -224,36 +223,6 @@ def save_gguf(
             writer.write_tensors_to_file()
         finally:
             writer.close()
-
-
-@contextlib.contextmanager
-def _replacing(path: str) -> Iterator[str]:
-    """Yields a temporary path beside ``path`` to write; on success it
-    replaces ``path`` in one rename, so readers see the old file or the new
-    one, never a truncated one. On any failure (including KeyboardInterrupt)
-    the temporary file is removed and ``path`` is untouched."""
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def _new_file_mode(path: str) -> int:
-    """The replaced file's permissions, or those open() would give a new file
-    (mkstemp's are 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def _stored_bytes(name: str, array: GGUFQuantized) -> np.ndarray:
