@@ -119,11 +119,12 @@ const char* choose_matmul_kernel(const MatmulPlan& p, const DeviceCaps& caps) {
 constexpr std::int64_t kFloat = sizeof(float);
 
 // bfloat16 without bfloat kernels (macOS 13: Metal 3.0 has no bfloat) is an
-// error, not a float32 fallback. A fallback would widen x, scales and biases
-// to float32, run the float32 kernel and round once; that equals the bfloat
-// kernels only where they compute exactly like the float32 ones (float32
-// accumulation, one rounding at the end), which the NAX kernels do not (they
-// stage dequantized weights in T), and it would hide a 2x memory cost.
+// error, not a float32 fallback. A fallback (widen x, scales and biases to
+// float32, run the float32 kernel, round the result once) would equal the
+// qmv/qvm/qmm/quantize/dequantize bfloat kernels bit for bit, since they
+// convert T to float on load and round to T once on store; not the NAX
+// kernels, which stage dequantized weights in T (moot on macOS 13). It would
+// also double the bytes read for x and hide the cost; macOS 14 is the floor.
 void check_dtype(DType dtype, const DeviceCaps& caps, const char* op) {
   if (dtype == DType::bfloat16 && !caps.bfloat_kernels)
     value_error(op, "bfloat16 on Metal needs the bfloat kernels, which need Metal 3.1 (macOS 14); "
