@@ -5,9 +5,12 @@
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <pthread.h>
 
 #include "onebit/onebit.h"
 
@@ -39,7 +42,7 @@ constexpr int kSpins = 2000;
 
 class Pool {
  public:
-  Pool() : threads_(default_threads()) { start(); }
+  explicit Pool(int threads = default_threads()) : threads_(threads) { start(); }
   ~Pool() { stop(); }
 
   int threads() {
@@ -47,13 +50,34 @@ class Pool {
     return threads_;
   }
 
+  // On failure (the system refuses a thread) the pool is back at its old
+  // size before the error propagates, so get_num_threads() tells the truth.
+  // The old size ran a moment ago, so restarting it is expected to succeed.
   void resize(int n) {
     std::lock_guard<std::mutex> job(job_mutex_);  // waits for a running job
     if (n == threads_) return;
+    const int old = threads_;
     stop();
     threads_ = n;
-    start();
+    try {
+      start();
+    } catch (const std::exception& e) {  // std::system_error (EAGAIN), or bad_alloc
+      stop();
+      threads_ = old;
+      start();
+      throw std::runtime_error("[set_num_threads] could not start " + std::to_string(n) +
+                               " threads (" + e.what() + "); still using " + std::to_string(old));
+    }
   }
+
+  // Fork handlers (see pool() below): the forking thread holds job_mutex_
+  // across fork(), so no job is half-run when the address space is copied.
+  // Returns the thread count, for the child's new pool.
+  int before_fork() {
+    job_mutex_.lock();
+    return threads_;
+  }
+  void after_fork_in_parent() { job_mutex_.unlock(); }
 
   void run(std::int64_t n_tasks, TaskFn fn, void* ctx) {
     if (n_tasks <= 0) return;
@@ -129,7 +153,7 @@ class Pool {
     }
   }
 
-  void start() {  // with no job running
+  void start() {  // with no job running; throws if a thread is refused
     quit_ = false;
     // The calling thread is the first of threads_.
     for (int i = 1; i < threads_; ++i) workers_.emplace_back(&Pool::loop, this, generation_.load());
@@ -160,9 +184,39 @@ class Pool {
   std::exception_ptr error_;
 };
 
+// The pool is created on first use, and again in a forked child: fork()
+// copies only the calling thread, so the child's copy of the parent's pool has
+// workers that do not exist, and its first job would wait for them forever.
+// The child abandons that copy (leaked on purpose: destroying it would join
+// threads that are not there) and builds its own, of the same size, on its
+// next call.
+std::mutex g_pool_mutex;  // guards g_pool and g_threads; held across fork()
+Pool* g_pool = nullptr;
+int g_threads = 0;  // the size of the next pool to create; 0: the default
+
+void before_fork() {
+  g_pool_mutex.lock();
+  if (g_pool) g_threads = g_pool->before_fork();
+}
+
+void after_fork_in_parent() {
+  if (g_pool) g_pool->after_fork_in_parent();
+  g_pool_mutex.unlock();
+}
+
+void after_fork_in_child() {
+  g_pool = nullptr;
+  g_pool_mutex.unlock();  // the child's one thread is the one that locked it
+}
+
 Pool& pool() {
-  static Pool p;
-  return p;
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  if (!g_pool) {
+    static const bool registered = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0;
+    (void)registered;  // without handlers a forked child could hang; nothing better to do here
+    g_pool = g_threads > 0 ? new Pool(g_threads) : new Pool();
+  }
+  return *g_pool;
 }
 
 thread_local bool serial_here = false;  // a SerialScope is alive on this thread
