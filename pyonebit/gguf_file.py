@@ -93,17 +93,26 @@ def load_gguf(path: str | os.PathLike[str], *, backend: str | None = None) -> GG
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"[load_gguf] no file at {path!r}")
-    try:
-        with open_regular_file(path) as f:
+    with open_regular_file_or_fail(path) as f:
+        try:
             header = read_header(f)
-            contents = _contents(f, header, backend)
-    except BigEndianFile:
-        raise ValueError(f"[load_gguf] {path!r} is a big-endian GGUF file; only little-endian files are supported") from None
+        except BigEndianFile:
+            raise ValueError(
+                f"[load_gguf] {path!r} is a big-endian GGUF file; only little-endian files are supported"
+            ) from None
+        except ValueError as exc:
+            raise ValueError(f"[load_gguf] {path!r} is not a readable GGUF file: {exc}") from None
+        try:
+            return _contents(f, header, backend)
+        except ValueError as exc:  # a well-formed file whose tensors are not what pyonebit loads
+            raise ValueError(f"[load_gguf] {path!r}: {str(exc).removeprefix('[load_gguf] ')}") from None
+
+
+def open_regular_file_or_fail(path: str) -> Any:
+    try:
+        return open_regular_file(path)
     except ValueError as exc:
-        if str(exc).startswith("[load_gguf]"):
-            raise
         raise ValueError(f"[load_gguf] {path!r} is not a readable GGUF file: {exc}") from None
-    return contents
 
 
 def _contents(f: Any, header: GGUFHeader, backend: str | None) -> GGUFContents:

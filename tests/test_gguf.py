@@ -351,13 +351,13 @@ def test_bias_of_the_wrong_shape_and_clashing_layer_names(tmp_path):
     with pytest.raises(ValueError) as err:
         pyonebit.load_gguf(path)
     assert str(err.value) == (
-        "[load_gguf] tensor 'w.bias' has shape (3,); as the bias of layer 'w' it must have shape (2,)"
+        f"[load_gguf] {str(path)!r}: tensor 'w.bias' has shape (3,); as the bias of layer 'w' it must have shape (2,)"
     )
 
     write_with_gguf_py(path, [("w.weight", q1, Q1_0), ("w", q1, Q1_0)])
     with pytest.raises(ValueError) as err:
         pyonebit.load_gguf(path)
-    assert str(err.value) == "[load_gguf] two Q1_0 tensors map to the layer name 'w'"
+    assert str(err.value) == f"[load_gguf] {str(path)!r}: two Q1_0 tensors map to the layer name 'w'"
 
 
 def test_q1_0_tensor_that_is_not_2d_is_rejected(tmp_path):
@@ -369,7 +369,7 @@ def test_q1_0_tensor_that_is_not_2d_is_rejected(tmp_path):
     with pytest.raises(ValueError) as err:
         pyonebit.load_gguf(path)
     assert str(err.value) == (
-        "[load_gguf] Q1_0 tensor 'blk.0.ffn_up_exps.weight' has 3 dimensions (ne = [128, 3, 2]); "
+        f"[load_gguf] {str(path)!r}: Q1_0 tensor 'blk.0.ffn_up_exps.weight' has 3 dimensions (ne = [128, 3, 2]); "
         "layers are 2-D, so only 2-D Q1_0 tensors can be loaded"
     )
 
@@ -414,7 +414,9 @@ def test_type_gguf_cannot_dequantize(tmp_path):
     write_with_gguf_py(path, [("blk.0.q81", np.zeros((2, 40), np.uint8), GGMLQuantizationType.Q8_1)])
     with pytest.raises(ValueError) as err:
         pyonebit.load_gguf(path)
-    assert str(err.value) == "[load_gguf] tensor 'blk.0.q81' has type Q8_1, which the gguf package cannot dequantize"
+    assert str(err.value) == (
+        f"[load_gguf] {str(path)!r}: tensor 'blk.0.q81' has type Q8_1, which the gguf package cannot dequantize"
+    )
 
 
 def test_bad_tensors_and_names(rng, tmp_path):
