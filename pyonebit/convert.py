@@ -153,6 +153,8 @@ def _write_weights(dst, by_file, specs_by_file, plan, bits, group_size, mode, pr
 
 
 def _read_input(src: Path) -> tuple[dict, list[Path], dict | None]:
+    if src.exists() and not (src.is_file() or src.is_dir()):  # a FIFO would block the read
+        raise ValueError(f"[convert] {src} is not a regular file or a directory")
     if src.is_file():
         if src.suffix != ".safetensors":
             raise ValueError(f"[convert] {src}: expected a directory or a .safetensors file")

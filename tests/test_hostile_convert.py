@@ -119,3 +119,11 @@ def test_interrupted_save_gguf_keeps_the_old_file(tmp_path):
     assert out.returncode == -signal.SIGTERM, out
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.gguf"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_as_input_is_refused(tmp_path, capsys):
+    os.mkfifo(tmp_path / "m.safetensors")
+    assert main(["convert", str(tmp_path / "m.safetensors"), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: [convert] {tmp_path / 'm.safetensors'} is not a regular file or a directory\n")
