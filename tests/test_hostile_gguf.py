@@ -225,3 +225,22 @@ def test_failed_save_keeps_the_old_file(tmp_path, seed, monkeypatch, failure):
     pyonebit.save_gguf(path, m.layers, m.tensors, m.metadata)
     assert (os.stat(path).st_mode & 0o777) == 0o640  # the replaced file's permissions
     assert os.listdir(tmp_path) == ["m.gguf"]
+
+
+@pytest.mark.parametrize("item_type, items", [
+    (V.BOOL, [True] * 100_000),  # the worst case: an 8-byte list slot per 1-byte item
+    (V.STRING, ["ab"] * 50_000),
+    (V.UINT8, [1] * 100_000),
+])
+def test_memory_is_a_small_multiple_of_the_file(tmp_path, item_type, items):
+    import tracemalloc
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(GGUFBuilder().kv("a", V.ARRAY, (item_type, items)).build())
+    tracemalloc.start()
+    try:
+        pyonebit.load_gguf(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * path.stat().st_size, (peak, path.stat().st_size)
