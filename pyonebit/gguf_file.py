@@ -93,7 +93,7 @@ def load_gguf(path: str | os.PathLike[str], *, backend: str | None = None) -> GG
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"[load_gguf] no file at {path!r}")
-    with open_regular_file_or_fail(path) as f:
+    with _open(path) as f:
         try:
             header = read_header(f)
         except BigEndianFile:
@@ -108,7 +108,8 @@ def load_gguf(path: str | os.PathLike[str], *, backend: str | None = None) -> GG
             raise ValueError(f"[load_gguf] {path!r}: {str(exc).removeprefix('[load_gguf] ')}") from None
 
 
-def open_regular_file_or_fail(path: str) -> Any:
+def _open(path: str) -> Any:
+    """The file, opened for reading if it is a regular file (never blocking on a FIFO)."""
     try:
         return open_regular_file(path)
     except ValueError as exc:
