@@ -62,7 +62,10 @@ def load_mlx(path: str | os.PathLike, *, backend: str | None = None) -> MLXCheck
 
     Raises FileNotFoundError (with the path) for a missing directory, config
     or weights, and ValueError naming the tensor when a layer is not
-    quantized as the config claims.
+    quantized as the config claims. The directory is untrusted: config
+    values, the shard index and every file are checked before anything is
+    read or allocated from them (:mod:`pyonebit._checkpoint_dir`, SECURITY.md),
+    and a bad one is a ValueError naming the file or field.
     """
     directory = require_dir(path, "load_mlx")
     config = read_config(directory, "load_mlx")
