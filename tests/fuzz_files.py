@@ -236,6 +236,8 @@ def judge(case: dict, seeds: dict, scratch: Path, expected_gguf) -> str:
     if verdict == "ok" and case["fmt"] == "gguf" and case["kind"] == "truncate":
         verdict = "BAD: a truncated file loaded" if case["at"] < seeds["gguf_size"] else \
             _same_gguf(result, expected_gguf)
+    if verdict == "ok" and case["fmt"] == "mlx":
+        verdict = _within_files(result, size) if case["kind"] != "st_truncate" else "BAD: a truncated file loaded"
     shutil.rmtree(path) if path.is_dir() else path.unlink()
     return verdict
 
@@ -247,6 +249,15 @@ def _same_gguf(a, b) -> str:
             and all(np.array_equal(a.layers[k].wq, b.layers[k].wq) for k in a.layers)
             and all(a.tensors[k].tobytes() == b.tensors[k].tobytes() for k in a.tensors))
     return "ok" if same else "BAD: loaded data differs from the file's"
+
+
+def _within_files(checkpoint, size: int) -> str:
+    """A loaded checkpoint holds no more bytes than its files: nothing was
+    made up (load_mlx keeps weights packed)."""
+    arrays = [a for layer in checkpoint.layers.values()
+              for a in (layer.wq, layer.scales, layer.biases, layer.bias) if a is not None]
+    held = sum(a.nbytes for a in arrays + list(checkpoint.tensors.values()))
+    return "ok" if held <= size else f"BAD: {held} bytes of arrays from {size} bytes of files"
 
 
 def worker(cases_path: str, results_path: str) -> None:
