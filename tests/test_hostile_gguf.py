@@ -175,6 +175,18 @@ def test_fifo_and_directory_are_refused_without_hanging(tmp_path):
 # ---- save_gguf: fidelity and atomic replacement ------------------------------------
 
 
+def test_round_trip_keeps_every_tensor_type_in_the_file(tmp_path, seed):
+    # Read back with gguf-py, independently of pyonebit's reader.
+    from gguf import GGUFReader
+
+    src, dst = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    src.write_bytes(seed.build())
+    m = pyonebit.load_gguf(src)
+    pyonebit.save_gguf(dst, m.layers, m.tensors, m.metadata)
+    types = lambda path: {t.name: (t.tensor_type, np.array(t.data).tobytes()) for t in GGUFReader(path).tensors}
+    assert types(dst) == types(src)
+
+
 def test_quantized_tensors_are_saved_in_their_own_type_and_bytes(tmp_path, seed):
     src, dst = tmp_path / "a.gguf", tmp_path / "b.gguf"
     src.write_bytes(seed.build())
