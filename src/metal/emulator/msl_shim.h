@@ -170,16 +170,33 @@ T quad_shuffle_xor(T v, ushort mask, ONEBIT_SITE_PARAMS) {
 // on it, so here every lane holds the whole tile. Each operation is a checked
 // collective: all live lanes must call it at the same site with the same
 // arguments; the leader lane computes once and the others copy its result.
+namespace emu_detail {
+struct MatrixElements;
+}
+
 template <class T, int Rows, int Cols>
 struct simdgroup_matrix {
   static_assert(Rows == 8 && Cols == 8, "the emulator implements 8x8 simdgroup matrices");
-  T e[Rows][Cols];
   simdgroup_matrix() = default;
   explicit simdgroup_matrix(T v) {
     for (auto& row : e)
       for (auto& x : row) x = v;
   }
+
+ private:
+  friend struct emu_detail::MatrixElements;
+  T e[Rows][Cols];
 };
+
+namespace emu_detail {
+// The emulator's access to a tile's elements (private: not Apple's API).
+struct MatrixElements {
+  template <class M>
+  static auto& of(M& m) {
+    return m.e;
+  }
+};
+}  // namespace emu_detail
 
 template <class T, int R, int C>
 simdgroup_matrix<T, R, C> make_filled_simdgroup_matrix(T v) {
@@ -223,7 +240,7 @@ void simdgroup_load(simdgroup_matrix<T, R, C>& m, const U* src, ulong elements_p
   const emu_detail::MatrixAccess a{src, elements_per_row, origin.x, origin.y, transpose};
   emu_detail::uniform("simdgroup_load", onebit_file, onebit_line, a);
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) m.e[r][c] = T(src[emu_detail::tile_index(a, r, c)]);
+    for (int c = 0; c < C; ++c) emu_detail::MatrixElements::of(m)[r][c] = T(src[emu_detail::tile_index(a, r, c)]);
 }
 
 template <class T, int R, int C, class U>
@@ -234,7 +251,7 @@ void simdgroup_store(const simdgroup_matrix<T, R, C>& m, U* dst, ulong elements_
   if (!::onebit::metal::emu::first_in_simdgroup()) return;  // one store of the (identical) tile
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c)
-      dst[emu_detail::tile_index(a, r, c)] = static_cast<std::remove_cv_t<U>>(m.e[r][c]);
+      dst[emu_detail::tile_index(a, r, c)] = static_cast<std::remove_cv_t<U>>(emu_detail::MatrixElements::of(m)[r][c]);
 }
 
 // d = a * b + c, products and sums in float32, rounded to d's type at the end.
@@ -252,12 +269,13 @@ void simdgroup_multiply_accumulate(simdgroup_matrix<T, N, N>& d, const simdgroup
     for (int i = 0; i < N; ++i)
       for (int j = 0; j < N; ++j) {
         // The order of the k terms is the implementation's: seeded.
-        float acc = static_cast<float>(c.e[i][j]);
+        float acc = static_cast<float>(emu_detail::MatrixElements::of(c)[i][j]);
         for (int kk = 0; kk < N; ++kk) {
           const int k = ex.salt & 1u ? N - 1 - kk : kk;
-          acc += static_cast<float>(a.e[i][k]) * static_cast<float>(b.e[k][j]);
+          acc += static_cast<float>(emu_detail::MatrixElements::of(a)[i][k]) *
+                 static_cast<float>(emu_detail::MatrixElements::of(b)[k][j]);
         }
-        r.e[i][j] = T(acc);
+        emu_detail::MatrixElements::of(r)[i][j] = T(acc);
       }
     std::memcpy(shared, &r, sizeof(r));
   }

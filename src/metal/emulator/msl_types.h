@@ -19,6 +19,10 @@ using uchar = unsigned char;
 using ulong = unsigned long;
 
 // ------------------------------------------------------------------ half / bfloat
+// The emulator's machinery lives in emu_detail: only Apple's names (half,
+// bfloat, ...) are public in namespace metal (tests/test_msl_strict.py).
+namespace emu_detail {
+
 // A 16-bit float that rounds after every operation, as GPU half arithmetic
 // does: an op computed in float32 then rounded once equals the correctly
 // rounded 16-bit op (float32 has more than 2p+2 bits for p = 11 or 8).
@@ -61,8 +65,6 @@ struct Float16Like {
 #undef ONEBIT_F16_ASSIGN
 };
 
-using half = Float16Like<onebit::float_to_half, onebit::half_to_float>;
-using bfloat = Float16Like<onebit::float_to_bf16, onebit::bf16_to_float>;
 
 template <class T>
 struct is_f16 : std::false_type {};
@@ -110,7 +112,13 @@ ONEBIT_F16_CMP(==)
 ONEBIT_F16_CMP(!=)
 #undef ONEBIT_F16_CMP
 
+}  // namespace emu_detail
+
+using half = emu_detail::Float16Like<onebit::float_to_half, onebit::half_to_float>;
+using bfloat = emu_detail::Float16Like<onebit::float_to_bf16, onebit::bf16_to_float>;
+
 // ------------------------------------------------------------------ vectors
+namespace emu_detail {
 template <class T, int N>
 struct vec_storage;
 template <class T>
@@ -125,9 +133,10 @@ template <class T>
 struct vec_storage<T, 4> {
   T x{}, y{}, z{}, w{};
 };
+}  // namespace emu_detail
 
 template <class T, int N>
-struct vec : vec_storage<T, N> {
+struct vec : emu_detail::vec_storage<T, N> {
   vec() = default;
   // Broadcast a scalar (MSL: float4(1.0)).
   template <class A, class = std::enable_if_t<std::is_convertible<A, T>::value>>
@@ -168,13 +177,13 @@ struct vec : vec_storage<T, N> {
     for (int i = 0; i < N; ++i) r[i] = T(a[i] op b[i]);                            \
     return r;                                                                      \
   }                                                                                \
-  template <class T, int N, class S, class = std::enable_if_t<std::is_arithmetic<S>::value || is_f16<S>::value>> \
+  template <class T, int N, class S, class = std::enable_if_t<std::is_arithmetic<S>::value || emu_detail::is_f16<S>::value>> \
   vec<T, N> operator op(const vec<T, N>& a, S s) {                                 \
     vec<T, N> r;                                                                   \
     for (int i = 0; i < N; ++i) r[i] = T(a[i] op T(s));                            \
     return r;                                                                      \
   }                                                                                \
-  template <class T, int N, class S, class = std::enable_if_t<std::is_arithmetic<S>::value || is_f16<S>::value>> \
+  template <class T, int N, class S, class = std::enable_if_t<std::is_arithmetic<S>::value || emu_detail::is_f16<S>::value>> \
   vec<T, N> operator op(S s, const vec<T, N>& a) {                                 \
     vec<T, N> r;                                                                   \
     for (int i = 0; i < N; ++i) r[i] = T(T(s) op a[i]);                            \
