@@ -125,17 +125,28 @@ def test_one_dimensional_x(rng):
 
 # ------------------------------------------------------------------ quantize / dequantize
 
-def assert_same_bits(a, b):
+def assert_same_bits(a, b, flushed=False):
+    """a and b bit for bit; with `flushed` (a GPU that flushes float32
+    subnormals, seed 2), float values may also differ where both are zeros
+    or float32 subnormals."""
     assert (a is None) == (b is None)
     if a is not None:
         assert a.dtype == b.dtype and a.shape == b.shape
-        assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
+        same = a.view(np.uint8).reshape(a.size, -1) == b.view(np.uint8).reshape(b.size, -1)
+        same = same.all(axis=1)
+        if flushed and a.dtype != np.uint32:
+            tiny = np.finfo(np.float32).tiny
+            both_flushable = ((np.abs(a.astype(np.float32)) < tiny)
+                              & (np.abs(b.astype(np.float32)) < tiny)).reshape(-1)
+            same |= both_flushable
+        assert same.all(), f"{np.count_nonzero(~same)} of {a.size} values differ"
 
 
 def special_weights(rng, shape, dtype, bits):
     """Random weights with groups that stress the rules: constant groups (the
     scale floor), zeros, -0.0, exact ties of the rounding, the extreme of
-    larger magnitude on either side, and tiny (float16 subnormal) values."""
+    larger magnitude on either side, tiny (float16 subnormal) values and
+    float32 subnormals (which seed 2 flushes, as a GPU may)."""
     w = random_weights(rng, shape, np.float32).reshape(-1, 32)
     w[0] = 0.0
     w[1] = 1.5
@@ -145,25 +156,26 @@ def special_weights(rng, shape, dtype, bits):
     levels = (1 << bits) - 1
     w[5] = (np.arange(32) % (2 * levels + 1)) / 2.0  # multiples of scale/2: ties
     w[6] = rng.standard_normal(32) * 1e-6
+    w[7] = rng.standard_normal(32) * 1e-39  # float32 (and bfloat16) subnormals
     return w.reshape(shape).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("group_size", GROUP_SIZES)
 @pytest.mark.parametrize("bits,mode", SPECS, ids=SPEC_IDS)
-def test_quantize_kernel_matches_reference(rng, bits, mode, group_size, dtype):
+def test_quantize_kernel_matches_reference(rng, bits, mode, group_size, dtype, emulator_seed):
     for shape in [(2, 3, 384), (9, group_size)]:
         w = special_weights(rng, shape, dtype, bits)
         ref = pyonebit.quantize(w, group_size=group_size, bits=bits, mode=mode)
         got = _emulated_quantize(w, group_size=group_size, bits=bits, mode=mode)
         for a, b in zip(got, ref):
-            assert_same_bits(a, b)
+            assert_same_bits(a, b, flushed=int(emulator_seed) % 2 == 0)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("group_size", GROUP_SIZES)
 @pytest.mark.parametrize("bits,mode", SPECS, ids=SPEC_IDS)
-def test_dequantize_kernel_matches_reference(rng, bits, mode, group_size, dtype):
+def test_dequantize_kernel_matches_reference(rng, bits, mode, group_size, dtype, emulator_seed):
     w = special_weights(rng, (3, 2, 384), dtype, bits)
     wq, s, b = pyonebit.quantize(w, group_size=group_size, bits=bits, mode=mode)
     for out_dtype in [None] + FLOAT_DTYPES:
@@ -171,7 +183,7 @@ def test_dequantize_kernel_matches_reference(rng, bits, mode, group_size, dtype)
                                   dtype=out_dtype)
         got = _emulated_dequantize(wq, s, b, group_size=group_size, bits=bits, mode=mode,
                                    dtype=out_dtype)
-        assert_same_bits(got, ref)
+        assert_same_bits(got, ref, flushed=int(emulator_seed) % 2 == 0)
 
 
 def test_quantize_kernel_rejects_non_finite():

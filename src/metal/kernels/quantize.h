@@ -41,7 +41,10 @@ struct AffineParams {
 inline AffineParams affine_params(float wmin, float wmax, int bits) {
   if (bits == 1) return AffineParams{::metal::max(wmax - wmin, ONEBIT_SCALE_FLOOR), wmin};
   const float n_bins = float((1 << bits) - 1);
-  const bool min_is_edge = ::metal::fabs(wmin) > ::metal::fabs(wmax);
+  // |wmin| > |wmax| on the bits (the same order for finite floats): a GPU
+  // that flushes float32 subnormals would see two subnormals as equal zeros
+  // and flip the sign of the scale.
+  const bool min_is_edge = (as_type<uint>(wmin) & 0x7fffffffu) > (as_type<uint>(wmax) & 0x7fffffffu);
   float scale = ::metal::max((wmax - wmin) / n_bins, ONEBIT_SCALE_FLOOR);
   scale = min_is_edge ? scale : -scale;
   const float edge = min_is_edge ? wmin : wmax;
@@ -58,6 +61,36 @@ inline uint word_piece(uint code, int e, int w) {
   return lo >= 0 ? code << lo : code >> -lo;
 }
 
+// A finite float's place in the order of values, as an int computed from its
+// bits: equal keys exactly for equal values (+0.0 and -0.0 alike). Integer
+// comparisons keep subnormals apart where a GPU that flushes float32
+// subnormals would compare them as zeros.
+inline int order_key(float v) {
+  const int b = as_type<int>(v);
+  return b >= 0 ? b : -(b & 0x7fffffff);
+}
+
+// The group's minimum (or maximum) as the reference takes it, a sequential
+// std::min (std::max) from element 0: the first element, in index order,
+// equal to the extreme value. Only the sign of a zero depends on which one,
+// but the order of simd_min/simd_max leaves exactly that to the
+// implementation: found on keys, the element is returned bit for bit.
+template <int per_lane, bool maximum>
+inline float group_extreme(const thread float* v, uint lane) {
+  int key = order_key(v[0]);
+  for (int j = 1; j < per_lane; ++j)
+    key = maximum ? ::metal::max(key, order_key(v[j])) : ::metal::min(key, order_key(v[j]));
+  key = maximum ? simd_max(key) : simd_min(key);
+  uint first = 0xffffffffu;
+  for (int j = per_lane - 1; j >= 0; --j)
+    if (order_key(v[j]) == key) first = uint(j) * uint(kSimdWidth) + lane;
+  first = simd_min(first);  // an element index: 32 * slot + lane
+  float mine = v[0];
+  for (int j = 1; j < per_lane; ++j)
+    if (uint(j) == first / uint(kSimdWidth)) mine = v[j];
+  return simd_shuffle(mine, ushort(first % uint(kSimdWidth)));
+}
+
 // One simdgroup per group. Lane l holds elements l, l+32, ... (gs/32 of them).
 template <typename T, int group_size, int bits, bool symmetric>
 inline void quantize_group(device uint32_t* wq, device T* scales, device T* biases,
@@ -71,7 +104,13 @@ inline void quantize_group(device uint32_t* wq, device T* scales, device T* bias
   if (symmetric) {
     // d = mean |w| with the reference's tree: v[i] += v[i + half] for half =
     // gs/2 .. 1. Halves >= 32 pair values inside a lane, then lanes.
-    for (int j = 0; j < per_lane; ++j) codes[j] = v[j] >= 0.0f ? 1u : 0u;
+    // Code 1 where w >= 0 (the reference's test, -0.0 included), decided on
+    // the bits: a GPU that flushes float32 subnormals would read a negative
+    // subnormal as -0.0 >= 0.
+    for (int j = 0; j < per_lane; ++j) {
+      const uint b = as_type<uint>(v[j]);
+      codes[j] = (b >> 31) != 0u && (b & 0x7fffffffu) != 0u ? 0u : 1u;
+    }
     for (int j = 0; j < per_lane; ++j) v[j] = ::metal::fabs(v[j]);
     for (int half_lanes = per_lane / 2; half_lanes >= 1; half_lanes /= 2)
       for (int j = 0; j < half_lanes; ++j) v[j] += v[j + half_lanes];
@@ -80,13 +119,8 @@ inline void quantize_group(device uint32_t* wq, device T* scales, device T* bias
       sum += simd_shuffle_down(sum, half_width);  // lanes >= half_width: unused
     scale = sum / float(group_size);
   } else {
-    float wmin = v[0], wmax = v[0];
-    for (int j = 1; j < per_lane; ++j) {
-      wmin = ::metal::min(wmin, v[j]);
-      wmax = ::metal::max(wmax, v[j]);
-    }
-    wmin = simd_min(wmin);
-    wmax = simd_max(wmax);
+    const float wmin = group_extreme<per_lane, false>(v, lane);
+    const float wmax = group_extreme<per_lane, true>(v, lane);
     const AffineParams p = affine_params(wmin, wmax, bits);
     const float n_bins = float((1 << bits) - 1);
     for (int j = 0; j < per_lane; ++j) {
