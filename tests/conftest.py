@@ -2,6 +2,8 @@
 float64 dequantization that do not use pyonebit), MLX conversions, and the
 tolerance every matmul comparison uses."""
 import os
+import signal
+import subprocess
 import zlib
 
 import ml_dtypes
@@ -110,3 +112,18 @@ def require_mlx():
             raise
         pytest.skip("mlx is not installed (pip install 'mlx[cpu]==0.32.4')")
     return mx
+
+
+def run_in_process_group(argv, timeout, env=None):
+    """Runs argv in a new session (its own process group) and returns the
+    CompletedProcess; on a timeout the whole group is killed (forked children
+    too, not only the process the test started) and TimeoutExpired raised."""
+    proc = subprocess.Popen(argv, text=True, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import struct
-import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType
 
 import pyonebit
+from conftest import run_in_process_group
 from safetensors.numpy import save_file
 
 GGUF_ALIGNMENT = 32
@@ -38,15 +37,7 @@ def run_capped(code: str, cap_mib: int = 512, timeout: float = 30, args: tuple =
     subprocess.TimeoutExpired raised."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     source = _CAP_PRELUDE.format(cap_mib=cap_mib) + textwrap.dedent(code)
-    proc = subprocess.Popen([sys.executable, "-c", source, *args], text=True, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return run_in_process_group([sys.executable, "-c", source, *args], timeout, env)
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """The CPU worker pool in forked processes, and a thread count the system
 refuses. Each case runs in its own interpreter with a timeout: a pool whose
 workers did not survive fork() hangs its first job instead of failing."""
-import os
-import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from conftest import run_in_process_group
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses fork() and /proc")
 
@@ -32,15 +32,10 @@ PRELUDE = textwrap.dedent("""
 def run(code, timeout=60):
     """Runs PRELUDE + code in its own process group, so that a hang kills the
     forked children too, not only the interpreter the test started."""
-    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        return run_in_process_group([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
         pytest.fail(f"hung for {timeout} s (a forked child waiting for workers that do not exist)")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def test_call_in_forked_child_and_parent():
