@@ -65,8 +65,6 @@ struct Exchange {
 
   const void* of(int l) const { return deposits + static_cast<std::size_t>(l) * kMaxDeposit; }
   bool is_live(int l) const { return (live >> l) & 1u; }
-  // The lowest live lane: the one that performs a side effect once for all.
-  int leader() const { return __builtin_ctz(live); }
 };
 
 // Blocks the calling emulated thread until the collective completes.
@@ -82,11 +80,6 @@ struct GroupExchange {
   std::uint32_t salt;             // the same for every thread of this collective (seeded)
 
   const void* of(int t) const { return deposits + static_cast<std::size_t>(t) * kMaxDeposit; }
-  int leader() const {
-    int t = 0;
-    while (!live[t]) ++t;
-    return t;
-  }
 };
 
 // A threadgroup-wide collective with data (e.g. a cooperative tensor
