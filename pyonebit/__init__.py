@@ -11,7 +11,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from ._core import backends, cpu_kernels, cpu_preferred_layout, get_num_threads, metal_stats
+try:  # the compiled extension, absent from an unbuilt source checkout
+    from ._core import backends, cpu_kernels, cpu_preferred_layout, get_num_threads, metal_stats
+except ModuleNotFoundError as _e:
+    if _e.name != f"{__name__}._core":
+        raise
+    import os as _os
+    import sys as _sys
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    raise ImportError(
+        f"pyonebit's compiled extension (pyonebit._core) is missing from {_here}: this is a source "
+        f"checkout not built for Python {_sys.version_info[0]}.{_sys.version_info[1]}. Build it in "
+        f"{_os.path.dirname(_here)} with `pip install -e .` (or `python setup.py build_ext --inplace`), "
+        "or, to use an installed pyonebit, run Python from another directory.") from None
+
 from ._core import deinterleave16, interleave16, set_num_threads
 from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize

@@ -146,3 +146,21 @@ def test_convert_shows_progress_on_a_terminal(tmp_path, rng):
     os.close(terminal)
     assert r.returncode == 0
     assert "convert: 100%" in shown and "256k/256k" in shown, shown
+
+
+def test_an_unbuilt_checkout_says_how_to_build_it(tmp_path):
+    # A clone before `pip install -e .`: the package without its compiled _core.
+    import shutil
+
+    package = tmp_path / "clone" / "pyonebit"
+    shutil.copytree(ROOT / "pyonebit", package,
+                    ignore=shutil.ignore_patterns("_core*.so", "_core*.pyd", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-m", "pyonebit"], cwd=package.parent, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ImportError: pyonebit's compiled extension (pyonebit._core) is missing "
+                           f"from {package}: "), r.stderr
+    assert f"Build it in {package.parent} with `pip install -e .`" in last
+    assert "run Python from another directory" in last
