@@ -24,6 +24,17 @@ def _owned_copy(a: np.ndarray) -> np.ndarray:
     return owned
 
 
+def _check_ids(ids: npt.ArrayLike, n: int, op: str) -> np.ndarray:
+    """``ids`` as an int64 array, each in ``[0, n)``."""
+    a = np.asarray(ids)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"[{op}] ids must be integers, got dtype {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() >= n):
+        bad = a[(a < 0) | (a >= n)].flat[0]
+        raise ValueError(f"[{op}] ids must be in [0, {n}) (out_features), got {bad}")
+    return a.astype(np.int64, copy=False)
+
+
 class QuantizedLinear:
     """``y = x @ W_hat.T (+ bias)`` with ``W_hat`` (out_features, in_features) packed.
 
@@ -172,6 +183,34 @@ class QuantizedLinear:
         """``W_hat`` (out_features, in_features), in ``dtype`` (default: the scales')."""
         return _core.dequantize(self.wq, self.scales, self.biases, self.group_size, self.bits,
                                 self.mode, dtype)
+
+    def take(self, ids: npt.ArrayLike, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+        """Rows ``ids`` of ``W_hat``: an embedding lookup, shape ``ids.shape + (in_features,)``.
+
+        ``ids`` are integers in ``[0, out_features)``, of any shape. Equal to
+        ``self.dequantize(dtype)[ids]`` (``dtype`` defaults to the scales'),
+        but only the rows asked for are dequantized, so a large vocabulary
+        stays packed (as mlx-lm's ``QuantizedEmbedding``). The tied output
+        projection (``QuantizedEmbedding.as_linear``) is the layer itself:
+        ``layer(h)``. The layer's ``bias`` is not added.
+        """
+        rows = _check_ids(ids, self.out_features, "QuantizedLinear.take")
+        flat = rows.reshape(-1)
+        gathered = [self._stored_rows(a, flat) for a in (self._wq, self._scales, self._biases)]
+        w_hat = _core.dequantize(*gathered, self.group_size, self.bits, self.mode, dtype)
+        return w_hat.reshape(rows.shape + (self.in_features,))
+
+    def _stored_rows(self, stored: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        """Rows ``rows`` of a stored array, in MLX's order, without reordering
+        the whole array (interleave16's formula: element c of row n sits at
+        n0 * C + c * r + (n - n0), n0 the block's first row, r its rows)."""
+        if stored is None or self.layout == "mlx":
+            return None if stored is None else stored[rows]
+        n_rows, cols = stored.shape
+        n0 = rows - rows % 16
+        r = np.minimum(16, n_rows - n0)
+        index = (n0 * cols + rows - n0)[:, None] + np.arange(cols) * r[:, None]
+        return stored.reshape(-1)[index]
 
     @property
     def nbytes(self) -> int:
