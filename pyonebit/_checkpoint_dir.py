@@ -24,6 +24,11 @@ MAX_JSON_BYTES = 64 * 2**20
 
 def require_dir(path, op: str) -> Path:
     path = Path(path)
+    if path.is_file():  # a common slip: the weights file instead of the folder that holds it
+        hint = ("; a GGUF file loads with load_gguf" if path.suffix.lower() == ".gguf" else
+                f"; pass the directory that holds it: {path.parent}")
+        raise NotADirectoryError(f"[{op}] {path} is a file, not a checkpoint directory (config.json "
+                                 f"and *.safetensors){hint}")
     if not path.is_dir():
         raise FileNotFoundError(f"[{op}] {path}: no such directory")
     return path

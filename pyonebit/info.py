@@ -1,11 +1,18 @@
 """python -m pyonebit info [CHECKPOINT]: what this installation can run here,
-and with a checkpoint directory, what load_mlx makes of it."""
+and with a checkpoint, what pyonebit makes of it: an MLX directory (what
+load_mlx loads; a float one, what convert would quantize) or a GGUF file
+(what load_gguf loads)."""
 from __future__ import annotations
 
+import os
 import platform
+from pathlib import Path
 
 import pyonebit
 from pyonebit import _core
+
+from ._checkpoint_dir import read_config, safetensors_files, tensor_table
+from ._cli_gguf_info import gguf_lines, is_gguf
 
 
 def metal_status() -> str:
@@ -67,7 +74,11 @@ def lines() -> list[str]:
 
 
 def checkpoint_lines(path) -> list[str]:
-    ckpt = pyonebit.load_mlx(path)
+    if is_gguf(path):
+        return gguf_lines(path)
+    if os.path.isdir(path) and not _claims_quantization(Path(path)):
+        return float_checkpoint_lines(Path(path))
+    ckpt = pyonebit.load_mlx(path)  # a file that is not GGUF gets load_mlx's "wants a directory"
     layer_bytes = sum(layer.nbytes for layer in ckpt.layers.values())
     other_bytes = sum(t.nbytes for t in ckpt.tensors.values())
     out = [f"checkpoint {path}: {len(ckpt.layers)} quantized layers "
@@ -80,9 +91,28 @@ def checkpoint_lines(path) -> list[str]:
     return out
 
 
+def _claims_quantization(directory: Path) -> bool:
+    config = read_config(directory, "info")
+    return "quantization" in config or "quantization_config" in config
+
+
+def float_checkpoint_lines(directory: Path) -> list[str]:
+    """A directory without a quantization section: its tensors, read from
+    the headers, and the command that quantizes it."""
+    table = tensor_table(*safetensors_files(directory, "info"), "info")
+    dtypes = sorted({t.dtype for t in table.values()})
+    total = sum(t.nbytes for t in table.values())
+    return [f"checkpoint {directory}: not quantized (config.json has no 'quantization' section): "
+            f"{len(table)} tensors ({total / 2**20:.2f} MiB), {', '.join(dtypes)}",
+            f"  to quantize it: python -m pyonebit convert {directory} OUT "
+            "(see python -m pyonebit convert --help)"]
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
-                        help="an MLX quantized checkpoint directory to describe (load_mlx)")
+                        help="describe a checkpoint: an MLX directory (quantized: what load_mlx "
+                             "loads; float: what convert would quantize) or a GGUF file (what "
+                             "load_gguf loads, from the header alone)")
 
 
 def run(args) -> int:
