@@ -31,6 +31,7 @@ from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
+from ._dtype_error import DTypeError
 from ._linear import QuantizedLinear
 from ._memory import aligned_empty
 from ._trace import Trace, trace
@@ -46,6 +47,7 @@ __all__ = [
     "dequantize",
     "quantized_matmul",
     "QuantizedLinear",
+    "DTypeError",
     "load_mlx",
     "MLXCheckpoint",
     "backends",

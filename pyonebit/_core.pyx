@@ -2,7 +2,9 @@
 # distutils: language = c++
 """Thin binding over the C++ core: converts NumPy buffers to ArrayRefs,
 allocates outputs, releases the GIL around kernels. All validation happens in
-C++ (plan_* functions); errors arrive as ValueError/TypeError."""
+C++ (plan_* functions); errors arrive as ValueError or DTypeError (dtypes)."""
+
+from cpython.ref cimport PyObject
 
 from libc.stdint cimport int64_t, uint32_t
 from libcpp cimport bool as cbool
@@ -21,6 +23,14 @@ from pyonebit._onebit cimport (
 from pyonebit cimport _onebit as core
 
 cnp.import_array()
+
+from pyonebit._dtype_error import DTypeError
+
+cdef extern from "_errors.h":
+    PyObject* onebit_dtype_error
+
+# The class stays referenced by this module, so the borrowed pointer stays valid.
+onebit_dtype_error = <PyObject*>DTypeError
 
 _NP_DTYPES = {
     CDType.float32: np.dtype(np.float32),
@@ -175,7 +185,7 @@ cdef _dequantize(wq, scales, biases, group_size, bits, mode, dtype, cbool emulat
         dt = np.dtype(dtype)
         out_dtype = _core_dtype(dt)
         if out_dtype == CDType.unsupported or out_dtype == CDType.uint32:
-            raise TypeError(f"[dequantize] dtype must be float32, float16 or bfloat16, got {dt}")
+            raise DTypeError(f"[dequantize] dtype must be float32, float16 or bfloat16, got {dt}")
         out_dtype_ptr = &out_dtype
     keep = []
     cdef CDequantizePlan plan = _dequantize_plan(keep, wq, scales, biases, spec, out_dtype_ptr)
@@ -196,7 +206,7 @@ def _check_out(out, tuple shape, dtype, list inputs, str op):
     if not isinstance(out, np.ndarray):
         raise TypeError(f"[{op}] out must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype:
-        raise TypeError(f"[{op}] out must have dtype {dtype} (the result dtype), got {out.dtype}")
+        raise DTypeError(f"[{op}] out must have dtype {dtype} (the result dtype), got {out.dtype}")
     if out.shape != shape:
         raise ValueError(f"[{op}] out must have shape {shape}, got {out.shape}")
     if not (out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative):

@@ -9,11 +9,15 @@
 
 #include "onebit/onebit.h"
 
+// pyonebit.DTypeError (a ValueError and a TypeError), set by _core on import;
+// the core's TypeErrors are all about dtypes.
+static PyObject* onebit_dtype_error = nullptr;
+
 inline void raise_py_error() {
   try {
     throw;
   } catch (const onebit::TypeError& e) {
-    PyErr_SetString(PyExc_TypeError, e.what());
+    PyErr_SetString(onebit_dtype_error ? onebit_dtype_error : PyExc_TypeError, e.what());
   } catch (const onebit::ValueError& e) {
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const std::bad_alloc&) {

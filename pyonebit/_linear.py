@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from ._dtype_error import DTypeError
 from ._memory import aligned_empty
 
 
@@ -28,7 +29,7 @@ def _check_ids(ids: npt.ArrayLike, n: int, op: str) -> np.ndarray:
     """``ids`` as an int64 array, each in ``[0, n)``."""
     a = np.asarray(ids)
     if a.dtype.kind not in "iu":
-        raise TypeError(f"[{op}] ids must be integers, got dtype {a.dtype}")
+        raise DTypeError(f"[{op}] ids must be integers, got dtype {a.dtype}")
     if a.size and (a.min() < 0 or a.max() >= n):
         bad = a[(a < 0) | (a >= n)].flat[0]
         raise ValueError(f"[{op}] ids must be in [0, {n}) (out_features), got {bad}")
@@ -123,7 +124,7 @@ class QuantizedLinear:
             raise ValueError(f"[{op}] bias must have shape ({self.out_features},) "
                              f"(out_features), got {b.shape}")
         if b.dtype.name not in ("float32", "float16", "bfloat16"):
-            raise TypeError(f"[{op}] bias must be float32, float16 or bfloat16, got {b.dtype}")
+            raise DTypeError(f"[{op}] bias must be float32, float16 or bfloat16, got {b.dtype}")
         return _owned_copy(b)
 
     @classmethod
