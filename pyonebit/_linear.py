@@ -86,20 +86,62 @@ class QuantizedLinear:
                                    True, group_size, bits, mode, backend)
         except (TypeError, ValueError) as e:
             raise type(e)(str(e).replace("[quantized_matmul]", f"[{op}]", 1)) from None
-        self.in_features = in_features
-        self.out_features = int(wq.shape[0])
-        self.bits = operator.index(bits)
-        self.group_size = operator.index(group_size)
-        self.mode = mode
-        self.backend = backend
+        # Read-only through the properties below: the arrays were validated
+        # against these values once, and the kernels trust them.
+        self._in_features = in_features
+        self._out_features = int(wq.shape[0])
+        self._bits = operator.index(bits)
+        self._group_size = operator.index(group_size)
+        self._mode = mode
+        self._backend = backend
         on_cpu = (backend or _core.backends()[0]) == "cpu"
-        self.layout = _core.cpu_preferred_layout(bits, group_size, mode) if on_cpu else "mlx"
+        self._layout = _core.cpu_preferred_layout(bits, group_size, mode) if on_cpu else "mlx"
         stored = (lambda a: a) if self.layout == "mlx" else _core.interleave16
         # As stored (in self.layout); the properties give MLX's order.
         self._wq = _owned_copy(stored(wq))
         self._scales = _owned_copy(stored(scales))
         self._biases = _owned_copy(stored(biases)) if biases is not None else None
-        self.bias = self._check_bias(bias, op)
+        self._bias = self._check_bias(bias, op)
+
+    @property
+    def in_features(self) -> int:
+        """K, the length of an input row."""
+        return self._in_features
+
+    @property
+    def out_features(self) -> int:
+        """N, the length of an output row (rows of the weight)."""
+        return self._out_features
+
+    @property
+    def bits(self) -> int:
+        """Bits per weight code."""
+        return self._bits
+
+    @property
+    def group_size(self) -> int:
+        """Weights per scale (and bias)."""
+        return self._group_size
+
+    @property
+    def mode(self) -> str:
+        """``"affine"`` or ``"symmetric"``."""
+        return self._mode
+
+    @property
+    def backend(self) -> str | None:
+        """The backend every call uses (``None``: the default)."""
+        return self._backend
+
+    @property
+    def layout(self) -> str:
+        """The stored order of the weight: ``"mlx"`` or ``"interleaved16"``."""
+        return self._layout
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        """The float vector added to every output row (out_features,), read-only, or None."""
+        return self._bias
 
     @staticmethod
     def _in_features(wq: np.ndarray, bits, op: str) -> int:

@@ -140,3 +140,19 @@ def test_bad_inputs_to_a_layer_name_the_argument(rng):
         layer(np.ones((2, 64), np.float32))
     with pytest.raises(ValueError, match=r"^\[QuantizedLinear.from_float\] weight must be 2-D"):
         pyonebit.QuantizedLinear.from_float(np.ones(128, np.float32))
+
+
+ATTRIBUTES = ["in_features", "out_features", "bits", "group_size", "mode", "backend", "layout",
+              "bias", "wq", "scales", "biases"]
+
+
+@pytest.mark.parametrize("name", ATTRIBUTES)
+def test_attributes_are_read_only(rng, name):
+    w = random_weights(rng, (16, 128), np.float32)
+    layer = pyonebit.QuantizedLinear.from_float(w, np.ones(16, np.float32), bits=2)
+    before = getattr(layer, name)
+    with pytest.raises(AttributeError):
+        setattr(layer, name, 4 if name == "bits" else None)
+    assert getattr(layer, name) is before or np.array_equal(getattr(layer, name), before)
+    if isinstance(before, np.ndarray):
+        assert not before.flags.writeable  # nor can the arrays be changed in place
