@@ -9,13 +9,15 @@ pyonebit is timed as ``QuantizedLinear`` calls (no bias), whose weights are
 in the layout the backend reads fastest (``cpu_preferred_layout``), as in a
 model loaded with ``load_mlx``.
 Every number is the median of ``--repeats`` timed calls in this process,
-after 50 ms of warm-up calls; with ``--rounds R`` each cell is measured R times,
-NumPy and pyonebit alternating, and the median over rounds is reported with
-the range of the 1-bit speed-up.
+after 50 ms of warm-up calls; each cell is measured ``--rounds`` times, NumPy
+and pyonebit alternating, and the median over rounds is reported with the
+range (min-max) of the 1-bit speed-up; "!" flags a range wider than 1.5x.
+Progress goes to stderr (a bar on a terminal, else a line per step).
 
-Quick run (well under a minute)::
+Time with the defaults: EXPECTED_TIME;
+the 512-row cells of the FFN shapes take most of it. Quick run::
 
-    python -m pyonebit.bench --shapes attn_proj --m 1,32 --repeats 5
+    python -m pyonebit bench --shapes attn_proj --m 1,32 --repeats 5
 
 NumPy's BLAS may read OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; for a fair dense
 baseline run with them unset, e.g. ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE``.
@@ -26,9 +28,13 @@ import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 import pyonebit
 from pyonebit import _core
+
+from ._cli_args import WIDE_NOTE, Formatter, Parser, int_list, is_wide, positive_int
+from ._cli_machine import machine_line, numpy_line
 
 SHAPES = {  # name: (N, K) of the weight matrix
     "attn_proj": (4096, 4096),
@@ -37,48 +43,104 @@ SHAPES = {  # name: (N, K) of the weight matrix
 }
 
 
-def _int_list(text):
-    return [int(v) for v in text.split(",") if v]
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="pyonebit bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", default=",".join(SHAPES),
-                   help="comma-separated names (%s) or NxK sizes" % ", ".join(SHAPES))
-    p.add_argument("--m", default="1,32,512", type=_int_list, help="rows of x (default 1,32,512)")
-    p.add_argument("--bits", default="1,2,4,8", type=_int_list, help="pyonebit bit widths")
-    p.add_argument("--group-size", default=128, type=int)
-    p.add_argument("--threads", default=str(pyonebit.get_num_threads()), type=_int_list,
-                   help="pyonebit thread counts to time (default: %(default)s)")
-    p.add_argument("--repeats", default=10, type=int, help="timed calls per measurement")
-    p.add_argument("--rounds", default=1, type=int,
-                   help="measure every cell this many times, interleaving NumPy and pyonebit, "
-                        "and report the median over rounds with the range of the 1-bit "
-                        "speed-up (default %(default)s; use 3+ on a shared machine)")
-    p.add_argument("--isa", default=None, help="force a CPU kernel variant (see pyonebit.cpu_kernels())")
-    p.add_argument("--no-mlx", action="store_true", help="skip MLX even if importable")
-    p.add_argument("--mlx-bits", default="1", type=_int_list,
-                   help="bit widths timed with MLX too (default %(default)s)")
-    p.add_argument("--mlx-max-m", default=32, type=int,
-                   help="largest M timed with MLX, whose CPU path is slow (default %(default)s)")
-    p.add_argument("--markdown", action="store_true", help="print a markdown table")
-    p.add_argument("--plot", metavar="PNG", help="save a bar chart (needs matplotlib)")
+    p = build_parser()
     args = p.parse_args(argv)
-    if args.rounds < 1 or args.repeats < 1:
-        p.error("--rounds and --repeats must be at least 1")
+    if args.plot and not _have_matplotlib():  # checked before minutes of measuring, not after
+        p.error("--plot needs matplotlib, which is not installed: pip install matplotlib")
     return args
 
 
+def build_parser():
+    p = Parser(prog="python -m pyonebit bench", formatter_class=Formatter,
+               description=__doc__.replace("EXPECTED_TIME", EXPECTED_TIME))
+    p.add_argument("--shapes", default=",".join(SHAPES), type=shape_list,
+                   help="comma-separated shape names (%s) or NxK sizes of the weight matrix "
+                        "(default %%(default)s)" % ", ".join(f"{k} = {n}x{m}" for k, (n, m) in SHAPES.items()))
+    p.add_argument("--m", default="1,32,512", type=int_list,
+                   help="rows of x, comma-separated (default %(default)s)")
+    p.add_argument("--bits", default="1,2,4,8", type=int_list,
+                   help="pyonebit bit widths, comma-separated (default %(default)s)")
+    p.add_argument("--group-size", default=128, type=positive_int,
+                   help="weights per scale (default %(default)s)")
+    p.add_argument("--threads", default=str(pyonebit.get_num_threads()), type=int_list,
+                   help="pyonebit thread counts to time, comma-separated (default %(default)s, "
+                        "pyonebit.get_num_threads() here)")
+    p.add_argument("--repeats", default=5, type=positive_int,
+                   help="timed calls per measurement; a measurement is their median "
+                        "(default %(default)s)")
+    p.add_argument("--rounds", default=3, type=positive_int,
+                   help="measure every cell this many times, interleaving NumPy and pyonebit, "
+                        "and report the median over rounds with the range of the 1-bit "
+                        "speed-up (default %(default)s)")
+    p.add_argument("--isa", default=None,
+                   help="force a CPU kernel variant, one of pyonebit.cpu_kernels()['supported'] "
+                        "(default: the best this CPU runs)")
+    p.add_argument("--no-mlx", action="store_true",
+                   help="skip MLX even if it is importable (default: time MLX when it is)")
+    p.add_argument("--mlx-bits", default="1", type=int_list,
+                   help="bit widths timed with MLX too (default %(default)s)")
+    p.add_argument("--mlx-max-m", default=32, type=positive_int,
+                   help="largest M timed with MLX, whose CPU path is slow (default %(default)s)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print a markdown table (default: aligned plain text)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="also save a bar chart of the speed-ups to PNG (needs matplotlib; "
+                        "default: no chart)")
+    return p
+
+
+# Measured with the defaults (docs/performance.md): 110 s with MLX installed.
+EXPECTED_TIME = "about 2 minutes on 2 cores (110 s on a 2-vCPU AMD EPYC, Zen 4)"
+
+
+def _have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def shape_list(text):
+    """"attn_proj,64x256" -> [(name, N, K), ...]: SHAPES names or NxK sizes."""
     out = []
     for name in text.split(","):
         if name in SHAPES:
             out.append((name, *SHAPES[name]))
-        else:
-            n, k = (int(v) for v in name.lower().split("x"))
-            out.append((name, n, k))
+            continue
+        parts = name.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is neither a shape name ({', '.join(SHAPES)}) nor a size NxK of "
+                "positive integers such as 4096x4096")
+        out.append((name, int(parts[0]), int(parts[1])))
     return out
+
+
+class Progress:
+    """One step per (shape, M, round) on stderr: a bar on a terminal, else a
+    line per step, so a long run is never silent."""
+
+    def __init__(self, total):
+        self.total, self.done = total, 0
+        self.bar = (tqdm(total=total, desc="bench", unit="step", file=sys.stderr, leave=False)
+                    if sys.stderr.isatty() else None)
+
+    def start(self, what):
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(what)
+        else:
+            print(f"bench: step {self.done}/{self.total}: {what}", file=sys.stderr, flush=True)
+
+    def finish_step(self):
+        if self.bar is not None:
+            self.bar.update()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def median_us(fn, repeats, warmup_s=0.05):
@@ -127,7 +189,8 @@ def measure(args, backends):
     rng = np.random.default_rng(0)
     gs = args.group_size
     rows = []
-    for name, N, K in shape_list(args.shapes):
+    progress = Progress(len(args.shapes) * len(args.m) * args.rounds)
+    for name, N, K in args.shapes:
         w = rng.standard_normal((N, K), dtype=np.float32)
         packed = {b: pyonebit.quantize(w, gs, b) for b in args.bits}
         # As a loaded model runs: each backend's layer keeps the weights in
@@ -156,7 +219,8 @@ def measure(args, backends):
             # Each round times NumPy, then every pyonebit variant, so that a
             # slow spell of a shared machine hits both sides of a ratio.
             cells = {}  # (backend, threads) -> {"numpy": [...], "ob1": [...], ...}
-            for _ in range(args.rounds):
+            for r in range(args.rounds):
+                progress.start(f"{name} M={M} round {r + 1}/{args.rounds}")
                 dense = median_us(lambda: x @ w.T, args.repeats)
                 let_blas_threads_sleep()
                 for backend in backends:
@@ -169,12 +233,14 @@ def measure(args, backends):
                         for b, layer in layers[backend].items():
                             cell.setdefault(f"ob{b}", []).append(median_us(lambda: layer(x),
                                                                            args.repeats))
+                progress.finish_step()
             for (backend, threads), times in cells.items():
                 r = dict(row, backend=backend, threads=threads)
                 r.update({k: statistics.median(v) for k, v in times.items()})
                 if "ob1" in times:
                     r["speedups"] = [d / t for d, t in zip(times["numpy"], times["ob1"])]
                 rows.append(r)
+    progress.close()
     return rows
 
 
@@ -196,7 +262,7 @@ def table(rows, bits, mlx_bits):
         spread = r.get("speedups", [])
         ratio = f"{r['numpy'] / one:.1f}x" if one else "-"
         if len(spread) > 1:
-            ratio += f" ({min(spread):.1f}-{max(spread):.1f})"
+            ratio += f" ({min(spread):.1f}-{max(spread):.1f})" + " !" * is_wide(spread)
         line.append(ratio)
         for b in mlx_bits:
             ours, theirs = r.get(f"ob{b}"), r.get(f"mlx{b}")
@@ -205,7 +271,8 @@ def table(rows, bits, mlx_bits):
     return head, body
 
 
-def print_table(head, body, markdown):
+def print_table(head, body, markdown, left_columns=0):
+    """Columns aligned right, but for the first ``left_columns`` (names)."""
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "|".join("---" for _ in head) + "|")
@@ -214,7 +281,8 @@ def print_table(head, body, markdown):
         return
     widths = [max(len(c) for c in col) for col in zip(head, *body)]
     for line in [head] + body:
-        print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
+        print("  ".join(c.ljust(w) if i < left_columns else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(line, widths))).rstrip())
 
 
 def plot(rows, bits, path):
@@ -223,9 +291,8 @@ def plot(rows, bits, path):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
-        print("--plot: matplotlib is not installed", file=sys.stderr)
-        return
+    except ImportError:  # parse_args checked; only a broken installation gets here
+        raise ValueError("--plot needs matplotlib, which cannot be imported") from None
     labels = [f"{r['shape'].split()[0]}\nM={r['M']} {r['backend']} t={r['threads'] or '-'}"
               for r in rows]
     series = [(f"{b}-bit", [r["numpy"] / r[f"ob{b}"] for r in rows]) for b in bits]
@@ -255,12 +322,18 @@ def main(argv=None):
     rounds = f", median over {args.rounds} rounds" if args.rounds > 1 else ""
     print(f"pyonebit {pyonebit.__version__}, CPU kernel {info['active']}, "
           f"group size {args.group_size}, median of {args.repeats}{rounds}, float32 activations")
+    print(machine_line())
+    print(numpy_line())
     head, body = table(rows, args.bits, args.mlx_bits if load_mlx(args.no_mlx) else [])
-    print_table(head, body, args.markdown)
+    print_table(head, body, args.markdown, left_columns=1)
+    if any(cell.endswith("!") for line in body for cell in line):
+        print(WIDE_NOTE)
     if args.plot:
         plot(rows, args.bits, args.plot)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m pyonebit.bench: as python -m pyonebit bench
+    from pyonebit.__main__ import main as cli
+
+    sys.exit(cli(["bench", *sys.argv[1:]]))

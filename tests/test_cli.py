@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import pyonebit
 from mlx_peer import mx, quantized, random_mx, save_checkpoint
@@ -116,6 +117,8 @@ def test_bench_times_every_non_emulated_backend():
                 "check far too slow to time") in r.stdout
     rows = [line.split() for line in r.stdout.splitlines() if line.lstrip().startswith("64x256")]
     assert sorted(row[3] for row in rows) == sorted(timed)
+    assert r.stderr == "".join(f"bench: step {i}/3: 64x256 M=1 round {i}/3\n"  # never silent
+                               for i in (1, 2, 3))
 
 
 def test_bench_rounds_report_the_spread_of_the_speedup():
@@ -124,9 +127,7 @@ def test_bench_rounds_report_the_spread_of_the_speedup():
     assert r.returncode == 0, r.stderr
     assert "median of 1, median over 3 rounds" in r.stdout
     cpu_row = next(line for line in r.stdout.splitlines() if "| cpu |" in line)
-    assert re.search(r"\| [0-9.]+x \([0-9.]+-[0-9.]+\) \|$", cpu_row), cpu_row
-    bad = cli("bench", "--rounds", 0)
-    assert bad.returncode == 2 and "--rounds and --repeats must be at least 1" in bad.stderr
+    assert re.search(r"\| [0-9.]+x \([0-9.]+-[0-9.]+\)( !)? \|$", cpu_row), cpu_row
 
 
 def test_convert_shows_progress_on_a_terminal(tmp_path, rng):
@@ -164,3 +165,121 @@ def test_an_unbuilt_checkout_says_how_to_build_it(tmp_path):
                            f"from {package}: "), r.stderr
     assert f"Build it in {package.parent} with `pip install -e .`" in last
     assert "run Python from another directory" in last
+
+
+def test_version():
+    r = cli("--version")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"pyonebit {pyonebit.__version__}\n", "")
+
+
+def test_demo_rounds_show_a_range_on_every_row():
+    for m in (["1,2"], ["1", "2"]):  # bench's form and the space-separated one
+        r = cli("demo", "--n", 64, "--k", 256, "--m", *m, "--repeats", 1, "--rounds", 2)
+        assert r.returncode == 0, r.stderr
+        rows = [line for line in r.stdout.splitlines() if line.split()[:1] in [[b] for b in
+                                                                             pyonebit.backends()]]
+        assert sorted((row.split()[0], row.split()[1]) for row in rows) == sorted(
+            (b, m) for b in pyonebit.backends() for m in "12")
+        for row in rows:
+            if row.split()[0].endswith("-emulated"):
+                assert re.search(r" [0-9.]+ (us|ms|s) \(1 run\) .* emulated ", row), row
+            else:  # pyonebit, NumPy and speed-up: each a median and its range
+                assert len(re.findall(r"[0-9.]+(?: (?:us|ms|s)|x) \([0-9.]+-[0-9.]+\)", row)) == 3, row
+        assert "times: median over 2 rounds (min-max), each round the median of 1 calls" in r.stdout
+        assert re.search(r"^machine: .+ \(.+, [0-9]+ logical CPUs\)$", r.stdout, re.M)
+        assert re.search(r"^NumPy [0-9.]+.*, BLAS: .+$", r.stdout, re.M)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--shapes", "foo"], "--shapes: 'foo' is neither a shape name (attn_proj, ffn_gate, "
+     "ffn_down) nor a size NxK of positive integers such as 4096x4096 (see python -m pyonebit bench "
+     "--help)"),
+    (["bench", "--m", "1,x"], "--m: expected positive integers separated by commas, such as 1,32; "
+     "got '1,x' (see python -m pyonebit bench --help)"),
+    (["bench", "--rounds", "0"], "--rounds: expected a positive integer, got '0' (see python -m "
+     "pyonebit bench --help)"),
+    (["demo", "--m", "0"], "--m: expected positive integers separated by commas, such as 1,32; "
+     "got '0' (see python -m pyonebit demo --help)"),
+    (["--bogus"], "unrecognized arguments: --bogus (see python -m pyonebit --help)"),
+])
+def test_bad_arguments_are_one_line(args, message):
+    assert_one_line_error(cli(*args), message)
+
+
+def test_plot_without_matplotlib_fails_before_measuring(tmp_path):
+    blocked = tmp_path / "matplotlib"  # an importable name that fails as a missing package does
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ImportError('matplotlib is blocked by the test')\n")
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    r = subprocess.run([sys.executable, "-m", "pyonebit", "bench", "--plot", tmp_path / "p.png", "--shapes",
+                        "64x256", "--m", "1", "--bits", "1", "--repeats", "1", "--rounds", "1", "--no-mlx"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(r, "--plot needs matplotlib, which is not installed: pip install "
+                             "matplotlib (see python -m pyonebit bench --help)")
+    assert not (tmp_path / "p.png").exists()
+
+
+def every_parser():
+    import argparse
+
+    from pyonebit import bench
+    from pyonebit.__main__ import build_parser
+
+    top = build_parser()
+    yield top
+    yield bench.build_parser()
+    for action in top._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from (p for name, p in action.choices.items() if name != "bench")
+
+
+def test_every_command_and_option_has_help():
+    parsers = list(every_parser())
+    assert [p.prog for p in parsers] == ["python -m pyonebit", "python -m pyonebit bench"] + [
+        f"python -m pyonebit {c}" for c in ("demo", "convert", "info")]
+    for p in parsers:
+        assert p.description, p.prog
+        for action in p._actions:
+            assert action.help, (p.prog, action.dest)
+            # an option with a default names it, so --help documents every default
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                assert "default" in action.help, (p.prog, action.dest)
+    for args in (["--help"], ["demo", "--help"], ["bench", "--help"], ["convert", "--help"],
+                 ["info", "--help"]):
+        r = cli(*args)
+        assert r.returncode == 0 and r.stdout.startswith("usage: "), (args, r.stderr)
+    assert "Time with the defaults: about " in cli("bench", "--help").stdout
+
+
+def test_wide_ranges_are_flagged():
+    from pyonebit._cli_demo import fmt_ratios, fmt_times
+
+    assert fmt_times([1e-4, 1.2e-4, 1.4e-4]) == "120.0 us (100.0-140.0)"
+    assert fmt_times([1e-4, 1.2e-4, 1.6e-4]) == "120.0 us (100.0-160.0) !"
+    assert fmt_times([2.5]) == "2.5 s (1 run)"
+    assert fmt_ratios([10.0, 16.0]) == "13.00x (10.00-16.00) !"
+    assert fmt_ratios([10.0, 14.0]) == "12.00x (10.00-14.00)"
+
+
+def test_machine_and_blas_are_named(monkeypatch):
+    import types
+
+    from pyonebit import _cli_machine
+
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f
+                     if line.split(":")[0].strip() in ("model name", "Model", "Hardware")]
+        if names:
+            assert _cli_machine.cpu_model() == names[0]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # not installed
+    built = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    assert _cli_machine.numpy_blas() == (f"{built['name']} {built['version']} (as built; pip install "
+                                         "threadpoolctl to see the kernel and threads in use)")
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_info = lambda: [
+        {"user_api": "openmp", "internal_api": "openmp"},
+        {"user_api": "blas", "internal_api": "openblas", "version": "0.3.27", "architecture": "Haswell",
+         "num_threads": 2, "threading_layer": "pthreads"}]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+    assert _cli_machine.numpy_blas() == "openblas 0.3.27, Haswell kernels, 2 threads (pthreads)"
