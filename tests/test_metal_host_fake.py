@@ -146,8 +146,8 @@ def test_static_threadgroup_memory_counts(drivers, static, outcome):
     run(drivers, "static_threadgroup_memory", outcome, static_tg_memory=static)
 
 
-def test_large_offset_arrays_go_in_buffers(drivers):
-    run(drivers, "offsets_in_a_buffer")
+def test_batch_dims_stay_small_however_many_batches(drivers):
+    run(drivers, "many_batches")
 
 
 def test_info_reports_each_family(monkeypatch):

@@ -17,7 +17,7 @@ from conftest import BF16, BITS, FLOAT_DTYPES, GROUP_SIZES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = os.path.join(ROOT, "src", "metal", "kernels")
-MATMUL_OPERANDS = ["wq", "scales", "biases", "x", "y", "bytes", "x_offsets", "w_offsets"]
+MATMUL_OPERANDS = ["wq", "scales", "biases", "x", "y", "bytes", "batch_shape", "batch_strides"]
 
 
 def operands(bits, group_size, rows, packed, dtype=np.float32, batch=(), mode="affine"):
@@ -43,7 +43,7 @@ def base(d):
 
 
 def matmul_params(d):
-    return struct.unpack("<3i", d["params"][5])
+    return struct.unpack("<4i", d["params"][5])
 
 
 # ------------------------------------------------------------------ routing
@@ -135,12 +135,13 @@ def test_bindings_follow_the_abi(M, transpose):
     d = plan(M, 64, 96 if transpose else 64, transpose=transpose)
     assert d["buffers"] == list(enumerate(MATMUL_OPERANDS))
     N, K = (64, 96) if transpose else (64, 64)
-    assert matmul_params(d) == (M, N, K)
+    assert matmul_params(d) == (M, N, K, 1)
 
 
 def test_batches_run_on_grid_z():
     d = plan(1, 8, 2048, x_batch=(3, 1), w_batch=(4,))
     assert d["threadgroups"][2] == 12
+    assert matmul_params(d)[3] == 2  # batch dims (3, 4): shape and strides, not 12 offsets
     d = plan(5, 8, 64, x_batch=(2,), w_batch=(2,))
     assert d["threadgroups"][2] == 2
 

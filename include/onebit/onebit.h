@@ -126,15 +126,37 @@ const char* layout_name(WeightLayout layout);
 void interleave16(const ArrayRef& a, void* out);
 void deinterleave16(const ArrayRef& a, void* out);
 
+// Where output batch b's operands start, computed per batch from the
+// broadcast batch dims, so a plan's memory does not grow with the batch count.
+// Dims of size 1 are dropped; there is always at least one dim (a lone dim of
+// size 1 when x and W have no batch).
+struct BatchMap {
+  std::vector<std::int64_t> shape;     // the broadcast batch dims, outermost first
+  std::vector<std::int64_t> x_stride;  // elements of x per step of each dim (0: broadcast)
+  std::vector<std::int64_t> w_stride;  // matrices of W (wq, scales, biases) per step
+  std::int64_t count = 1;              // output batches: the product of shape
+  // Element offset of x's matrix and matrix index of W for batch b < count.
+  std::int64_t x_offset(std::int64_t b) const { return offset(b, x_stride); }
+  std::int64_t w_offset(std::int64_t b) const { return offset(b, w_stride); }
+
+ private:
+  std::int64_t offset(std::int64_t b, const std::vector<std::int64_t>& stride) const {
+    std::int64_t off = 0;
+    for (std::size_t i = shape.size(); i-- > 0;) {
+      off += (b % shape[i]) * stride[i];
+      b /= shape[i];
+    }
+    return off;
+  }
+};
+
 struct MatmulPlan {
   ArrayRef x, wq, scales, biases;
   QuantSpec spec;
   bool transpose = true;
   WeightLayout layout = WeightLayout::mlx;
   std::int64_t M = 0, N = 0, K = 0;
-  // One entry per output batch: element offsets of x's and W's matrices
-  // (W offsets count matrices, applied to wq, scales and biases alike).
-  std::vector<std::int64_t> x_batch, w_batch;
+  BatchMap batch;
   DType out_dtype = DType::float32;
   std::vector<std::int64_t> out_shape;
 };

@@ -276,19 +276,18 @@ MatmulPlan plan_quantized_matmul(const ArrayRef& x, const ArrayRef& wq, const Ar
   }
   const std::int64_t nbatch = product(batch, 0, nb, op);
   checked_mul(checked_mul(nbatch, plan.M, op), plan.N, op);
-  plan.x_batch.resize(static_cast<std::size_t>(nbatch));
-  plan.w_batch.resize(static_cast<std::size_t>(nbatch));
-  for (std::int64_t b = 0; b < nbatch; ++b) {
-    std::int64_t rem = b, xo = 0, wo = 0;
-    for (std::size_t i = nb; i-- > 0;) {
-      const std::int64_t idx = rem % batch[i];
-      rem /= batch[i];
-      xo += idx * xstride[i];
-      wo += idx * wstride[i];
-    }
-    plan.x_batch[b] = xo;
-    plan.w_batch[b] = wo;
+  for (std::size_t i = 0; i < nb; ++i) {
+    if (batch[i] == 1) continue;  // always index 0: no offset
+    plan.batch.shape.push_back(batch[i]);
+    plan.batch.x_stride.push_back(xstride[i]);
+    plan.batch.w_stride.push_back(wstride[i]);
   }
+  if (plan.batch.shape.empty()) {
+    plan.batch.shape = {1};
+    plan.batch.x_stride = {0};
+    plan.batch.w_stride = {0};
+  }
+  plan.batch.count = nbatch;
 
   plan.out_dtype = promote(x.dtype, scales.dtype);
   plan.out_shape = batch;

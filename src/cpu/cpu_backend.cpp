@@ -26,7 +26,7 @@ std::atomic<std::int64_t> parallel_work{kParallelWork};
 void run(const MatmulPlan& p, void* out) {
   const std::int64_t M = p.M, N = p.N, K = p.K;
   // An empty result: no kernel runs, so none is traced (as on Metal).
-  if (M == 0 || N == 0 || p.x_batch.empty()) return;
+  if (M == 0 || N == 0 || p.batch.count == 0) return;
   const std::int64_t packed_rows = p.transpose ? N : K;
   const std::int64_t packed_len = p.transpose ? K : N;
   const std::int64_t w_words = packed_rows * format::words_per_row(packed_len, p.spec.bits);
@@ -42,11 +42,11 @@ void run(const MatmulPlan& p, void* out) {
   const double work = static_cast<double>(M) * N * K * p.spec.bits;
   const SerialScope serial(work < static_cast<double>(parallel_work.load(std::memory_order_relaxed)));
 
-  for (std::size_t b = 0; b < p.x_batch.size(); ++b) {
-    const char* xb = static_cast<const char*>(p.x.data) + p.x_batch[b] * xsize;
+  for (std::int64_t b = 0; b < p.batch.count; ++b) {
+    const char* xb = static_cast<const char*>(p.x.data) + p.batch.x_offset(b) * xsize;
     char* ob = static_cast<char*>(out) + b * M * N * osize;
     if (widen_x) convert(xb, p.x.dtype, xbuf.data(), DType::float32, M * K);
-    const std::int64_t wb = p.w_batch[b];
+    const std::int64_t wb = p.batch.w_offset(b);
     QmmArgs a;
     a.x = widen_x ? xbuf.data() : reinterpret_cast<const float*>(xb);
     a.wq = static_cast<const std::uint32_t*>(p.wq.data) + wb * w_words;
@@ -66,7 +66,7 @@ void run(const MatmulPlan& p, void* out) {
   }
   // The CPU's "grid" is the work: N x M per batch, spread over the pool.
   const std::uint32_t grid[3] = {static_cast<std::uint32_t>(N), static_cast<std::uint32_t>(M),
-                                 static_cast<std::uint32_t>(p.x_batch.size())};
+                                 static_cast<std::uint32_t>(p.batch.count)};
   const std::uint32_t threads[3] = {static_cast<std::uint32_t>(get_num_threads()), 1, 1};
   trace_record("cpu", std::string("qmm_") + isa.name, grid, threads);
 }

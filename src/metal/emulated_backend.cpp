@@ -25,7 +25,7 @@ const void* in_dtype(const ArrayRef& a, DType t, std::vector<unsigned char>& buf
 
 void run(const MatmulPlan& p, void* out) {
   const std::size_t out_bytes =
-      static_cast<std::size_t>(p.x_batch.size() * p.M * p.N) * dtype_size(p.out_dtype);
+      static_cast<std::size_t>(p.batch.count * p.M * p.N) * dtype_size(p.out_dtype);
   if (matmul_without_kernel(p, out, out_bytes)) return;
   const DType t = p.out_dtype;
   std::vector<unsigned char> xbuf, sbuf, bbuf;
@@ -39,8 +39,9 @@ void run(const MatmulPlan& p, void* out) {
   m.biases = biases;
   m.x = x;
   m.y = out;
-  m.x_offsets = p.x_batch.data();
-  m.w_offsets = p.w_batch.data();
+  const std::vector<std::int64_t> strides = batch_strides(p.batch);
+  m.batch_shape = p.batch.shape.data();
+  m.batch_strides = strides.data();
   DeviceCaps caps;  // no NAX hardware here: NAX kernels run when PYONEBIT_NAX=on
   caps.nax_policy = nax_policy_from_env();
   run_emulated(plan_matmul(p, caps), m);

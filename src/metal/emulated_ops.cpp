@@ -28,8 +28,8 @@ void run_emulated(const Dispatch& d, const OperandMemory& m) {
       case Operand::biases: ptr = m.biases; break;
       case Operand::x: ptr = m.x; break;
       case Operand::y: ptr = m.y; break;
-      case Operand::x_offsets: ptr = m.x_offsets; break;
-      case Operand::w_offsets: ptr = m.w_offsets; break;
+      case Operand::batch_shape: ptr = m.batch_shape; break;
+      case Operand::batch_strides: ptr = m.batch_strides; break;
       case Operand::bytes: ptr = b.bytes.data(); break;
     }
     // The emulator's slots are untyped; kernel parameters carry the constness.

@@ -21,8 +21,8 @@ struct OperandMemory {
   const void* biases = nullptr;
   const void* x = nullptr;
   void* y = nullptr;
-  const void* x_offsets = nullptr;
-  const void* w_offsets = nullptr;
+  const void* batch_shape = nullptr;
+  const void* batch_strides = nullptr;
 };
 
 // Binds the Dispatch's buffers, launches it on the emulator and records it

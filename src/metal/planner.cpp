@@ -19,7 +19,7 @@ namespace {
 
 using namespace shader;
 
-static_assert(sizeof(MatmulParams) == 12 && sizeof(QuantizeParams) == 8,
+static_assert(sizeof(MatmulParams) == 16 && sizeof(QuantizeParams) == 8,
               "kernels/params.h structs must have the same layout in MSL and C++");
 
 // Matrix-vector x vs. matrix-matrix: the vector kernels read each W element
@@ -150,8 +150,8 @@ const char* operand_name(Operand operand) {
     case Operand::biases: return "biases";
     case Operand::x: return "x";
     case Operand::y: return "y";
-    case Operand::x_offsets: return "x_offsets";
-    case Operand::w_offsets: return "w_offsets";
+    case Operand::batch_shape: return "batch_shape";
+    case Operand::batch_strides: return "batch_strides";
     case Operand::bytes: return "bytes";
   }
   return "?";
@@ -169,11 +169,12 @@ Dispatch plan_matmul(const MatmulPlan& p, const DeviceCaps& caps) {
   params.M = dim32(p.M, "M", op);
   params.N = dim32(p.N, "N", op);
   params.K = dim32(p.K, "K", op);
+  params.batch_ndim = dim32(static_cast<std::int64_t>(p.batch.shape.size()), "batch dims", op);
   const std::string base = choose_matmul_kernel(p, caps);
 
   Dispatch d;
   d.kernel = kernel_name(base.c_str(), p.out_dtype, p.spec);
-  d.threadgroups[2] = grid_dim(static_cast<std::int64_t>(p.x_batch.size()), 1, op);
+  d.threadgroups[2] = grid_dim(p.batch.count, 1, op);
   if (base == "qmm_t_nax") {
     const std::int64_t t = static_cast<std::int64_t>(dtype_size(p.out_dtype));
     d.threadgroups[0] = grid_dim(p.N, kNaxBN, op);
@@ -211,8 +212,8 @@ Dispatch plan_matmul(const MatmulPlan& p, const DeviceCaps& caps) {
                {3, Operand::x, {}},
                {4, Operand::y, {}},
                bytes_binding(5, params),
-               {6, Operand::x_offsets, {}},
-               {7, Operand::w_offsets, {}}};
+               {6, Operand::batch_shape, {}},
+               {7, Operand::batch_strides, {}}};
   check_caps(caps, d, op);
   return d;
 }

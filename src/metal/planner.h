@@ -43,10 +43,10 @@ struct DeviceCaps {
   bool bfloat_kernels = true;
 };
 
-// What a buffer binding points at. Matmul kernels use wq..w_offsets as in
+// What a buffer binding points at. Matmul kernels use wq..batch_strides as in
 // README.md; quantize binds the float weights as `x` and writes wq/scales/
 // biases; dequantize reads wq/scales/biases and writes `y`.
-enum class Operand : std::uint8_t { wq, scales, biases, x, y, x_offsets, w_offsets, bytes };
+enum class Operand : std::uint8_t { wq, scales, biases, x, y, batch_shape, batch_strides, bytes };
 const char* operand_name(Operand operand);  // "wq", ..., "bytes"
 
 struct Binding {
@@ -70,6 +70,12 @@ struct Dispatch {
 // the kernels' 32-bit indexing, or for bfloat16 where caps.bfloat_kernels is
 // false (no fallback: see check_dtype in planner.cpp).
 Dispatch plan_matmul(const MatmulPlan& plan, const DeviceCaps& caps);
+// Buffer 7 of a matmul dispatch: x's strides of the batch dims, then W's.
+inline std::vector<std::int64_t> batch_strides(const BatchMap& batch) {
+  std::vector<std::int64_t> strides = batch.x_stride;
+  strides.insert(strides.end(), batch.w_stride.begin(), batch.w_stride.end());
+  return strides;
+}
 
 // T is the dtype of w. The executor must reject non-finite w before running
 // it (the kernel cannot raise; the CPU reference does).

@@ -32,9 +32,9 @@ Bound input_as(MTL::Device* device, const ArrayRef& a, DType dtype) {
   return widened;
 }
 
-// Per-batch offsets: a few int64 per call, passed inline (setBytes) below
-// 4 KiB (up to 511 batches) instead of a new buffer per call.
-Bound offsets(MTL::Device* device, const std::vector<std::int64_t>& v) {
+// The batch dims' shape and strides: a few int64 per call, passed inline
+// (setBytes) instead of a new buffer per call.
+Bound int64_array(MTL::Device* device, const std::vector<std::int64_t>& v) {
   return small_array(device, v.data(), v.size() * sizeof(std::int64_t));
 }
 
@@ -64,8 +64,8 @@ void run(const MatmulPlan& p, void* out) {
       p.biases.data ? input_as(mtl, p.biases, p.out_dtype) : operand(ops, Operand::scales);
   operand(ops, Operand::x) = input_as(mtl, p.x, p.out_dtype);
   operand(ops, Operand::y) = bind_output(mtl, out, out_size, dtype_size(p.out_dtype));
-  operand(ops, Operand::x_offsets) = offsets(mtl, p.x_batch);
-  operand(ops, Operand::w_offsets) = offsets(mtl, p.w_batch);
+  operand(ops, Operand::batch_shape) = int64_array(mtl, p.batch.shape);
+  operand(ops, Operand::batch_strides) = int64_array(mtl, batch_strides(p.batch));
 
   execute(device, dispatch, ops);
   finish_output(operand(ops, Operand::y));

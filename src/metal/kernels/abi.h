@@ -18,8 +18,8 @@ using namespace metal;
       const device T* x [[buffer(3)]],                              \
       device T* y [[buffer(4)]],                                    \
       constant onebit::shader::MatmulParams& params [[buffer(5)]],  \
-      const device long* x_offsets [[buffer(6)]],                   \
-      const device long* w_offsets [[buffer(7)]]
+      const device long* batch_shape [[buffer(6)]],                 \
+      const device long* batch_strides [[buffer(7)]]
 
 // The four thread-position parameters that end every kernel's list.
 #define ONEBIT_THREAD_POSITION                                  \
@@ -32,7 +32,7 @@ using namespace metal;
 // (transposed) or along N. Inside a kernel with the parameters above.
 #define ONEBIT_BATCH_OPERANDS(transposed)                                                  \
   onebit::shader::batch_operands<T, group_size, bits, transposed>(                         \
-      wq, scales, biases, x, y, params, x_offsets, w_offsets, tgid.z)
+      wq, scales, biases, x, y, params, batch_shape, batch_strides, tgid.z)
 
 namespace onebit {
 namespace shader {
@@ -49,13 +49,16 @@ struct MatmulOperands {
   int row_groups;  // groups per packed row
 };
 
-// W is (N, K) packed along K when transposed, else (K, N) packed along N;
-// w_offsets counts whole matrices (wq, scales and biases alike).
+// W is (N, K) packed along K when transposed, else (K, N) packed along N.
+// Output batch `batch` is an index into the broadcast batch dims batch_shape;
+// batch_strides holds x's strides (elements) for those dims, then W's (whole
+// matrices: wq, scales and biases alike). A few divisions per threadgroup,
+// so the host's memory for them does not grow with the number of batches.
 template <typename T, int group_size, int bits, bool transposed>
 inline MatmulOperands<T> batch_operands(const device uint32_t* wq, const device T* scales,
                                         const device T* biases, const device T* x, device T* y,
-                                        constant MatmulParams& p, const device long* x_offsets,
-                                        const device long* w_offsets, uint batch) {
+                                        constant MatmulParams& p, const device long* batch_shape,
+                                        const device long* batch_strides, uint batch) {
   const int rows = transposed ? p.N : p.K;
   const int packed = transposed ? p.K : p.N;
   MatmulOperands<T> op;
@@ -64,11 +67,18 @@ inline MatmulOperands<T> batch_operands(const device uint32_t* wq, const device 
   op.K = p.K;
   op.row_bytes = long(packed) * bits / 8;
   op.row_groups = packed / group_size;
-  const long w_index = w_offsets[batch];
+  long x_offset = 0, w_index = 0;
+  long rest = batch;
+  for (int i = p.batch_ndim - 1; i >= 0; --i) {
+    const long index = rest % batch_shape[i];
+    rest /= batch_shape[i];
+    x_offset += index * batch_strides[i];
+    w_index += index * batch_strides[p.batch_ndim + i];
+  }
   op.w = reinterpret_cast<const device uint8_t*>(wq) + w_index * rows * op.row_bytes;
   op.scales = scales + w_index * rows * op.row_groups;
   op.biases = biases + w_index * rows * op.row_groups;
-  op.x = x + x_offsets[batch];
+  op.x = x + x_offset;
   op.y = y + long(batch) * p.M * p.N;
   return op;
 }

@@ -20,6 +20,7 @@ struct MatmulParams {
   int32_t M;
   int32_t N;
   int32_t K;
+  int32_t batch_ndim;  // entries of batch_shape (buffer 6), at least 1
 };
 
 // quantize and dequantize: the weights viewed as `rows` rows of K elements.
