@@ -27,10 +27,10 @@ except ModuleNotFoundError as _e:
         "or, to use an installed pyonebit, run Python from another directory.") from None
 
 from ._core import deinterleave16, interleave16, set_num_threads
-from ._core import dequantize as _dequantize
 from ._core import quantize as _quantize
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
+from ._dequantize import dequantize as _dequantize
 from ._dtype_error import DTypeError
 from ._linear import QuantizedLinear
 from ._memory import aligned_empty
@@ -112,8 +112,17 @@ def dequantize(
     mode: str = "affine",
     dtype: npt.DTypeLike | None = None,
 ) -> np.ndarray:
-    """Expand packed weights back to floats (``dtype`` defaults to that of
-    ``scales``). Equal to ``mlx.core.dequantize`` bit for bit."""
+    """Expand packed weights back to floats, ``scale * q + bias`` (affine) or
+    ``+/-scale`` (symmetric).
+
+    ``dtype`` defaults to that of ``scales``; then (and for any ``dtype`` no
+    wider than the scales') the result equals ``mlx.core.dequantize`` bit for
+    bit: ``scale * q`` and ``+ bias`` each rounded to the scales' dtype.
+    A wider ``dtype`` (``float32`` from float16 or bfloat16 scales,
+    ``float64`` from any) gives the exact weights the matmul kernels use,
+    computed in that dtype from the stored scales and biases (float32: one
+    rounding, of the sum; float64: exact for half-precision scales), not the
+    half-precision rounded values MLX returns."""
     return _dequantize(wq, scales, biases, group_size, bits, mode, dtype)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from ._dequantize import dequantize
 from ._dtype_error import DTypeError
 from ._memory import aligned_empty
 
@@ -223,9 +224,12 @@ class QuantizedLinear:
         return y
 
     def dequantize(self, dtype: npt.DTypeLike | None = None) -> np.ndarray:
-        """``W_hat`` (out_features, in_features), in ``dtype`` (default: the scales')."""
-        return _core.dequantize(self.wq, self.scales, self.biases, self.group_size, self.bits,
-                                self.mode, dtype)
+        """``W_hat`` (out_features, in_features), in ``dtype`` (default: the scales').
+
+        As :func:`pyonebit.dequantize`: ``float32`` from half-precision scales
+        (or ``float64``) gives the exact weights the kernels multiply by."""
+        return dequantize(self.wq, self.scales, self.biases, self.group_size, self.bits,
+                          self.mode, dtype)
 
     def take(self, ids: npt.ArrayLike, dtype: npt.DTypeLike | None = None) -> np.ndarray:
         """Rows ``ids`` of ``W_hat``: an embedding lookup, shape ``ids.shape + (in_features,)``.
@@ -240,7 +244,7 @@ class QuantizedLinear:
         rows = _check_ids(ids, self.out_features, "QuantizedLinear.take")
         flat = rows.reshape(-1)
         gathered = [self._stored_rows(a, flat) for a in (self._wq, self._scales, self._biases)]
-        w_hat = _core.dequantize(*gathered, self.group_size, self.bits, self.mode, dtype)
+        w_hat = dequantize(*gathered, self.group_size, self.bits, self.mode, dtype)
         return w_hat.reshape(rows.shape + (self.in_features,))
 
     def _stored_rows(self, stored: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,49 @@
+"""dequantize: MLX's result in the scales' dtype, or the exact weights in a
+wider dtype."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+
+_HALF = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+
+
+def _is_wider(out: np.dtype, scales: np.dtype) -> bool:
+    """Whether ``out`` holds ``scale * q + bias`` more exactly than ``scales``."""
+    if scales.kind != "f" and scales not in _HALF:
+        return False  # not a float: the core names the error
+    return out == np.float64 or (out == np.float32 and scales in _HALF)
+
+
+def dequantize(
+    wq: npt.ArrayLike,
+    scales: npt.ArrayLike,
+    biases: npt.ArrayLike | None = None,
+    group_size: int = 128,
+    bits: int = 1,
+    mode: str = "affine",
+    dtype: npt.DTypeLike | None = None,
+) -> np.ndarray:
+    """See :func:`pyonebit.dequantize`."""
+    if dtype is None:
+        return _core.dequantize(wq, scales, biases, group_size, bits, mode)
+    out_dtype = np.dtype(dtype)
+    s = _core._as_array(scales, "scales", "dequantize")
+    if not _is_wider(out_dtype, s.dtype):
+        # float64 is wider than every float: these scales are not, and the core names them.
+        core_dtype = None if out_dtype == np.float64 else out_dtype
+        return _core.dequantize(wq, s, biases, group_size, bits, mode, core_dtype)
+    b = _core._as_array(biases, "biases", "dequantize") if biases is not None else None
+    # The codes (affine) or signs (symmetric): unit scales and zero biases of
+    # the same dtypes and shapes, so the core checks every argument but the
+    # values; q <= 255 is exact in every float dtype.
+    codes = _core.dequantize(wq, np.ones_like(s), None if b is None else np.zeros_like(b),
+                             group_size, bits, mode, np.float32)
+    w = codes.astype(out_dtype, copy=False).reshape(s.shape + (-1,))
+    np.multiply(w, s.astype(out_dtype)[..., None], out=w)
+    if b is not None:
+        np.add(w, b.astype(out_dtype)[..., None], out=w)
+    return w.reshape(codes.shape)
