@@ -15,7 +15,7 @@ range (min-max) of the 1-bit speed-up; "!" flags a range wider than 1.5x.
 Progress goes to stderr (a bar on a terminal, else a line per step).
 
 Time with the defaults: EXPECTED_TIME;
-the 512-row cells of the FFN shapes take most of it. Quick run::
+the 512-row cells of the FFN shapes take most of it. Quick run (11 s on the same machine)::
 
     python -m pyonebit bench --shapes attn_proj --m 1,32 --repeats 5
 
