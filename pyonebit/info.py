@@ -77,7 +77,11 @@ def checkpoint_lines(path) -> list[str]:
     if is_gguf(path):
         return gguf_lines(path)
     if os.path.isdir(path) and not _claims_quantization(Path(path)):
-        return float_checkpoint_lines(Path(path))
+        return float_checkpoint_lines(Path(path), *safetensors_files(Path(path), "info"),
+                                      "not quantized (config.json has no 'quantization' section)")
+    if _lone_safetensors_file(Path(path)):
+        return float_checkpoint_lines(Path(path), [Path(path)], None,
+                                      "a safetensors file without config.json beside it")
     ckpt = pyonebit.load_mlx(path)  # a file that is not GGUF gets load_mlx's "wants a directory"
     layer_bytes = sum(layer.nbytes for layer in ckpt.layers.values())
     other_bytes = sum(t.nbytes for t in ckpt.tensors.values())
@@ -96,15 +100,22 @@ def _claims_quantization(directory: Path) -> bool:
     return "quantization" in config or "quantization_config" in config
 
 
-def float_checkpoint_lines(directory: Path) -> list[str]:
-    """A directory without a quantization section: its tensors, read from
-    the headers, and the command that quantizes it."""
-    table = tensor_table(*safetensors_files(directory, "info"), "info")
+def _lone_safetensors_file(path: Path) -> bool:
+    """A .safetensors file that is not part of a checkpoint directory (for one
+    that is, load_mlx says to pass the directory)."""
+    return (path.is_file() and path.suffix == ".safetensors"
+            and not (path.parent / "config.json").exists())
+
+
+def float_checkpoint_lines(source: Path, files, weight_map, what: str) -> list[str]:
+    """What convert would take: the tensors, read from the headers, and the
+    command that quantizes them."""
+    table = tensor_table(files, weight_map, "info")
     dtypes = sorted({t.dtype for t in table.values()})
     total = sum(t.nbytes for t in table.values())
-    return [f"checkpoint {directory}: not quantized (config.json has no 'quantization' section): "
-            f"{len(table)} tensors ({total / 2**20:.2f} MiB), {', '.join(dtypes)}",
-            f"  to quantize it: python -m pyonebit convert {directory} OUT "
+    return [f"checkpoint {source}: {what}: {len(table)} tensors ({total / 2**20:.2f} MiB), "
+            f"{', '.join(dtypes)}",
+            f"  to quantize it: python -m pyonebit convert {source} OUT "
             "(see python -m pyonebit convert --help)"]
 
 

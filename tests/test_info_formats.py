@@ -103,7 +103,21 @@ def test_float_checkpoint_points_to_convert(capsys, tmp_path):
     ]
 
 
+def test_lone_safetensors_file_points_to_convert(capsys, tmp_path):
+    weights = tmp_path / "w.safetensors"
+    save_file({"a.weight": np.zeros((4, 128), np.float32)}, str(weights))
+    code, out, err = info(capsys, weights)
+    assert code == 0, err
+    assert checkpoint_part(out) == [
+        f"checkpoint {weights}: a safetensors file without config.json beside it: 1 tensors "
+        "(0.00 MiB), F32",
+        f"  to quantize it: python -m pyonebit convert {weights} OUT (see python -m pyonebit "
+        "convert --help)",
+    ]
+
+
 def test_load_mlx_wants_the_directory_not_the_weights_file(capsys, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"quantization": {"bits": 1, "group_size": 64}}))
     weights = tmp_path / "model.safetensors"
     save_file({"a": np.zeros(3, np.float32)}, str(weights))
     message = (f"[load_mlx] {weights} is a file, not a checkpoint directory (config.json and "
