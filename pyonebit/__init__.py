@@ -39,6 +39,7 @@ from ._trace import Trace, trace
 if TYPE_CHECKING:  # loaded lazily by __getattr__ below
     from .gguf_file import GGUFContents, load_gguf, save_gguf
     from .mlx_checkpoint import MLXCheckpoint, load_mlx
+    from .mlx_save import save_mlx
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,7 @@ __all__ = [
     "QuantizedLinear",
     "DTypeError",
     "load_mlx",
+    "save_mlx",
     "MLXCheckpoint",
     "backends",
     "supported_bits",
@@ -72,7 +74,8 @@ __all__ = [
 # Checkpoint support imports the gguf package (about 80 ms) or safetensors, so
 # it loads on first use.
 _LAZY_ATTRIBUTES = {"load_gguf": "gguf_file", "save_gguf": "gguf_file", "GGUFContents": "gguf_file",
-                    "load_mlx": "mlx_checkpoint", "MLXCheckpoint": "mlx_checkpoint"}
+                    "load_mlx": "mlx_checkpoint", "MLXCheckpoint": "mlx_checkpoint",
+                    "save_mlx": "mlx_save"}
 
 
 def __getattr__(name: str):

@@ -47,6 +47,7 @@ import pyonebit
 
 from ._atomic import staging_dir
 from ._checkpoint_dir import INDEX_NAME, read_config, safetensors_files, tensor_table
+from .mlx_save import WEIGHTS_NAME, check_new_directory, quantization_entry, write_config
 from ._safetensors import DTYPES, StreamingWriter, TensorInfo, read_tensor
 
 QUANTIZABLE_DTYPES = ("F32", "F16", "BF16")
@@ -110,17 +111,13 @@ def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: 
     by_file = [[i for i in table.values() if i.path == os.fspath(f)] for f in files]
     specs_by_file = [_file_specs(infos, plan, table, bits, group_size, mode) for infos in by_file]
     dst = Path(dst)
-    _check_new_directory(dst)
+    check_new_directory(dst, "convert")
     with staging_dir(dst) as tmp:
         summary = _write_weights(tmp, by_file, specs_by_file, plan, bits, group_size, mode,
                                  progress)
         copied, summary.skipped = _copy_other_files(Path(src), tmp, summary.files)
         summary.files += copied
-        quantization = {"group_size": group_size, "bits": bits}
-        if mode != "affine":
-            quantization["mode"] = mode
-        config = dict(config, quantization=quantization, quantization_config=dict(quantization))
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        write_config(tmp, config, quantization_entry(group_size, bits, mode))
         summary.files.append("config.json")
     return summary
 
@@ -185,14 +182,9 @@ def _copy_other_files(src: Path, dst: Path, written: list[str]) -> tuple[list[st
     return copied, skipped
 
 
-def _check_new_directory(dst: Path) -> None:
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        raise ValueError(f"[convert] {dst} exists and is not an empty directory")
-
-
 def _output_names(n_files: int) -> list[str]:
     if n_files == 1:
-        return ["model.safetensors"]
+        return [WEIGHTS_NAME]
     return [f"model-{i:05d}-of-{n_files:05d}.safetensors" for i in range(1, n_files + 1)]
 
 
