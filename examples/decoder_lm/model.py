@@ -1,0 +1,120 @@
+"""A llama-architecture decoder in NumPy (RMSNorm, RoPE, grouped-query
+attention with a KV cache, SwiGLU MLP, tied output embedding) whose matrix
+products are pluggable: `linears[name]` is any callable `x -> x @ W.T` (a
+pyonebit.QuantizedLinear, or `Dense` for float weights), and the embedding
+lookup takes rows of `linears["token_embd"]` (see `embedding_rows`).
+
+RoPE rotates adjacent pairs (2i, 2i + 1): llama.cpp's converter permutes the
+Q and K rows of Hugging Face's checkpoint so that this, its "normal" RoPE,
+equals Hugging Face's rotate-half form on the original weights.
+"""
+import numpy as np
+
+import pyonebit
+
+
+class Dense:
+    """Float weights behind the same interface as QuantizedLinear."""
+
+    def __init__(self, weight, dtype=np.float32):
+        self.weight = np.ascontiguousarray(weight, dtype=dtype)
+
+    def __call__(self, x):
+        return x.astype(self.weight.dtype, copy=False) @ self.weight.T
+
+    def rows(self, ids):
+        return self.weight[ids]
+
+
+def embedding_rows(layer, ids):
+    """Rows `ids` of a layer's weight: Dense rows, QuantizedLinear.take where
+    pyonebit has it, else the packed rows dequantized (only those rows)."""
+    if hasattr(layer, "rows"):
+        return layer.rows(ids)
+    if hasattr(layer, "take"):
+        return layer.take(ids)
+    biases = layer.biases[ids] if layer.biases is not None else None
+    return pyonebit.dequantize(layer.wq[ids], layer.scales[ids], biases, layer.group_size, layer.bits,
+                               layer.mode, np.float32)
+
+
+def rms_norm(x, weight, eps):
+    # Mean of squares in float64 would hide nothing here: float32 as llama.cpp.
+    return x * (1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)) * weight
+
+
+def rope(x, positions, base):
+    """Rotate (T, heads, head_dim) by position, adjacent pairs."""
+    half = x.shape[-1] // 2
+    inv_freq = base ** (-np.arange(half, dtype=np.float64) * 2.0 / x.shape[-1])
+    angle = positions[:, None].astype(np.float64) * inv_freq  # float64: exact enough at any position
+    cos, sin = (f(angle).astype(x.dtype)[:, None, :] for f in (np.cos, np.sin))
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = x0 * cos - x1 * sin
+    out[..., 1::2] = x0 * sin + x1 * cos
+    return out
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class KVCache:
+    """Keys and values of every layer, (kv_heads, max_len, head_dim) each."""
+
+    def __init__(self, config, max_len, dtype=np.float32):
+        shape = (config.n_layers, config.n_kv_heads, max_len, config.head_dim)
+        self.k, self.v = np.zeros(shape, dtype), np.zeros(shape, dtype)
+        self.length = 0
+        self.max_len = max_len
+
+
+class Decoder:
+    """`forward(ids, cache)` appends len(ids) tokens to `cache` and returns
+    their logits (len(ids), vocab). One call with all tokens runs every
+    matrix product with M = len(ids) (the qmm path); one token per call,
+    M = 1 (the qmv path)."""
+
+    def __init__(self, config, norms, linears, dtype=np.float32):
+        self.config, self.norms, self.linears, self.dtype = config, norms, linears, dtype
+
+    def new_cache(self, max_len):
+        return KVCache(self.config, max_len, self.dtype)
+
+    def forward(self, ids, cache):
+        c, L = self.config, self.linears
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        start, T = cache.length, len(ids)
+        if start + T > cache.max_len:
+            raise ValueError(f"cache holds {cache.max_len} tokens; {start} + {T} do not fit")
+        positions = np.arange(start, start + T)
+        x = embedding_rows(L["token_embd"], ids).astype(self.dtype)
+        for i in range(c.n_layers):
+            p = f"blk.{i}."
+            h = rms_norm(x, self.norms[p + "attn_norm"], c.norm_eps).astype(self.dtype)
+            x = x + L[p + "attn_output"](self._attention(i, h, positions, cache))
+            h = rms_norm(x, self.norms[p + "ffn_norm"], c.norm_eps).astype(self.dtype)
+            gate = L[p + "ffn_gate"](h)
+            x = x + L[p + "ffn_down"]((gate / (1.0 + np.exp(-gate)) * L[p + "ffn_up"](h)).astype(self.dtype))
+        cache.length = start + T
+        x = rms_norm(x, self.norms["output_norm"], c.norm_eps).astype(self.dtype)
+        return L["token_embd"](x)
+
+    def _attention(self, layer, h, positions, cache):
+        c, L, p = self.config, self.linears, f"blk.{layer}."
+        T, end = len(positions), positions[-1] + 1
+        q = rope(L[p + "attn_q"](h).reshape(T, c.n_heads, c.head_dim), positions, c.rope_base)
+        k = rope(L[p + "attn_k"](h).reshape(T, c.n_kv_heads, c.head_dim), positions, c.rope_base)
+        v = L[p + "attn_v"](h).reshape(T, c.n_kv_heads, c.head_dim)
+        cache.k[layer, :, positions[0]:end] = k.transpose(1, 0, 2)
+        cache.v[layer, :, positions[0]:end] = v.transpose(1, 0, 2)
+        keys, values = cache.k[layer, :, :end], cache.v[layer, :, :end]
+        group = c.n_heads // c.n_kv_heads  # query heads per KV head
+        q = q.transpose(1, 0, 2).reshape(c.n_kv_heads, group * T, c.head_dim)
+        scores = (q @ keys.transpose(0, 2, 1)).reshape(c.n_kv_heads, group, T, end) / np.sqrt(c.head_dim)
+        causal = np.arange(end)[None, :] > positions[:, None]  # (T, end): keys after the query
+        scores = np.where(causal, -np.inf, scores)
+        out = softmax(scores).reshape(c.n_kv_heads, group * T, end) @ values
+        return out.reshape(c.n_heads, T, c.head_dim).transpose(1, 0, 2).reshape(T, -1).astype(self.dtype)
