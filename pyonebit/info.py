@@ -96,7 +96,7 @@ def checkpoint_lines(path) -> list[str]:
 
 
 def _claims_quantization(directory: Path) -> bool:
-    config = read_config(directory, "info")
+    config = read_config(directory, "load_mlx")  # its errors are load_mlx's, as before
     return "quantization" in config or "quantization_config" in config
 
 
