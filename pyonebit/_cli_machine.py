@@ -11,14 +11,24 @@ import numpy as np
 
 
 def cpu_model() -> str:
-    """The CPU's marketing name where the OS tells it, else the architecture."""
+    """The CPU's marketing name where the OS tells it, else the architecture;
+    on x86 Linux with its family and model, since a VM's name is often just
+    "AMD EPYC" (family 25 model 17 is Zen 4, model 1 Zen 3)."""
     try:
         with open("/proc/cpuinfo") as f:
+            fields = {}
             for line in f:
-                if line.split(":")[0].strip() in ("model name", "Model", "Hardware"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first CPU's block
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
+        fields = {}
+    name = fields.get("model name") or fields.get("Model") or fields.get("Hardware")
+    if name:
+        if "cpu family" in fields and "model" in fields:
+            name += f", family {fields['cpu family']} model {fields['model']}"
+        return name
     if platform.system() == "Darwin":
         try:
             return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,

@@ -268,10 +268,15 @@ def test_machine_and_blas_are_named(monkeypatch):
 
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f
-                     if line.split(":")[0].strip() in ("model name", "Model", "Hardware")]
-        if names:
-            assert _cli_machine.cpu_model() == names[0]
+            first = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                         if ":" in line)
+        first = {k.strip(): v.strip() for k, v in first.items()}
+        name = first.get("model name") or first.get("Model") or first.get("Hardware")
+        if name and "cpu family" in first:  # x86
+            assert _cli_machine.cpu_model() == (f"{name}, family {first['cpu family']} model "
+                                                f"{first['model']}")
+        elif name:
+            assert _cli_machine.cpu_model() == name
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # not installed
     built = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     assert _cli_machine.numpy_blas() == (f"{built['name']} {built['version']} (as built; pip install "
