@@ -1,5 +1,6 @@
 """python -m pyonebit convert IN OUT: quantize a float safetensors checkpoint
-into an MLX-format quantized checkpoint.
+into an MLX-format quantized checkpoint (or, for an OUT ending in .gguf, a
+GGUF file of Q1_0 tensors: :mod:`pyonebit.convert_gguf`).
 
 IN is a directory (config.json and *.safetensors, sharded or not) or a single
 .safetensors file; tensors may be float32, float16 or bfloat16.
@@ -47,6 +48,7 @@ import pyonebit
 
 from ._atomic import staging_dir
 from ._checkpoint_dir import INDEX_NAME, read_config, safetensors_files, tensor_table
+from .convert_gguf import convert_to_gguf
 from .mlx_save import WEIGHTS_NAME, check_new_directory, quantization_entry, write_config
 from ._safetensors import DTYPES, StreamingWriter, TensorInfo, read_tensor
 
@@ -70,16 +72,19 @@ class ConvertSummary:
 def add_arguments(parser) -> None:
     parser.add_argument("input", metavar="IN",
                         help="float checkpoint: a directory or a .safetensors file")
-    parser.add_argument("output", metavar="OUT", help="new directory for the quantized checkpoint")
+    parser.add_argument("output", metavar="OUT",
+                        help="new directory for the quantized checkpoint, or a new .gguf file")
     parser.add_argument("--bits", type=int, default=1, help="bits per weight (default 1)")
     parser.add_argument("--group-size", type=int, default=128,
                         help="weights per scale (default 128)")
-    parser.add_argument("--mode", choices=["affine", "symmetric"], default="affine",
-                        help="affine (MLX's format, default) or symmetric (pyonebit's 1-bit "
-                             "format without biases; MLX cannot load it)")
+    parser.add_argument("--mode", choices=["affine", "symmetric"], default=None,
+                        help="affine (MLX's format; the default for a directory OUT) or "
+                             "symmetric (1-bit without biases; MLX cannot load it; the default "
+                             "and only choice for a .gguf OUT, stored as Q1_0)")
 
 
 def run(args) -> int:
+    args.mode = args.mode or default_mode(args.output)
     s = convert_checkpoint(args.input, args.output, bits=args.bits, group_size=args.group_size,
                            mode=args.mode, progress=sys.stderr.isatty())
     print(f"quantized {s.quantized} tensors to {args.bits} bit{'s' * (args.bits > 1)} "
@@ -93,16 +98,34 @@ def run(args) -> int:
     return 0
 
 
-def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: str = "affine",
+def default_mode(dst) -> str:
+    """The mode when none is given: symmetric for a .gguf OUT (Q1_0), else MLX's affine."""
+    return "symmetric" if _is_gguf(dst) else "affine"
+
+
+def _is_gguf(dst) -> bool:
+    return Path(dst).suffix.lower() == ".gguf"
+
+
+def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: str | None = None,
                        progress: bool = False) -> ConvertSummary:
-    """Quantize checkpoint ``src`` into the new directory ``dst`` (see the
-    module docstring for the rules). Returns what was done."""
+    """Quantize checkpoint ``src`` into the new directory ``dst``, or the new
+    GGUF file ``dst`` when it ends in ``.gguf`` (:mod:`pyonebit.convert_gguf`;
+    see the module docstrings for the rules). ``mode`` defaults to
+    :func:`default_mode`. Returns what was done."""
+    mode = default_mode(dst) if mode is None else mode
     config, files, weight_map = _read_input(Path(src))
     if "quantization" in config or "quantization_config" in config:
         raise ValueError(f"[convert] {src}: config.json already has a quantization section "
                          f"(convert reads float checkpoints)")
     # A one-group call runs the library's own checks of bits, group_size and mode.
     pyonebit.quantize(np.zeros((1, group_size), np.float32), group_size, bits, mode)
+    if _is_gguf(dst):
+        before, after, quantized, kept = convert_to_gguf(
+            Path(src), Path(dst), config, files, weight_map,
+            lambda info: _should_quantize(info, group_size), bits=bits, group_size=group_size,
+            mode=mode)
+        return ConvertSummary(before, after, quantized, kept, [Path(dst).name])
     table = tensor_table(files, weight_map, "convert")
     plan = {name: _should_quantize(info, group_size) for name, info in table.items()}
     if not any(plan.values()):
