@@ -12,6 +12,7 @@ import pyonebit
 from pyonebit import _core
 
 from ._checkpoint_dir import read_config, safetensors_files, tensor_table
+from ._cli_machine import cpu_model, numpy_line
 from ._cli_gguf_info import gguf_lines, is_gguf
 
 
@@ -62,7 +63,8 @@ def lines() -> list[str]:
     return [
         f"pyonebit {pyonebit.__version__}",
         f"backends: {', '.join(pyonebit.backends())} (best first)",
-        f"CPU: {platform.machine()}; kernel variants it can run: {', '.join(cpu['supported'])}",
+        f"CPU: {cpu_model()} ({platform.machine()}); kernel variants it can run: "
+        f"{', '.join(cpu['supported'])}",
         f"CPU kernels: compiled {', '.join(cpu['compiled'])}; active: {cpu['active']} "
         f"(1-bit layers stored in the {pyonebit.cpu_preferred_layout(1)} layout)",
         f"threads: {pyonebit.get_num_threads()}",
@@ -70,6 +72,7 @@ def lines() -> list[str]:
         *metal_library_lines(),
         f"bits: {', '.join(map(str, pyonebit.supported_bits()))}; group sizes: "
         f"{', '.join(map(str, pyonebit.supported_group_sizes()))}",
+        numpy_line(),
     ]
 
 

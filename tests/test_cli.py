@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import pyonebit
+from pyonebit import _cli_machine
 from mlx_peer import mx, quantized, random_mx, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,8 @@ def test_info():
     cpu = pyonebit.cpu_kernels()
     assert lines[0] == f"pyonebit {pyonebit.__version__}"
     assert lines[1] == f"backends: {', '.join(pyonebit.backends())} (best first)"
+    assert lines[2].startswith(f"CPU: {_cli_machine.cpu_model()} (")
+    assert lines[-1] == _cli_machine.numpy_line()
     assert lines[3] == (f"CPU kernels: compiled {', '.join(cpu['compiled'])}; active: {cpu['active']} "
                         f"(1-bit layers stored in the {pyonebit.cpu_preferred_layout(1)} layout)")
     assert lines[4] == f"threads: {pyonebit.get_num_threads()}"
@@ -263,8 +266,6 @@ def test_wide_ranges_are_flagged():
 
 def test_machine_and_blas_are_named(monkeypatch):
     import types
-
-    from pyonebit import _cli_machine
 
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
