@@ -103,4 +103,10 @@ extension = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")] + metal_macros,
 )
 
-setup(ext_modules=cythonize([extension], language_level=3), cmdclass={"build_ext": BuildExt})
+# ---------------------------------------------------------------- CUDA
+# A separate module, pyonebit._cuda, only where nvcc exists (build_tools/cuda_build.py).
+sys.path.insert(0, "build_tools")
+import cuda_build  # noqa: E402
+
+setup(ext_modules=cythonize([extension] + cuda_build.extensions(), language_level=3),
+      cmdclass={"build_ext": cuda_build.with_cuda(BuildExt)})

@@ -1,0 +1,1 @@
+// Empty: lets build_tools/cuda_build.py ask nvcc (-dryrun) where its toolkit is.

@@ -1,0 +1,248 @@
+"""The "cuda" backend, Python side: arrays of PyTorch, CuPy or anything with
+``__cuda_array_interface__`` become device pointers; the result is allocated
+by the caller's framework, on its device, and computed on its current stream,
+with no copies. NumPy (host) inputs are copied to the device and the result
+back (explicit, synchronous transfers: correct but slow, for tests and
+convenience). The kernels and the core's validation are in the extension
+``pyonebit._cuda``, built only where a CUDA compiler was found."""
+from __future__ import annotations
+
+import operator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _core
+from ._dtype_error import DTypeError
+
+_OP = "quantized_matmul"
+_module: Any = None  # pyonebit._cuda once loaded; False when it cannot be
+_usable: bool | None = None
+_tracing = 0  # open pyonebit.trace() blocks
+_trace_log: list[dict] = []
+
+
+def extension():
+    """pyonebit._cuda, or None where it was not built (no CUDA compiler)."""
+    global _module
+    if _module is None:
+        try:
+            from . import _cuda
+            _module = _cuda
+        except ImportError:
+            _module = False
+    return _module or None
+
+
+def available() -> bool:
+    """True when the extension was built and a CUDA device is usable."""
+    global _usable
+    if _usable is None:
+        ext = extension()
+        _usable = bool(ext is not None and ext.device_count() > 0)
+    return _usable
+
+
+class _DeviceArray(NamedTuple):
+    ptr: int
+    shape: tuple
+    dtype: str  # "float32", "float16", "bfloat16", "uint32", or the producer's name
+    device: int
+    framework: str  # "torch", "cupy" or "cai" (another __cuda_array_interface__ producer)
+    obj: Any  # keeps the memory alive (a contiguous copy when the input was strided)
+
+    @property
+    def nbytes(self) -> int:
+        size = int(np.prod(self.shape, dtype=np.int64))
+        return size * (4 if self.dtype in ("float32", "uint32") else 2)
+
+
+def _torch_view(t, name: str):
+    if not t.is_cuda:
+        return None
+    import torch
+
+    names = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+    if hasattr(torch, "uint32"):
+        names[torch.uint32] = "uint32"
+    if not t.is_contiguous():
+        t = t.contiguous()
+    return _DeviceArray(t.data_ptr(), tuple(t.shape), names.get(t.dtype, str(t.dtype)[6:]),
+                        t.device.index, "torch", t)
+
+
+def _cupy_view(a, name: str):
+    import cupy
+
+    if not a.flags.c_contiguous:
+        a = cupy.ascontiguousarray(a)
+    return _DeviceArray(a.data.ptr, tuple(a.shape), np.dtype(a.dtype).name, a.device.id, "cupy", a)
+
+
+def _cai_view(obj, name: str):
+    cai = obj.__cuda_array_interface__
+    shape = tuple(cai["shape"])
+    dtype = np.dtype(cai["typestr"])
+    strides = cai.get("strides")
+    if strides is not None and tuple(strides) != tuple(
+            int(np.prod(shape[i + 1:], dtype=np.int64)) * dtype.itemsize for i in range(len(shape))):
+        raise ValueError(f"[{_OP}] {name} must be C-contiguous (its __cuda_array_interface__ has "
+                         f"strides {tuple(strides)})")
+    if not dtype.isnative:
+        raise DTypeError(f"[{_OP}] {name} must be in native byte order, got {dtype.str}")
+    return _DeviceArray(cai["data"][0], shape, dtype.name, -1, "cai", obj)
+
+
+def _device_view(obj, name: str):
+    """A _DeviceArray for a device array, None for host data."""
+    if obj is None:
+        return None
+    framework = type(obj).__module__.split(".", 1)[0]
+    if framework == "torch":
+        return _torch_view(obj, name)
+    if framework == "cupy" and hasattr(obj, "__cuda_array_interface__"):
+        return _cupy_view(obj, name)
+    if hasattr(obj, "__cuda_array_interface__"):
+        return _cai_view(obj, name)
+    return None
+
+
+def is_device_array(obj) -> bool:
+    """True for a CUDA array of PyTorch, CuPy or another __cuda_array_interface__ producer."""
+    framework = type(obj).__module__.split(".", 1)[0]
+    if framework == "torch":
+        return bool(getattr(obj, "is_cuda", False))
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def _stream(framework: str, device: int) -> int:
+    """The framework's current stream on device (0, the legacy default stream, otherwise)."""
+    if framework == "torch":
+        import torch
+
+        return torch.cuda.current_stream(device).cuda_stream
+    if framework == "cupy":
+        import cupy
+
+        return cupy.cuda.get_current_stream().ptr
+    return 0
+
+
+def _allocate(lead: _DeviceArray, shape: tuple, dtype: str):
+    if lead.framework == "torch":
+        import torch
+
+        return torch.empty(shape, dtype=getattr(torch, dtype), device=lead.obj.device)
+    import cupy
+
+    if dtype == "bfloat16":
+        raise DTypeError(f"[{_OP}] the result would be bfloat16, which CuPy cannot hold; "
+                        "pass PyTorch tensors for bfloat16")
+    with cupy.cuda.Device(lead.device if lead.device >= 0 else cupy.cuda.runtime.getDevice()):
+        return cupy.empty(shape, dtype=dtype)
+
+
+def _check_int(value, name: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"[{_OP}] {name} must be an int, got {type(value).__name__}")
+    return operator.index(value)
+
+
+def _overlaps(a: _DeviceArray, b: _DeviceArray) -> bool:
+    return a.ptr < b.ptr + b.nbytes and b.ptr < a.ptr + a.nbytes
+
+
+def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
+                     mode="affine", out=None, layout="mlx"):
+    """pyonebit.quantized_matmul on the GPU (see its docstring). Device arrays in,
+    the same framework's array out, on its current stream; NumPy in, NumPy out."""
+    ext = extension()
+    if not available():
+        reason = ext.device_error() if ext is not None else "pyonebit was built without nvcc"
+        raise ValueError(f"[{_OP}] backend 'cuda' is not available here ({reason})")
+    group_size, bits = _check_int(group_size, "group_size"), _check_int(bits, "bits")
+    if not isinstance(mode, str):
+        raise TypeError(f"[{_OP}] mode must be a str, got {type(mode).__name__}")
+    if layout != "mlx":
+        raise ValueError(f"[{_OP}] the cuda backend takes layout='mlx' only, got {layout!r}")
+    names = ("x", "wq", "scales", "biases")
+    inputs = (x, wq, scales, biases)
+    for name, a in zip(names[:3], inputs):
+        if a is None:
+            raise TypeError(f"[{_OP}] {name} must be an array, got None")
+    views = [_device_view(a, n) for n, a in zip(names, inputs)]
+    on_device = [v for v in views if v is not None]
+    lead = next((v for v in on_device if v.framework != "cai"), on_device[0] if on_device else None)
+    if lead is not None and len({v.device for v in on_device if v.device >= 0}) > 1:
+        raise ValueError(f"[{_OP}] x, wq, scales and biases must be on one CUDA device, got "
+                         + ", ".join(f"{n}: cuda:{v.device}" for n, v in zip(names, views)
+                                     if v is not None))
+    stream = _stream(lead.framework, lead.device) if lead is not None else 0
+    # Host inputs go to the device with explicit copies, on the stream of the call.
+    keep = []
+    for i, (name, a) in enumerate(zip(names, inputs)):
+        if a is not None and views[i] is None:
+            host = _core._as_array(a, name, _OP)
+            buf = ext.DeviceBuffer(host.nbytes)
+            buf.upload(host.reshape(-1).view(np.uint8), stream)
+            keep.append(buf)
+            views[i] = _DeviceArray(buf.ptr, host.shape, host.dtype.name, -1, "numpy", buf)
+    vx, vw, vs, vb = views
+    plan = ext.Plan(vx.ptr, vx.shape, vx.dtype, vw.ptr, vw.shape, vw.dtype, vs.ptr, vs.shape,
+                    vs.dtype, vb.ptr if vb else 0, vb.shape if vb else (), vb.dtype if vb else "",
+                    bool(transpose), group_size, bits, mode)
+    if _tracing:
+        _trace_log.append({"backend": "cuda", "kernel": plan.kernel,
+                           "grid": tuple(plan.out_shape[-1:]) + (0, 0), "threadgroup": (0, 0, 0)})
+    if lead is None:  # NumPy in, NumPy out
+        result_dtype = np.dtype(_np_name(plan.out_dtype))
+        if out is None:
+            out = np.empty(plan.out_shape, result_dtype)
+        else:
+            _core._check_out(out, plan.out_shape, result_dtype, [np.asarray(a) for a in inputs
+                                                                  if a is not None], _OP)
+        dev_out = ext.DeviceBuffer(out.nbytes)
+        plan.run(dev_out.ptr, stream)
+        dev_out.download(out.reshape(-1).view(np.uint8), stream)
+        return out
+    if out is None:
+        out = _allocate(lead, plan.out_shape, plan.out_dtype)
+        vo = _device_view(out, "out")
+    else:
+        vo = _device_view(out, "out")
+        if vo is None or vo.obj is not out:
+            raise TypeError(f"[{_OP}] out must be a C-contiguous device array like x")
+        if vo.dtype != plan.out_dtype:
+            raise DTypeError(f"[{_OP}] out must have dtype {plan.out_dtype} (the result dtype), "
+                             f"got {vo.dtype}")
+        if vo.shape != plan.out_shape:
+            raise ValueError(f"[{_OP}] out must have shape {plan.out_shape}, got {vo.shape}")
+        if any(_overlaps(vo, v) for v in views if v is not None):
+            raise ValueError(f"[{_OP}] out must not overlap an input array")
+    plan.run(vo.ptr, stream)
+    if keep:  # the uploads' buffers must outlive the kernel
+        ext.synchronize(stream)
+    return out
+
+
+def _np_name(name: str):
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return name
+
+
+def trace_start() -> int:
+    global _tracing
+    _tracing += 1
+    return len(_trace_log)
+
+
+def trace_stop(token: int) -> list[dict]:
+    global _tracing
+    _tracing -= 1
+    entries = _trace_log[token:]
+    if not _tracing:
+        _trace_log.clear()
+    return entries

@@ -1,0 +1,134 @@
+// Host side of the CUDA backend: kernel choice, batch loop, launch checks,
+// and the memory helpers the binding uses for NumPy inputs.
+#include <climits>
+#include <stdexcept>
+#include <string>
+
+#include "api.h"
+#include "common/format_values.h"
+#include "launch.h"
+#include "qmm_simt.cuh"  // the tile shape, for the grid limit
+
+namespace onebit {
+namespace cuda {
+namespace {
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("[cuda] ") + what + ": " + cudaGetErrorString(err));
+}
+
+Kernel choose(const MatmulPlan& plan) {
+  if (plan.transpose && plan.M <= kQmvMaxM) return Kernel::qmv_t;
+  return plan.transpose ? Kernel::qmm_t : Kernel::qmm_n;
+}
+
+void launch_bits(int bits, Kernel kernel, DType x, DType s, const KernelArgs& args,
+                 cudaStream_t stream) {
+  switch (bits) {
+#define ONEBIT_CASE(unused, b) \
+  case b: return launch<b>(kernel, x, s, args, stream);
+    ONEBIT_FOR_EACH_BITS(ONEBIT_CASE, _)
+#undef ONEBIT_CASE
+  }
+  throw std::logic_error("[cuda] no kernels for bits=" + std::to_string(bits));
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+int device_count() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+std::string device_error() {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) return cudaGetErrorString(err);
+  return n ? "" : "no CUDA device";
+}
+
+std::string choose_kernel(const MatmulPlan& plan) {
+  switch (choose(plan)) {
+    case Kernel::qmv_t: return "qmv_t";
+    case Kernel::qmm_t: return "qmm_simt_t";
+    default: return "qmm_simt_n";
+  }
+}
+
+void quantized_matmul(const MatmulPlan& plan, void* out, std::uintptr_t stream_handle) {
+  const char* op = "quantized_matmul";
+  if (plan.layout != WeightLayout::mlx)
+    throw ValueError(std::string("[") + op + "] the cuda backend takes layout='mlx' only");
+  if (plan.M > INT_MAX || plan.N > INT_MAX || plan.K > INT_MAX ||
+      (plan.N + kTileN - 1) / kTileN > 65535)
+    throw ValueError(std::string("[") + op + "] the cuda backend takes M, K < 2^31 and N < 2^22");
+  if (plan.batch.count == 0 || plan.M == 0 || plan.N == 0) return;
+  const auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
+  const std::size_t xsize = dtype_size(plan.x.dtype), ssize = dtype_size(plan.scales.dtype);
+  const std::size_t osize = dtype_size(plan.out_dtype);
+  const std::int64_t w_words = plan.wq.shape[plan.wq.shape.size() - 2] *
+                               plan.wq.shape.back();  // per matrix
+  const std::int64_t s_count = plan.scales.shape[plan.scales.shape.size() - 2] *
+                               plan.scales.shape.back();
+  const Kernel kernel = choose(plan);
+  const bool symmetric = plan.spec.mode == Mode::symmetric;
+  for (std::int64_t b = 0; b < plan.batch.count; ++b) {
+    const std::int64_t w_index = plan.batch.w_offset(b);
+    KernelArgs a{};
+    a.x = static_cast<const char*>(plan.x.data) + plan.batch.x_offset(b) * xsize;
+    a.wq = static_cast<const std::uint32_t*>(plan.wq.data) + w_index * w_words;
+    a.scales = static_cast<const char*>(plan.scales.data) + w_index * s_count * ssize;
+    a.biases = symmetric ? nullptr
+                         : static_cast<const char*>(plan.biases.data) + w_index * s_count * ssize;
+    a.out = static_cast<char*>(out) + b * plan.M * plan.N * osize;
+    a.M = static_cast<int>(plan.M), a.N = static_cast<int>(plan.N), a.K = static_cast<int>(plan.K);
+    a.group_size = plan.spec.group_size;
+    a.symmetric = symmetric;
+    // Rows start at 16-byte boundaries when the bases do and a row is a
+    // multiple of 16 bytes (K is a multiple of 32 on the qmv path).
+    a.vector_loads = aligned16(a.x) && aligned16(a.wq) && plan.K * xsize % 16 == 0 &&
+                     plan.K * plan.spec.bits / 32 % 4 == 0;
+    if (a.K == 0) {  // an empty sum: zeros
+      check(cudaMemsetAsync(a.out, 0, plan.M * plan.N * osize, stream), "memset");
+      continue;
+    }
+    launch_bits(plan.spec.bits, kernel, plan.x.dtype, plan.scales.dtype, a, stream);
+    check(cudaGetLastError(), "kernel launch");
+  }
+}
+
+void* device_alloc(std::size_t bytes) {
+  void* p = nullptr;
+  check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+  return p;
+}
+
+void device_free(void* ptr) { cudaFree(ptr); }
+
+void copy_to_device(void* dst, const void* src, std::size_t bytes, std::uintptr_t stream) {
+  if (bytes)
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+                          reinterpret_cast<cudaStream_t>(stream)), "copy to device");
+}
+
+void copy_to_host(void* dst, const void* src, std::size_t bytes, std::uintptr_t stream) {
+  if (bytes)
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost,
+                          reinterpret_cast<cudaStream_t>(stream)), "copy to host");
+}
+
+void synchronize(std::uintptr_t stream) {
+  check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)), "synchronize");
+}
+
+int current_device() {
+  int d = 0;
+  check(cudaGetDevice(&d), "cudaGetDevice");
+  return d;
+}
+
+}  // namespace cuda
+}  // namespace onebit

@@ -1,0 +1,67 @@
+// Device helpers shared by the kernels: element types, code extraction,
+// and the argument block every kernel takes.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace onebit {
+namespace cuda {
+
+// One matrix product (one batch entry): out (M x N) = x (M x K) @ W_hat^T or @ W_hat.
+struct KernelArgs {
+  const void* x;
+  const std::uint32_t* wq;
+  const void* scales;
+  const void* biases;  // null in symmetric mode
+  void* out;
+  int M, N, K;
+  int group_size;
+  bool symmetric;
+  bool vector_loads;  // wq rows and x rows are 16-byte aligned (uint4 / float4 loads)
+};
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <class T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// Result type as in MLX: x's type when it equals the scales', else float32.
+template <class X, class S>
+struct OutType { using type = float; };
+template <class X>
+struct OutType<X, X> { using type = X; };
+
+// Code of element e of a packed row: bits [e*BITS, (e+1)*BITS) of the
+// little-endian bit stream (codes of 3/5/6 bits may straddle two words).
+template <int BITS>
+__device__ __forceinline__ std::uint32_t code_at(const std::uint32_t* row, std::int64_t e) {
+  const std::int64_t bit = e * BITS;
+  const std::uint32_t shift = static_cast<std::uint32_t>(bit & 31);
+  const std::uint32_t* word = row + (bit >> 5);
+  std::uint32_t v = __ldg(word) >> shift;
+  if (32 % BITS != 0 && shift + BITS > 32) v |= __ldg(word + 1) << (32 - shift);
+  return v & ((1u << BITS) - 1u);
+}
+
+// w_hat = scale * q + bias (affine) or q ? +scale : -scale (symmetric),
+// each operation rounded separately (no fused multiply-add), as the reference.
+__device__ __forceinline__ float dequant(std::uint32_t q, float scale, float bias, bool symmetric) {
+  if (symmetric) return q ? scale : -scale;
+  return __fadd_rn(__fmul_rn(scale, static_cast<float>(q)), bias);
+}
+
+}  // namespace cuda
+}  // namespace onebit

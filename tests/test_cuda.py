@@ -1,0 +1,202 @@
+"""The "cuda" backend on device arrays (PyTorch, CuPy) against the float64
+model of the format: kernels (matrix-vector and tiled), dtypes, both
+transposes, alignment fallbacks, the caller's stream (CUDA graph capture),
+out=, and errors. NumPy inputs through backend="cuda" are covered by the
+shared suites (test_matmul.py is parametrized over pyonebit.backends()).
+
+Without a GPU only the build checks run: CI compiles the CUDA sources."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import pyonebit
+from pyonebit import cuda_backend
+from conftest import BF16, BITS, FLOAT_DTYPES, GROUP_SIZES, assert_matmul_close, dtype_id, random_weights, w_hat64
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "build_tools"))
+import cuda_build  # noqa: E402
+
+gpu = pytest.mark.skipif(not cuda_backend.available(), reason="no usable CUDA device")
+
+
+def test_extension_is_built_where_nvcc_exists():
+    if os.environ.get("PYONEBIT_CUDA") == "0" or cuda_build.find_nvcc() is None:
+        pytest.skip("no nvcc here: the CPU-only build has no CUDA module")
+    ext = cuda_backend.extension()
+    assert ext is not None, "nvcc exists but pyonebit._cuda was not built"
+    assert isinstance(ext.device_count(), int)
+    assert ("cuda" in pyonebit.backends()) == (ext.device_count() > 0)
+
+
+@pytest.mark.skipif(cuda_backend.available(), reason="a CUDA device is usable")
+def test_unavailable_backend_is_a_clear_error():
+    x = np.ones((1, 32), np.float32)
+    wq, s, b = pyonebit.quantize(np.ones((4, 32), np.float32), group_size=32)
+    with pytest.raises(ValueError, match="backend 'cuda' is not available"):
+        cuda_backend.quantized_matmul(x, wq, s, b, group_size=32)
+
+
+# ---------------------------------------------------------------- on a GPU
+torch = pytest.importorskip("torch") if cuda_backend.available() else None
+
+
+def to_torch(a):
+    a = np.ascontiguousarray(a)
+    if a.dtype == BF16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16).cuda()
+    return torch.from_numpy(a).cuda()
+
+
+def to_numpy(t):
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).cpu().numpy().view(BF16)
+    return t.cpu().numpy()
+
+
+def quantized(rng, shape, dtype, bits, group_size, mode="affine"):
+    w = random_weights(rng, shape, dtype)
+    wq, s, b = pyonebit.quantize(w, group_size=group_size, bits=bits, mode=mode)
+    return wq, s, b, w_hat64(wq, s, b, bits, group_size, mode)
+
+
+def run_torch(x, wq, s, b, **kw):
+    args = [to_torch(a) if a is not None else None for a in (x, wq, s, b)]
+    args[1] = args[1].view(torch.uint32)
+    y = pyonebit.quantized_matmul(*args, backend="cuda", **kw)
+    assert isinstance(y, torch.Tensor) and y.is_cuda and y.is_contiguous()
+    return to_numpy(y)
+
+
+@gpu
+@pytest.mark.parametrize("transpose", [True, False])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("group_size", GROUP_SIZES)
+@pytest.mark.parametrize("bits", BITS)
+def test_torch_arrays_match_float64_model(rng, bits, group_size, dtype, transpose):
+    # M from 1 to 40: the matrix-vector kernel (M <= 8, each accumulator width) and the tiled one.
+    for M in (1, 2, 3, 4, 5, 8, 9, 40):
+        free, packed = 67, 384
+        K = packed if transpose else free
+        wq, s, b, what = quantized(rng, (free, packed), dtype, bits, group_size)
+        x = random_weights(rng, (M, K), dtype)
+        out = run_torch(x, wq, s, b, transpose=transpose, group_size=group_size, bits=bits)
+        assert_matmul_close(out, x, what, transpose, dtype)
+
+
+@gpu
+@pytest.mark.parametrize("mode", ["affine", "symmetric"])
+@pytest.mark.parametrize("M", [1, 2, 7, 8, 16])
+def test_model_sized_rows_use_wide_loads(rng, M, mode):
+    wq, s, b, what = quantized(rng, (300, 4096), np.float16, 1, 128, mode)
+    x = random_weights(rng, (M, 4096), np.float16)
+    assert_matmul_close(run_torch(x, wq, s, b, group_size=128, mode=mode), x, what, True,
+                        np.dtype(np.float16))
+
+
+@gpu
+@pytest.mark.parametrize("bits", [1, 4])
+def test_unaligned_device_pointers_take_the_word_path(rng, bits):
+    wq, s, b, what = quantized(rng, (50, 512), np.float32, bits, 64)
+    x = random_weights(rng, (3, 512), np.float32)
+    xt = to_torch(np.concatenate([np.zeros(1, np.float32), x.ravel()]))[1:].view(3, 512)
+    wt = to_torch(np.concatenate([np.zeros(1, np.uint32), wq.ravel()]))[1:].view(wq.shape)
+    assert xt.data_ptr() % 16 and wt.data_ptr() % 16
+    y = pyonebit.quantized_matmul(xt, wt.view(torch.uint32), to_torch(s), to_torch(b),
+                                  group_size=64, bits=bits, backend="cuda")
+    assert_matmul_close(to_numpy(y), x, what, True, np.dtype(np.float32))
+
+
+@gpu
+def test_batches_broadcast_on_device(rng):
+    wq, s, b, what = quantized(rng, (3, 33, 128), np.float32, 2, 32)
+    x = random_weights(rng, (2, 1, 5, 128), np.float32)
+    out = run_torch(x, wq, s, b, group_size=32, bits=2)
+    assert out.shape == (2, 3, 5, 33)
+    assert_matmul_close(out, x, what, True, np.dtype(np.float32))
+
+
+@gpu
+def test_runs_on_the_callers_stream_and_in_a_cuda_graph(rng):
+    """Captured in a CUDA graph on a side stream: a launch on any other stream
+    would fail the capture or be missing from the replay."""
+    wq, s, b, what = quantized(rng, (64, 1024), np.float16, 1, 128)
+    w = [to_torch(wq).view(torch.uint32), to_torch(s), to_torch(b)]
+    x = torch.zeros((2, 1024), dtype=torch.float16, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        pyonebit.quantized_matmul(x, *w, backend="cuda")  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = pyonebit.quantized_matmul(x, *w, backend="cuda")
+    for _ in range(2):
+        xs = random_weights(rng, (2, 1024), np.float16)
+        x.copy_(to_torch(xs))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_matmul_close(to_numpy(y), xs, what, True, np.dtype(np.float16))
+
+
+@gpu
+def test_cupy_arrays_in_cupy_out(rng):
+    cupy = pytest.importorskip("cupy")
+    wq, s, b, what = quantized(rng, (40, 256), np.float16, 1, 64)
+    x = random_weights(rng, (3, 256), np.float16)
+    y = pyonebit.quantized_matmul(cupy.asarray(x), cupy.asarray(wq), cupy.asarray(s),
+                                  cupy.asarray(b), group_size=64, backend="cuda")
+    assert isinstance(y, cupy.ndarray) and y.dtype == np.float16
+    assert_matmul_close(cupy.asnumpy(y), x, what, True, np.dtype(np.float16))
+
+
+@gpu
+def test_out_argument_on_device(rng):
+    wq, s, b, what = quantized(rng, (20, 128), np.float32, 1, 32)
+    x = random_weights(rng, (4, 128), np.float32)
+    args = [to_torch(x), to_torch(wq).view(torch.uint32), to_torch(s), to_torch(b)]
+    out = torch.full((4, 20), float("nan"), device="cuda")
+    y = pyonebit.quantized_matmul(*args, group_size=32, backend="cuda", out=out)
+    assert y is out
+    assert_matmul_close(to_numpy(out), x, what, True, np.dtype(np.float32))
+    with pytest.raises(ValueError, match="out must have shape"):
+        pyonebit.quantized_matmul(*args, group_size=32, backend="cuda", out=out[:2])
+    with pytest.raises(ValueError, match="overlap"):
+        pyonebit.quantized_matmul(*args, group_size=32, backend="cuda", out=args[0][:, :20])
+
+
+@gpu
+def test_numpy_in_numpy_out(rng):
+    wq, s, b, what = quantized(rng, (20, 128), BF16, 1, 32)
+    x = random_weights(rng, (4, 128), BF16)
+    out = pyonebit.quantized_matmul(x, wq, s, b, group_size=32, backend="cuda")
+    assert isinstance(out, np.ndarray)
+    assert_matmul_close(out, x, what, True, BF16)
+
+
+@gpu
+def test_bad_device_inputs_name_the_argument(rng):
+    wq, s, b, _ = quantized(rng, (8, 64), np.float32, 1, 32)
+    x = to_torch(random_weights(rng, (2, 64), np.float32))
+    w = [to_torch(wq).view(torch.int32), to_torch(s), to_torch(b)]
+    with pytest.raises(TypeError, match="wq must be uint32"):
+        pyonebit.quantized_matmul(x, *w, group_size=32, backend="cuda")
+    w[0] = w[0].view(torch.uint32)
+    with pytest.raises(ValueError, match="not a multiple of group_size"):
+        pyonebit.quantized_matmul(x, *w, group_size=128, backend="cuda")
+    with pytest.raises(ValueError, match="layout='mlx'"):
+        pyonebit.quantized_matmul(x, *w, group_size=32, backend="cuda", layout="interleaved16")
+
+
+@gpu
+def test_empty_shapes_on_device(rng):
+    wq, s, b = pyonebit.quantize(np.ones((8, 64), np.float32), group_size=32)
+    w = [to_torch(wq).view(torch.uint32), to_torch(s), to_torch(b)]
+    y = pyonebit.quantized_matmul(torch.ones((0, 64), device="cuda"), *w, group_size=32,
+                                  backend="cuda")
+    assert tuple(y.shape) == (0, 8)
+    wq, s, b = pyonebit.quantize(np.ones((4, 0), np.float32), group_size=32)
+    y = pyonebit.quantized_matmul(torch.ones((3, 0), device="cuda"), to_torch(wq).view(torch.uint32),
+                                  to_torch(s), to_torch(b), group_size=32, backend="cuda")
+    assert torch.equal(y, torch.zeros((3, 4), device="cuda"))
