@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 try:  # the compiled extension, absent from an unbuilt source checkout
-    from ._core import backends, cpu_kernels, cpu_preferred_layout, get_num_threads, metal_stats
+    from ._core import backends as _core_backends
+    from ._core import cpu_kernels, cpu_preferred_layout, get_num_threads, metal_stats
 except ModuleNotFoundError as _e:
     if _e.name != f"{__name__}._core":
         raise
@@ -32,6 +33,7 @@ from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
 from ._dequantize import dequantize as _dequantize
 from ._dtype_error import DTypeError
+from . import cuda_backend as _cuda_backend
 from ._linear import QuantizedLinear
 from ._memory import aligned_empty
 from ._trace import Trace, trace
@@ -89,6 +91,12 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY_ATTRIBUTES))
+
+
+def backends() -> list[str]:
+    """Backends usable here, the default (for NumPy data) first; ``"cuda"``
+    last, where the CUDA module was built and a device is usable."""
+    return _core_backends() + (["cuda"] if _cuda_backend.available() else [])
 
 
 def quantize(
@@ -157,5 +165,8 @@ def quantized_matmul(
     ``"interleaved16"`` (see :func:`interleave16`; ``transpose=True`` and the
     CPU backend only). :class:`QuantizedLinear` picks the layout itself.
     """
+    if backend == "cuda" or (backend is None and _cuda_backend.is_device_array(x)):
+        return _cuda_backend.quantized_matmul(x, wq, scales, biases, transpose, group_size, bits,
+                                              mode, out, layout)
     return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend,
                              out, layout)

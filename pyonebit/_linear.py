@@ -11,7 +11,7 @@ import operator
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _core, cuda_backend
 from ._dequantize import dequantize
 from ._dtype_error import DTypeError
 from ._memory import aligned_empty
@@ -76,15 +76,17 @@ class QuantizedLinear:
         if wq.ndim != 2:
             raise ValueError(f"[{op}] wq must be 2-D (out_features, in_features * bits / 32), "
                              f"got shape {wq.shape}")
-        if backend is not None and backend not in _core.backends():
-            raise ValueError(f"[{op}] backend must be one of {_core.backends()} or None, "
+        backends = _core.backends() + (["cuda"] if cuda_backend.available() else [])
+        if backend is not None and backend not in backends:
+            raise ValueError(f"[{op}] backend must be one of {backends} or None, "
                              f"got {backend!r}")
         in_features = self._in_features(wq, bits, op)
         # An empty call runs every check quantized_matmul makes (dtypes,
         # shapes, bits, group size, mode, backend) once, up front.
         try:
             _core.quantized_matmul(np.empty((0, in_features), scales.dtype), wq, scales, biases,
-                                   True, group_size, bits, mode, backend)
+                                   True, group_size, bits, mode,
+                                   None if backend == "cuda" else backend)  # same checks
         except (TypeError, ValueError) as e:
             raise type(e)(str(e).replace("[quantized_matmul]", f"[{op}]", 1)) from None
         # Read-only through the properties below: the arrays were validated
@@ -103,6 +105,10 @@ class QuantizedLinear:
         self._scales = _owned_copy(stored(scales))
         self._biases = _owned_copy(stored(biases)) if biases is not None else None
         self._bias = self._check_bias(bias, op)
+        # backend="cuda": a device copy of the weight too (the host one serves wq, take ...).
+        self._device = cuda_backend.DeviceWeights(self._wq, self._scales, self._biases, self._bias,
+                                                  self._group_size, self._bits, mode) \
+            if backend == "cuda" else None
 
     @property
     def in_features(self) -> int:
@@ -217,6 +223,8 @@ class QuantizedLinear:
 
         The result dtype is that of ``x`` when it equals the scales' dtype,
         else float32. ``out``, if given, must be exactly that shape and dtype."""
+        if self._device is not None:
+            return self._device(x, out)
         y = _core.quantized_matmul(x, self._wq, self._scales, self._biases, True, self.group_size,
                                    self.bits, self.mode, self.backend, out, self.layout)
         if self.bias is not None:

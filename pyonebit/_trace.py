@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+from . import cuda_backend
 from ._core import _trace_start, _trace_stop
 
 
@@ -30,7 +31,9 @@ class Trace:
 def trace() -> Iterator[Trace]:
     record = Trace()
     token = _trace_start()
+    cuda_token = cuda_backend.trace_start()
     try:
         yield record
     finally:
-        record.dispatches = _trace_stop(token)
+        # CUDA launches (recorded in Python) follow the core's dispatches.
+        record.dispatches = _trace_stop(token) + cuda_backend.trace_stop(cuda_token)

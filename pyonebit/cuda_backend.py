@@ -97,6 +97,8 @@ def _device_view(obj, name: str):
     """A _DeviceArray for a device array, None for host data."""
     if obj is None:
         return None
+    if isinstance(obj, _DeviceArray):  # a layer's resident weight (DeviceWeights)
+        return obj
     framework = type(obj).__module__.split(".", 1)[0]
     if framework == "torch":
         return _torch_view(obj, name)
@@ -163,8 +165,13 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     group_size, bits = _check_int(group_size, "group_size"), _check_int(bits, "bits")
     if not isinstance(mode, str):
         raise TypeError(f"[{_OP}] mode must be a str, got {type(mode).__name__}")
-    if layout != "mlx":
-        raise ValueError(f"[{_OP}] the cuda backend takes layout='mlx' only, got {layout!r}")
+    if layout != "mlx":  # the core's messages for the other layouts
+        if not isinstance(layout, str):
+            raise TypeError(f"[{_OP}] layout must be a str, got {type(layout).__name__}")
+        if layout != "interleaved16":
+            raise ValueError(f"[{_OP}] layout must be one of 'mlx', 'interleaved16', got {layout!r}")
+        raise ValueError(f"[{_OP}] layout='interleaved16' runs on the 'cpu' backend only, "
+                         "not on 'cuda'")
     names = ("x", "wq", "scales", "biases")
     inputs = (x, wq, scales, biases)
     for name, a in zip(names[:3], inputs):
@@ -172,12 +179,17 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
             raise TypeError(f"[{_OP}] {name} must be an array, got None")
     views = [_device_view(a, n) for n, a in zip(names, inputs)]
     on_device = [v for v in views if v is not None]
-    lead = next((v for v in on_device if v.framework != "cai"), on_device[0] if on_device else None)
+    # The result's framework: x's or another input's; only NumPy and resident weights: NumPy.
+    lead = next((v for v in on_device if v.framework in ("torch", "cupy")),
+                next((v for v in on_device if v.framework == "cai"), None))
     if lead is not None and len({v.device for v in on_device if v.device >= 0}) > 1:
         raise ValueError(f"[{_OP}] x, wq, scales and biases must be on one CUDA device, got "
                          + ", ".join(f"{n}: cuda:{v.device}" for n, v in zip(names, views)
                                      if v is not None))
     stream = _stream(lead.framework, lead.device) if lead is not None else 0
+    if lead is None and on_device and any(v.device != ext.current_device() for v in on_device):
+        raise ValueError(f"[{_OP}] the layer's weights are on cuda:{on_device[0].device}, "
+                         f"not the current device cuda:{ext.current_device()}")
     # Host inputs go to the device with explicit copies, on the stream of the call.
     keep = []
     for i, (name, a) in enumerate(zip(names, inputs)):
@@ -223,6 +235,57 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     if keep:  # the uploads' buffers must outlive the kernel
         ext.synchronize(stream)
     return out
+
+
+class DeviceWeights:
+    """A layer's packed weight copied to the current device once
+    (QuantizedLinear(backend="cuda")); calls take device or NumPy x."""
+
+    def __init__(self, wq: np.ndarray, scales: np.ndarray, biases: np.ndarray | None,
+                 bias: np.ndarray | None, group_size: int, bits: int, mode: str):
+        ext = extension()
+        self._buffers = []
+        self._arrays = [self._upload(ext, a) if a is not None else None for a in (wq, scales, biases)]
+        ext.synchronize(0)
+        self._spec = (group_size, bits, mode)
+        self._bias = bias
+        self._device_bias = {}  # (framework, device) -> bias as a float32 device array
+
+    def _upload(self, ext, a: np.ndarray) -> _DeviceArray:
+        buf = ext.DeviceBuffer(a.nbytes)
+        buf.upload(np.ascontiguousarray(a).reshape(-1).view(np.uint8), 0)
+        return _DeviceArray(buf.ptr, a.shape, a.dtype.name, ext.current_device(), "resident", buf)
+
+    def __call__(self, x, out=None):
+        y = quantized_matmul(x, *self._arrays, True, *self._spec, out=out)
+        if self._bias is not None:
+            self._add_bias(y)
+        return y
+
+    def _add_bias(self, y):
+        """y += bias, computed in float32 and rounded to y's dtype (as np.add with casting='unsafe')."""
+        if isinstance(y, np.ndarray):
+            np.add(y, self._bias, out=y, casting="unsafe")
+            return
+        framework = type(y).__module__.split(".", 1)[0]
+        key = (framework, str(getattr(y, "device", "")))
+        if key not in self._device_bias:
+            b32 = self._bias.astype(np.float32)
+            if framework == "torch":
+                import torch
+
+                self._device_bias[key] = torch.from_numpy(b32).to(y.device)
+            else:
+                import cupy
+
+                self._device_bias[key] = cupy.asarray(b32)
+        b = self._device_bias[key]
+        if framework == "torch":
+            y.copy_(y.float().add_(b))
+        else:
+            import cupy
+
+            y[...] = (y.astype(cupy.float32) + b).astype(y.dtype)
 
 
 def _np_name(name: str):
