@@ -10,8 +10,8 @@ backend, each as the median of --repeats calls after 50 ms of warm-up. The
 table shows the median over the rounds and their range (min-max); a range
 wider than 1.5x is flagged with "!". Emulated backends (the Metal kernels on
 a CPU emulator, a correctness check) are run and timed once. With the
-defaults the demo took 20 s on a busy 2-vCPU AMD EPYC (Zen 4), 12 s of it
-the emulated backend at M = 32.
+defaults the demo took 10 s and 20 s in two runs on a busy 2-vCPU AMD EPYC
+(Zen 4), 4 s and 12 s of it the emulated backend at M = 32.
 """
 from __future__ import annotations
 
