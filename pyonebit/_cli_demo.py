@@ -76,7 +76,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     wq, scales, biases = pyonebit.quantize(w, group_size=gs, bits=1)
     t_quant = time.perf_counter() - t0
-    packed = wq.nbytes + scales.nbytes + biases.nbytes
+    packed = wq.nbytes + scales.nbytes + (biases.nbytes if biases is not None else 0)
     print(f"pyonebit {pyonebit.__version__}: 1-bit affine quantized matmul demo")
     print(f"weights  {N} x {K} float32 ({w.nbytes / 2**20:.1f} MiB) -> 1 bit, group "
           f"{gs}: {packed / 2**20:.2f} MiB ({w.nbytes / packed:.1f}x smaller), "
@@ -114,7 +114,8 @@ def _rows(args, layers, w_hat, x) -> list[list[str]]:
         first_call[b] = time.perf_counter() - t0
         errors[b] = float(np.abs(out - ref).max() / np.abs(ref).max())
     timed = [b for b in layers if not b.endswith("-emulated")]
-    dense, ours = [], {b: [] for b in timed}
+    dense: list[float] = []
+    ours: dict[str, list[float]] = {b: [] for b in timed}
     # Each round times NumPy, then every backend, so a slow spell of a shared
     # machine hits both sides of a speed-up.
     for _ in range(args.rounds):

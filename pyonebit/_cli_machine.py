@@ -16,7 +16,7 @@ def cpu_model() -> str:
     "AMD EPYC" (family 25 model 17 is Zen 4, model 1 Zen 3)."""
     try:
         with open("/proc/cpuinfo") as f:
-            fields = {}
+            fields: dict[str, str] = {}
             for line in f:
                 if not line.strip():
                     break  # the first CPU's block

@@ -244,12 +244,12 @@ class DeviceWeights:
     def __init__(self, wq: np.ndarray, scales: np.ndarray, biases: np.ndarray | None,
                  bias: np.ndarray | None, group_size: int, bits: int, mode: str):
         ext = extension()
-        self._buffers = []
+        self._buffers: list = []
         self._arrays = [self._upload(ext, a) if a is not None else None for a in (wq, scales, biases)]
         ext.synchronize(0)
         self._spec = (group_size, bits, mode)
         self._bias = bias
-        self._device_bias = {}  # (framework, device) -> bias as a float32 device array
+        self._device_bias: dict = {}  # (framework, device) -> bias as a float32 device array
 
     def _upload(self, ext, a: np.ndarray) -> _DeviceArray:
         buf = ext.DeviceBuffer(a.nbytes)
