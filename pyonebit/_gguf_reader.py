@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._gguf_package import gguf  # noqa: F401 (first: names the extra when gguf is missing)
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
 MAGIC = b"GGUF"
@@ -35,7 +37,7 @@ DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS
 ALIGNMENT_KEY = "general.alignment"
 
-_NUMERIC = {
+_NUMERIC: dict[GGUFValueType, np.dtype] = {
     GGUFValueType.UINT8: np.dtype("<u1"),
     GGUFValueType.INT8: np.dtype("<i1"),
     GGUFValueType.UINT16: np.dtype("<u2"),

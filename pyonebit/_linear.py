@@ -70,21 +70,22 @@ class QuantizedLinear:
         backend: str | None = None,
     ) -> None:
         op = "QuantizedLinear"
-        wq = _core._as_array(wq, "wq", op)
-        scales = _core._as_array(scales, "scales", op)
-        biases = _core._as_array(biases, "biases", op) if biases is not None else None
-        if wq.ndim != 2:
+        # The arguments as arrays (views where possible), named apart for the type checker.
+        w_arr = _core._as_array(wq, "wq", op)
+        s_arr = _core._as_array(scales, "scales", op)
+        b_arr = _core._as_array(biases, "biases", op) if biases is not None else None
+        if w_arr.ndim != 2:
             raise ValueError(f"[{op}] wq must be 2-D (out_features, in_features * bits / 32), "
-                             f"got shape {wq.shape}")
+                             f"got shape {w_arr.shape}")
         backends = _core.backends() + (["cuda"] if cuda_backend.available() else [])
         if backend is not None and backend not in backends:
             raise ValueError(f"[{op}] backend must be one of {backends} or None, "
                              f"got {backend!r}")
-        in_features = self._in_features(wq, bits, op)
+        in_features = self._in_features_of(w_arr, bits, op)
         # An empty call runs every check quantized_matmul makes (dtypes,
         # shapes, bits, group size, mode, backend) once, up front.
         try:
-            _core.quantized_matmul(np.empty((0, in_features), scales.dtype), wq, scales, biases,
+            _core.quantized_matmul(np.empty((0, in_features), s_arr.dtype), w_arr, s_arr, b_arr,
                                    True, group_size, bits, mode,
                                    None if backend == "cuda" else backend)  # same checks
         except (TypeError, ValueError) as e:
@@ -92,7 +93,7 @@ class QuantizedLinear:
         # Read-only through the properties below: the arrays were validated
         # against these values once, and the kernels trust them.
         self._in_features = in_features
-        self._out_features = int(wq.shape[0])
+        self._out_features = int(w_arr.shape[0])
         self._bits = operator.index(bits)
         self._group_size = operator.index(group_size)
         self._mode = mode
@@ -101,9 +102,9 @@ class QuantizedLinear:
         self._layout = _core.cpu_preferred_layout(bits, group_size, mode) if on_cpu else "mlx"
         stored = (lambda a: a) if self.layout == "mlx" else _core.interleave16
         # As stored (in self.layout); the properties give MLX's order.
-        self._wq = _owned_copy(stored(wq))
-        self._scales = _owned_copy(stored(scales))
-        self._biases = _owned_copy(stored(biases)) if biases is not None else None
+        self._wq = _owned_copy(stored(w_arr))
+        self._scales = _owned_copy(stored(s_arr))
+        self._biases = _owned_copy(stored(b_arr)) if b_arr is not None else None
         self._bias = self._check_bias(bias, op)
         # backend="cuda": a device copy of the weight too (the host one serves wq, take ...).
         self._device = cuda_backend.DeviceWeights(self._wq, self._scales, self._biases, self._bias,
@@ -151,7 +152,7 @@ class QuantizedLinear:
         return self._bias
 
     @staticmethod
-    def _in_features(wq: np.ndarray, bits, op: str) -> int:
+    def _in_features_of(wq: np.ndarray, bits: int, op: str) -> int:
         """in_features from the packed width (the empty call then checks that
         scales agree with it)."""
         if isinstance(bits, bool) or not hasattr(bits, "__index__"):
@@ -196,8 +197,8 @@ class QuantizedLinear:
         return cls(wq, scales, biases, bias, group_size=group_size, bits=bits, mode=mode,
                    backend=backend)
 
-    def _mlx_order(self, stored: np.ndarray | None) -> np.ndarray | None:
-        if stored is None or self.layout == "mlx":
+    def _mlx_order(self, stored: np.ndarray) -> np.ndarray:
+        if self.layout == "mlx":
             return stored
         a = _core.deinterleave16(stored)
         a.flags.writeable = False
@@ -216,7 +217,7 @@ class QuantizedLinear:
     @property
     def biases(self) -> np.ndarray | None:
         """The biases (affine mode) like the scales, or None (symmetric), read-only."""
-        return self._mlx_order(self._biases)
+        return self._mlx_order(self._biases) if self._biases is not None else None
 
     def __call__(self, x: npt.ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """``x @ W_hat.T (+ bias)`` for ``x`` of shape (..., in_features).
@@ -251,16 +252,17 @@ class QuantizedLinear:
         """
         rows = _check_ids(ids, self.out_features, "QuantizedLinear.take")
         flat = rows.reshape(-1)
-        gathered = [self._stored_rows(a, flat) for a in (self._wq, self._scales, self._biases)]
-        w_hat = dequantize(*gathered, self.group_size, self.bits, self.mode, dtype)
+        biases = self._stored_rows(self._biases, flat) if self._biases is not None else None
+        w_hat = dequantize(self._stored_rows(self._wq, flat), self._stored_rows(self._scales, flat),
+                           biases, self.group_size, self.bits, self.mode, dtype)
         return w_hat.reshape(rows.shape + (self.in_features,))
 
-    def _stored_rows(self, stored: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    def _stored_rows(self, stored: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Rows ``rows`` of a stored array, in MLX's order, without reordering
         the whole array (interleave16's formula: element c of row n sits at
         n0 * C + c * r + (n - n0), n0 the block's first row, r its rows)."""
-        if stored is None or self.layout == "mlx":
-            return None if stored is None else stored[rows]
+        if self.layout == "mlx":
+            return stored[rows]
         n_rows, cols = stored.shape
         n0 = rows - rows % 16
         r = np.minimum(16, n_rows - n0)

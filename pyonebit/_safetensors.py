@@ -114,7 +114,7 @@ class StreamingWriter:
     def __init__(self, path, specs: dict, metadata: dict[str, str] | None = None):
         self.path = os.fspath(path)
         order = sorted(specs, key=lambda n: (-np.dtype(specs[n][0]).itemsize, n))
-        header = {"__metadata__": dict(metadata)} if metadata else {}
+        header: dict[str, dict] = {"__metadata__": dict(metadata)} if metadata else {}
         self._slots = {}
         offset = 0
         for name in order:
@@ -127,7 +127,7 @@ class StreamingWriter:
         text = json.dumps(header, separators=(",", ":")).encode()
         text += b" " * (-len(text) % 8)  # the format allows space padding; keeps data 8-aligned
         self._data_start = 8 + len(text)
-        self._written = set()
+        self._written: set[str] = set()
         self._file = open(self.path, "wb")
         self._file.write(len(text).to_bytes(8, "little") + text)
         self._file.truncate(self._data_start + offset)

@@ -227,7 +227,7 @@ def _prefix(name: str) -> str:
 
 def _file_specs(infos, plan, table, bits, group_size, mode) -> dict:
     """name -> (dtype, shape) of everything written for one input file."""
-    specs = {}
+    specs: dict = {}
     for info in infos:
         new = _output_specs(info, plan[info.name], bits, group_size, mode)
         for name in new.keys() & (specs.keys() | table.keys() - {info.name}):

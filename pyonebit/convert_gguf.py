@@ -24,7 +24,7 @@ from ._checkpoint_dir import tensor_table
 from ._linear import QuantizedLinear
 from ._safetensors import read_tensor
 
-GGUF_SPEC = {"bits": 1, "group_size": 128, "mode": "symmetric"}
+GGUF_SPEC = {"bits": 1, "group_size": 128, "mode": "symmetric"}  # Q1_0
 
 
 def convert_to_gguf(src: Path, dst: Path, config: dict, files: list, weight_map: dict | None,
@@ -50,7 +50,7 @@ def convert_to_gguf(src: Path, dst: Path, config: dict, files: list, weight_map:
         bias_info = table.pop(f"{p}.bias", None)
         bias = read_tensor(bias_info) if bias_info is not None else None
         try:
-            layers[p] = QuantizedLinear.from_float(w, bias, **GGUF_SPEC)
+            layers[p] = QuantizedLinear.from_float(w, bias, bits=1, group_size=128, mode="symmetric")
         except ValueError as e:
             raise ValueError(f"[convert] layer {p!r}: {e}") from None
     tensors = {name: read_tensor(info) for name, info in table.items()}

@@ -23,10 +23,7 @@ from typing import Any, Mapping
 import ml_dtypes
 import numpy as np
 
-try:
-    import gguf
-except ImportError as exc:  # gguf is a declared dependency; say what to install if it is gone
-    raise ImportError("pyonebit's GGUF support needs the gguf package: pip install 'gguf>=0.19.0'") from exc
+from ._gguf_package import gguf  # first: names the extra to install when gguf is missing
 from gguf import GGMLQuantizationType, GGUFWriter
 
 from ._atomic import replacing_file
@@ -34,9 +31,6 @@ from ._gguf_reader import BigEndianFile, GGUFHeader, TensorEntry, open_regular_f
 from ._linear import QuantizedLinear
 from .gguf_metadata import gguf_value
 from .gguf_q1 import Q1_0_BLOCK_WEIGHTS, packed_from_q1_0, q1_0_blocks
-
-if not hasattr(GGMLQuantizationType, "Q1_0"):
-    raise ImportError("pyonebit's GGUF support needs a gguf release with the Q1_0 type: pip install 'gguf>=0.19.0'")
 
 Q1_0 = GGMLQuantizationType.Q1_0
 BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -235,16 +229,16 @@ def save_gguf(
             writer.close()
 
 
-def _stored_bytes(name: str, array: GGUFQuantized) -> np.ndarray:
+def _stored_bytes(name: str, array: GGUFQuantized, raw: np.ndarray, ggml_type: GGMLQuantizationType) -> np.ndarray:
     """A loaded quantized tensor's own bytes, if its values are still theirs:
     writing stale bytes would silently drop the caller's changes."""
-    decoded = gguf.quants.dequantize(array.raw, array.ggml_type).astype(np.float32, copy=False)
+    decoded = gguf.quants.dequantize(raw, ggml_type).astype(np.float32, copy=False)
     if decoded.shape != array.shape or decoded.tobytes() != np.asarray(array).tobytes():
         raise ValueError(
-            f"[save_gguf] tensors[{name!r}] was loaded as {array.ggml_type.name} and its values changed since; "
-            f"pyonebit cannot re-quantize {array.ggml_type.name}: pass np.asarray(tensor) to store it as F32"
+            f"[save_gguf] tensors[{name!r}] was loaded as {ggml_type.name} and its values changed since; "
+            f"pyonebit cannot re-quantize {ggml_type.name}: pass np.asarray(tensor) to store it as F32"
         )
-    return array.raw
+    return raw
 
 
 def _architecture(arch: str | None, from_metadata: Any) -> str:
@@ -269,7 +263,7 @@ def _tensor_items(
     layers: Mapping[str, QuantizedLinear], tensors: Mapping[str, np.ndarray]
 ) -> list[tuple[str, np.ndarray, GGMLQuantizationType | None]]:
     """(name, array, raw GGML type or None) for every tensor to write, checked."""
-    items = []
+    items: list[tuple[str, np.ndarray, GGMLQuantizationType | None]] = []
     for name, layer in layers.items():
         wq, scales = _q1_0_parts(name, layer)
         items.append((name + _WEIGHT_SUFFIX, q1_0_blocks(wq, scales), Q1_0))
@@ -317,8 +311,8 @@ def _q1_0_parts(name: str, layer: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _plain_tensor(name: str, array: Any) -> tuple[np.ndarray, GGMLQuantizationType | None]:
-    if isinstance(array, GGUFQuantized) and array.raw is not None:
-        return _stored_bytes(name, array), array.ggml_type
+    if isinstance(array, GGUFQuantized) and array.raw is not None and array.ggml_type is not None:
+        return _stored_bytes(name, array, array.raw, array.ggml_type), array.ggml_type
     array = np.asarray(array)
     if not 1 <= array.ndim <= _MAX_DIMS:
         raise ValueError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from ._gguf_package import gguf  # noqa: F401 (first: names the extra when gguf is missing)
 from gguf import GGUFValueType
 
 _NUMPY_TYPES = {
@@ -82,7 +83,7 @@ def gguf_value(key: str, value: Any) -> tuple[Any, GGUFValueType, GGUFValueType 
     if isinstance(value, np.ndarray):
         if value.ndim != 1:
             raise ValueError(f"[save_gguf] metadata {key!r} is a {value.ndim}-D array; GGUF arrays are 1-D")
-        item_type = _numpy_type(key, value.dtype, "array")
+        item_type: GGUFValueType | None = _numpy_type(key, value.dtype, "array")
         values = value.tolist()  # the writer packs a Python sequence
     elif isinstance(value, (list, tuple)):
         if any(isinstance(item, (list, tuple, np.ndarray)) for item in value):

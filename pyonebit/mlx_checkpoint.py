@@ -15,6 +15,7 @@ A quantized layer ``<p>`` is ``<p>.weight`` (uint32), ``<p>.scales``, and
 from __future__ import annotations
 
 import os
+from typing import Any, NoReturn
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,17 +74,18 @@ def load_mlx(path: str | os.PathLike, *, backend: str | None = None) -> MLXCheck
     table = tensor_table(*safetensors_files(directory, "load_mlx"), "load_mlx")
     specs = {p: layer_quantization(section, p) for p in _claimed_layers(section, table)}
     # Every claim is checked against the tensor headers before any tensor is read.
-    parts = {}
+    parts, quantized = {}, {}
     for p, spec in specs.items():
         if spec is not None:
+            quantized[p] = spec
             parts[p] = _check_layer(p, spec, table)
         elif f"{p}.scales" in table:
             raise ValueError(f"[load_mlx] {p}.scales exists but config.json marks layer "
                              f"{p!r} as not quantized (false)")
-    _check_in_features(config, {p: specs[p] for p in parts}, parts)
+    _check_in_features(config, quantized, parts)
     checkpoint = MLXCheckpoint(config=config)
     for p, layer_parts in parts.items():
-        spec = specs[p]
+        spec = quantized[p]
         arrays = {k: read_tensor(info) for k, info in layer_parts.items()}
         try:
             checkpoint.layers[p] = QuantizedLinear(
@@ -125,7 +127,8 @@ def layer_quantization(section: dict, path: str) -> LayerQuantization | None:
                                  section.get("mode", "affine"))
     elif isinstance(entry, dict):
         mode = entry.get("mode", "affine")
-        group_size, bits = _MODE_DEFAULTS.get(mode, (None, None)) if isinstance(mode, str) else (None, None)
+        defaults: tuple[Any, Any] = _MODE_DEFAULTS.get(mode, (None, None)) if isinstance(mode, str) else (None, None)
+        group_size, bits = defaults  # checked with the entry's own values by _check_spec
         spec = LayerQuantization(entry.get("group_size", group_size), entry.get("bits", bits), mode)
     else:
         raise ValueError(f"[load_mlx] config.json quantization entry for {path!r} must be an "
@@ -187,12 +190,12 @@ def _check_layer(p: str, spec: LayerQuantization, table: dict[str, TensorInfo]
                  ) -> dict[str, TensorInfo]:
     """The layer's tensors, after checking from their headers alone that
     they hold what ``spec`` claims."""
-    def fail(what):
+    def fail(what: str) -> NoReturn:
         raise ValueError(f"[load_mlx] {what}; config.json claims layer {p!r} is quantized "
                          f"with {spec}: not quantized as claimed")
 
-    parts = {k: table.get(f"{p}.{k}") for k in ("weight", "scales", "biases", "bias")}
-    parts = {k: v for k, v in parts.items() if v is not None}
+    found = {k: table.get(f"{p}.{k}") for k in ("weight", "scales", "biases", "bias")}
+    parts = {k: v for k, v in found.items() if v is not None}
     w, s, b = parts.get("weight"), parts.get("scales"), parts.get("biases")
     if w is None:
         fail(f"{p}.weight is missing")
