@@ -22,7 +22,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return _run(argv)
-    except (ValueError, TypeError, OSError) as e:  # bad input: a message, not a traceback
+    # Bad input, or an optional dependency missing (gguf for a .gguf file):
+    # a message, not a traceback.
+    except (ValueError, TypeError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -82,7 +82,7 @@ def _describe(t, biases) -> tuple[str, str]:
 
 
 def _dequantizable(ggml_type) -> bool:
-    from gguf import quants
+    from ._gguf_package import gguf
 
-    traits = getattr(quants, "_type_traits", None)  # gguf-py's registry of its codecs
+    traits = getattr(gguf.quants, "_type_traits", None)  # gguf-py's registry of its codecs
     return traits is None or ggml_type in traits

@@ -131,3 +131,21 @@ def test_load_mlx_wants_the_directory_not_the_weights_file(capsys, tmp_path):
     with pytest.raises(NotADirectoryError, match="is a file, not a checkpoint directory .*; a GGUF "
                                                  "file loads with load_gguf$"):
         pyonebit.load_mlx(gguf_file)
+
+
+def test_gguf_file_without_the_gguf_package_names_the_extra(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    code = ("import sys\nsys.modules['gguf'] = None  # not installed\n"
+            "from pyonebit.__main__ import main\nsys.exit(main(['info', 'm.gguf']))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(root)), timeout=120)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.startswith("error: pyonebit's GGUF support (load_gguf, save_gguf, convert to "
+                               ".gguf, info on a .gguf file) needs the gguf package: pip install "
+                               "'pyonebit[gguf]'"), r.stderr
