@@ -24,6 +24,7 @@ from pyonebit cimport _onebit as core
 
 cnp.import_array()
 
+from pyonebit import _dlpack
 from pyonebit._dtype_error import DTypeError
 
 cdef extern from "_errors.h":
@@ -49,16 +50,12 @@ def _as_array(obj, str name, str op):
     """A native-byte-order, C-contiguous ndarray view of obj (copying only
     when obj is strided or byte-swapped). Accepts what NumPy can view without
     a copy: arrays, the buffer protocol, __array_interface__, and __dlpack__
-    (CPU tensors of other frameworks)."""
+    (CPU tensors of other frameworks; bfloat16 ones through __array__:
+    pyonebit._dlpack)."""
     if obj is None:
         raise TypeError(f"[{op}] {name} must be an array, got None")
     if not isinstance(obj, np.ndarray) and hasattr(obj, "__dlpack__"):
-        try:
-            a = np.from_dlpack(obj)
-        except (BufferError, RuntimeError, TypeError, ValueError) as e:
-            raise TypeError(f"[{op}] {name} could not be viewed through __dlpack__ (NumPy takes "
-                            f"CPU tensors of its own dtypes; pass bfloat16 as a NumPy array "
-                            f"of ml_dtypes.bfloat16): {e}") from None
+        a = _dlpack.view(obj, name, op)
     else:
         a = np.asarray(obj)
     if not a.dtype.isnative:
