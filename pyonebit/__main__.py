@@ -6,7 +6,8 @@ Commands (each has --help):
   demo     quantize a built-in 4096 x 4096 matrix to 1 bit and time it as a
            layer on every backend against NumPy (the default; 10-20 s)
   bench    time the seed's layer shapes at 1/2/4/8 bits (about 2 minutes)
-  convert  quantize a float safetensors checkpoint into an MLX one
+  convert  quantize a float safetensors checkpoint into an MLX one or a GGUF
+           file
   info     this installation; with a checkpoint (MLX directory or GGUF
            file), what pyonebit loads from it
 """
@@ -47,7 +48,8 @@ def build_parser():
                        description=_cli_demo.__doc__, formatter_class=Formatter)
     sub.add_parser("bench", help="benchmark of the seed's layer shapes on every non-emulated "
                                  "backend (see bench --help)", add_help=False)
-    c = sub.add_parser("convert", help="quantize a float safetensors checkpoint into an MLX one",
+    c = sub.add_parser("convert", help="quantize a float safetensors checkpoint into an MLX one or a "
+                            "GGUF file",
                        description=convert.__doc__, formatter_class=Formatter)
     convert.add_arguments(c)
     i = sub.add_parser("info", help="version, backends, CPU kernels, threads, Metal; "

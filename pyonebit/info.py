@@ -119,7 +119,7 @@ def float_checkpoint_lines(source: Path, files, weight_map, what: str) -> list[s
     return [f"checkpoint {source}: {what}: {len(table)} tensors ({total / 2**20:.2f} MiB), "
             f"{', '.join(dtypes)}",
             f"  to quantize it: python -m pyonebit convert {source} OUT "
-            "(see python -m pyonebit convert --help)"]
+            "(an MLX directory, or OUT.gguf for GGUF Q1_0; see python -m pyonebit convert --help)"]
 
 
 def add_arguments(parser) -> None:

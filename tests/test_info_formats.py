@@ -98,8 +98,8 @@ def test_float_checkpoint_points_to_convert(capsys, tmp_path):
     assert checkpoint_part(out) == [
         f"checkpoint {tmp_path}: not quantized (config.json has no 'quantization' section): "
         "2 tensors (0.00 MiB), F16, F32",
-        f"  to quantize it: python -m pyonebit convert {tmp_path} OUT (see python -m pyonebit "
-        "convert --help)",
+        f"  to quantize it: python -m pyonebit convert {tmp_path} OUT (an MLX directory, or "
+        "OUT.gguf for GGUF Q1_0; see python -m pyonebit convert --help)",
     ]
 
 
@@ -111,8 +111,8 @@ def test_lone_safetensors_file_points_to_convert(capsys, tmp_path):
     assert checkpoint_part(out) == [
         f"checkpoint {weights}: a safetensors file without config.json beside it: 1 tensors "
         "(0.00 MiB), F32",
-        f"  to quantize it: python -m pyonebit convert {weights} OUT (see python -m pyonebit "
-        "convert --help)",
+        f"  to quantize it: python -m pyonebit convert {weights} OUT (an MLX directory, or "
+        "OUT.gguf for GGUF Q1_0; see python -m pyonebit convert --help)",
     ]
 
 
