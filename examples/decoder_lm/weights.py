@@ -36,9 +36,13 @@ def native_linears(ckpt, backend=None):
     return {n: ckpt.native_layer(n, backend) for n in ckpt.linear_names()}
 
 
-def quantized_linears(ckpt, bits, mode, backend=None, group_size=GROUP_SIZE):
+def quantized_linears(ckpt, bits, mode, backend=None, group_size=GROUP_SIZE, names=None):
+    """`names` (default all) limits the set, e.g. to a model's first blocks."""
+    names = ckpt.linear_names() if names is None else names
     layers = {EMBEDDING: ckpt.native_layer(EMBEDDING, backend)}
-    for n in ckpt.linear_names()[1:]:
+    for n in names:
+        if n == EMBEDDING:
+            continue
         w = ckpt.float_weight(n)
         layers[n] = pyonebit.QuantizedLinear.from_float(w, bits=bits, mode=mode, backend=backend,
                                                         group_size=group_size_for(w.shape[1], group_size))
