@@ -77,11 +77,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--raw", action="store_true", help="no chat template: continue the prompt")
     parser.add_argument("--profile", action="store_true", help="print where the time went (cProfile)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the generation; report median and range of tokens/s")
     args = parser.parse_args(argv)
     if args.max_tokens < 1:
         parser.error("--max-tokens must be at least 1")
     if args.temperature < 0:
         parser.error("--temperature must be >= 0")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     ckpt = Checkpoint()
     decoder = build_decoder(ckpt, args.weights, args.backend)
@@ -92,19 +96,28 @@ def main(argv=None):
     if args.raw:
         print(args.prompt, end="", flush=True)
     profiler = cProfile.Profile() if args.profile else None
+    rates = []
+    for n in range(args.rounds):
+        if profiler:
+            profiler.enable()
+        show = (lambda t: print(t, end="", flush=True)) if n == 0 else None  # stream the first round
+        r = generate(decoder, ckpt.tokenizer, ids, args.max_tokens, args.temperature, args.seed,
+                     eos_id=ckpt.config.eos_id, on_text=show)
+        if profiler:
+            profiler.disable()
+        if n == 0:
+            print()
+        decode_steps = max(r["gen_tokens"] - 1, 1)  # the first token comes from the prompt's logits
+        rates.append((r["prompt_tokens"] / r["prompt_s"], decode_steps / r["gen_s"]))
+        print(f"prompt: {r['prompt_tokens']} tokens in {r['prompt_s']:.3f} s = {rates[-1][0]:.1f} tokens/s; "
+              f"generation: {r['gen_tokens']} tokens in {r['gen_s']:.3f} s = {rates[-1][1]:.1f} tokens/s",
+              file=sys.stderr)
+    if args.rounds > 1:
+        pp, tg = np.array(rates).T
+        print(f"{args.rounds} rounds: prompt {np.median(pp):.1f} tokens/s (range {pp.min():.1f}-{pp.max():.1f}), "
+              f"generation {np.median(tg):.1f} tokens/s (range {tg.min():.1f}-{tg.max():.1f})", file=sys.stderr)
     if profiler:
-        profiler.enable()
-    r = generate(decoder, ckpt.tokenizer, ids, args.max_tokens, args.temperature, args.seed,
-                 eos_id=ckpt.config.eos_id, on_text=lambda t: print(t, end="", flush=True))
-    if profiler:
-        profiler.disable()
-    print()
-    decode_steps = max(r["gen_tokens"] - 1, 1)  # the first token comes from the prompt's logits
-    print(f"prompt: {r['prompt_tokens']} tokens in {r['prompt_s']:.3f} s = "
-          f"{r['prompt_tokens'] / r['prompt_s']:.1f} tokens/s; generation: {r['gen_tokens']} tokens in "
-          f"{r['gen_s']:.3f} s = {decode_steps / r['gen_s']:.1f} tokens/s", file=sys.stderr)
-    if profiler:
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(12)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(14)
     return 0
 
 
