@@ -67,7 +67,9 @@ def extensions():
         raise RuntimeError(f"nvcc found at {nvcc} but no libcudart_static.a under {root}")
     ext = Extension(
         "pyonebit._cuda",
-        sources=["pyonebit/_cuda.pyx", "src/common/plan.cpp"],
+        # The core's validation (src/common/plan.cpp) is compiled by compile_cuda_objects
+        # into its own directory: _core's build writes the same source's object concurrently.
+        sources=["pyonebit/_cuda.pyx"],
         depends=[os.path.join(CUDA_DIR, f) for f in os.listdir(CUDA_DIR)],
         include_dirs=["include", "src", "pyonebit", os.path.join(root, "include")],
         library_dirs=[lib_dir],
@@ -81,16 +83,18 @@ def extensions():
 
 
 def compile_cuda_objects(ext, build_temp, force=False):
-    """Compiles src/cuda/*.cu (kernels.cu once per bit width, in parallel) into
-    build_temp and adds the objects to ext's link line."""
+    """Compiles src/cuda/*.cu (kernels.cu once per bit width, in parallel) and the
+    core's plan.cpp with nvcc into build_temp, and adds the objects to ext's link line."""
     out_dir = os.path.join(build_temp, "cuda")
     os.makedirs(out_dir, exist_ok=True)
-    flags = ["-std=c++17", "-O3", "-Xcompiler", "-fPIC,-fvisibility=hidden", "-Iinclude", "-Isrc",
-             "-Xptxas=-warn-spills", "-Werror=all-warnings"] + arch_flags()
-    jobs = [(os.path.join(CUDA_DIR, "backend.cu"), os.path.join(out_dir, "backend.o"), [])]
+    flags = ["-std=c++17", "-O3", "-Xcompiler", "-fPIC,-fvisibility=hidden",
+             "-Iinclude", "-Isrc", "-Xptxas=-warn-spills", "-Werror=all-warnings"] + arch_flags()
+    jobs = [(os.path.join(CUDA_DIR, "backend.cu"), os.path.join(out_dir, "backend.o"), []),
+            (os.path.join("src", "common", "plan.cpp"), os.path.join(out_dir, "plan.o"), [])]
     jobs += [(os.path.join(CUDA_DIR, "kernels.cu"), os.path.join(out_dir, f"kernels_{b}bit.o"),
               [f"-DONEBIT_CUDA_BITS={b}"]) for b in bit_widths()]
-    newest_input = max(os.path.getmtime(p) for p in ext.depends + [os.path.join("src", "common", "format_values.h")])
+    newest_input = max(os.path.getmtime(p) for p in ext.depends + [src for src, _, _ in jobs]
+                       + [os.path.join("src", "common", "format_values.h")])
 
     def compile_one(job):
         src, obj, extra = job

@@ -74,9 +74,15 @@ cdef CArrayRef _ref(uintptr_t ptr, shape, str dtype):
 cdef class Plan:
     """A validated quantized_matmul over device pointers: the result's shape
     and dtype, the kernel it launches, and run(out, stream)."""
-    cdef CMatmulPlan plan
+    cdef CMatmulPlan* plan  # on the heap: constructed and destroyed here, explicitly
     cdef readonly tuple out_shape
     cdef readonly str out_dtype
+
+    def __cinit__(self, *args, **kwargs):
+        self.plan = new CMatmulPlan()
+
+    def __dealloc__(self):
+        del self.plan
 
     def __init__(self, uintptr_t x, tuple x_shape, str x_dtype, uintptr_t wq, tuple wq_shape,
                  str wq_dtype, uintptr_t scales, tuple s_shape, str s_dtype, uintptr_t biases,
@@ -88,7 +94,7 @@ cdef class Plan:
         cdef CArrayRef r_b
         if b_dtype:
             r_b = _ref(biases, b_shape, b_dtype)
-        self.plan = core.plan_quantized_matmul(
+        self.plan[0] = core.plan_quantized_matmul(
             _ref(x, x_shape, x_dtype), _ref(wq, wq_shape, wq_dtype), _ref(scales, s_shape, s_dtype),
             &r_b if b_dtype else NULL, <cbool>bool(transpose), spec, CWeightLayout.mlx)
         self.out_shape = tuple(self.plan.out_shape)
@@ -96,13 +102,13 @@ cdef class Plan:
 
     @property
     def kernel(self):
-        return c_choose_kernel(self.plan).decode()
+        return c_choose_kernel(self.plan[0]).decode()
 
     def run(self, uintptr_t out, uintptr_t stream):
         """Launch on `stream` (a cudaStream_t as an int) into `out` (device memory of
         out_shape / out_dtype, C-contiguous). Asynchronous."""
         with nogil:
-            c_quantized_matmul(self.plan, <void*>out, stream)
+            c_quantized_matmul(self.plan[0], <void*>out, stream)
 
 
 cdef class DeviceBuffer:
