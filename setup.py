@@ -1,9 +1,12 @@
 """Build of the pyonebit extension: the C++ core (include/, src/) plus the
 Cython binding. The core's sources are globbed so this file never lists them."""
 import glob
+import itertools
 import os
 import platform
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from Cython.Build import cythonize
@@ -70,6 +73,39 @@ def gcc_only_args(compiler):
     return [] if sys.platform == "darwin" or "clang" in name else ["-fno-tree-ter"]
 
 
+def compile_jobs(parallel):
+    """Sources compiled at once: build_ext's -j N, else PYONEBIT_BUILD_JOBS, else every core."""
+    if parallel:
+        return int(parallel)
+    return int(os.environ.get("PYONEBIT_BUILD_JOBS", 0)) or os.cpu_count() or 1
+
+
+def compile_in_parallel(compiler, jobs):
+    """distutils compiles an extension's sources one by one (build_ext -j only
+    builds whole extensions side by side); this compiles them on ``jobs``
+    threads, each running its own compiler process, and prints each one done."""
+    def compile(sources, output_dir=None, macros=None, include_dirs=None, debug=0,
+                extra_preargs=None, extra_postargs=None, depends=None):
+        macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
+            output_dir, macros, include_dirs, sources, depends, extra_postargs)
+        cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
+        todo = [(obj, *build[obj]) for obj in objects if obj in build]
+        done = itertools.count(1)
+        lock = threading.Lock()
+
+        def one(job):
+            obj, src, ext = job
+            compiler._compile(obj, src, ext, cc_args, extra_postargs, pp_opts)
+            with lock:
+                print(f"pyonebit: compiled [{next(done)}/{len(todo)}] {src}", flush=True)
+
+        with ThreadPoolExecutor(max(1, min(jobs, len(todo)))) as pool:
+            list(pool.map(one, todo))  # list(): re-raises the first compile error
+        return objects
+
+    compiler.compile = compile
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
         for ext in self.extensions:
@@ -83,6 +119,11 @@ class BuildExt(build_ext):
             compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts)
 
         self.compiler._compile = compile_with_std
+        if self.compiler.compiler_type == "unix":  # MSVC's compile() has no per-source _compile
+            jobs = compile_jobs(self.parallel)
+            print(f"pyonebit: compiling the extension's sources on {jobs} threads", flush=True)
+            compile_in_parallel(self.compiler, jobs)
+            self.parallel = None  # the sources, not the extensions, run side by side
         super().build_extensions()
 
 
