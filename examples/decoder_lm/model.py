@@ -2,15 +2,14 @@
 attention with a KV cache, SwiGLU MLP, tied output embedding) whose matrix
 products are pluggable: `linears[name]` is any callable `x -> x @ W.T` (a
 pyonebit.QuantizedLinear, or `Dense` for float weights), and the embedding
-lookup takes rows of `linears["token_embd"]` (see `embedding_rows`).
+lookup takes rows of `linears["token_embd"]` (see `embedding_rows`), whose
+whole matrix is also the output projection (tied).
 
 RoPE rotates adjacent pairs (2i, 2i + 1): llama.cpp's converter permutes the
 Q and K rows of Hugging Face's checkpoint so that this, its "normal" RoPE,
 equals Hugging Face's rotate-half form on the original weights.
 """
 import numpy as np
-
-import pyonebit
 
 
 class Dense:
@@ -27,15 +26,9 @@ class Dense:
 
 
 def embedding_rows(layer, ids):
-    """Rows `ids` of a layer's weight: Dense rows, QuantizedLinear.take where
-    pyonebit has it, else the packed rows dequantized (only those rows)."""
-    if hasattr(layer, "rows"):
-        return layer.rows(ids)
-    if hasattr(layer, "take"):
-        return layer.take(ids)
-    biases = layer.biases[ids] if layer.biases is not None else None
-    return pyonebit.dequantize(layer.wq[ids], layer.scales[ids], biases, layer.group_size, layer.bits,
-                               layer.mode, np.float32)
+    """Rows `ids` of a layer's weight: Dense rows, or QuantizedLinear.take,
+    which dequantizes only those rows of the packed matrix."""
+    return layer.rows(ids) if hasattr(layer, "rows") else layer.take(ids)
 
 
 def rms_norm(x, weight, eps):
