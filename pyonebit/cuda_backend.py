@@ -211,8 +211,8 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
         if out is None:
             out = np.empty(plan.out_shape, result_dtype)
         else:
-            _core._check_out(out, plan.out_shape, result_dtype, [np.asarray(a) for a in inputs
-                                                                  if a is not None], _OP)
+            _core._check_out(out, plan.out_shape, result_dtype,
+                             [a for a in inputs if isinstance(a, np.ndarray)], _OP)
         dev_out = ext.DeviceBuffer(out.nbytes)
         plan.run(dev_out.ptr, stream)
         dev_out.download(out.reshape(-1).view(np.uint8), stream)

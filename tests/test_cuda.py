@@ -45,7 +45,9 @@ torch = pytest.importorskip("torch") if cuda_backend.available() else None
 def to_torch(a):
     a = np.ascontiguousarray(a)
     if a.dtype == BF16:
-        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16).cuda()
+        return torch.from_numpy(a.view(np.int16)).cuda().view(torch.bfloat16)
+    if a.dtype == np.uint32:  # moved as int32: PyTorch's uint32 has few kernels
+        return torch.from_numpy(a.view(np.int32)).cuda().view(torch.uint32)
     return torch.from_numpy(a).cuda()
 
 
@@ -163,7 +165,8 @@ def test_out_argument_on_device(rng):
     with pytest.raises(ValueError, match="out must have shape"):
         pyonebit.quantized_matmul(*args, group_size=32, backend="cuda", out=out[:2])
     with pytest.raises(ValueError, match="overlap"):
-        pyonebit.quantized_matmul(*args, group_size=32, backend="cuda", out=args[0][:, :20])
+        pyonebit.quantized_matmul(*args, group_size=32, backend="cuda",
+                                  out=args[0].view(-1)[:80].view(4, 20))
 
 
 @gpu
