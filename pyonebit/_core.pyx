@@ -6,7 +6,7 @@ C++ (plan_* functions); errors arrive as ValueError or DTypeError (dtypes)."""
 
 from cpython.ref cimport PyObject
 
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -421,3 +421,17 @@ def _set_parallel_threshold(int64_t work):
 def get_num_threads():
     """Threads used by the CPU kernels."""
     return core.get_num_threads()
+
+
+def _read_memory(a):
+    """Private, for the decode benchmark: reads every byte of the
+    C-contiguous array ``a`` once with the CPU kernels' threads and returns
+    the xor of all its bytes. Timed over an array larger than the last-level cache, it gives
+    the memory read bandwidth the kernels are measured against."""
+    cdef cnp.ndarray arr = np.ascontiguousarray(a)
+    cdef const void* data = cnp.PyArray_DATA(arr)
+    cdef size_t nbytes = arr.nbytes
+    cdef uint64_t result
+    with nogil:
+        result = core.read_memory(data, nbytes)
+    return result

@@ -90,6 +90,7 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     CWeightLayout cpu_preferred_layout(const CQuantSpec& spec) except +raise_py_error
     void set_num_threads(int n) except +raise_py_error
     int get_num_threads()
+    uint64_t read_memory(const void* data, size_t nbytes) nogil
     void set_parallel_threshold "onebit::cpu::set_parallel_threshold"(int64_t work)
 
 

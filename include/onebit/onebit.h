@@ -205,6 +205,12 @@ WeightLayout cpu_preferred_layout(const QuantSpec& spec);
 void set_num_threads(int n);
 int get_num_threads();
 
+// Reads every byte of [data, data + bytes) once with the pool's threads, as
+// fast as the memory delivers, and returns the xor of all of them (so the
+// reads cannot be dropped, and a test can check that every byte was read). The decode benchmark times it over a buffer larger than the
+// last-level cache: the memory read bandwidth its kernels are held to.
+std::uint64_t read_memory(const void* data, std::size_t bytes);
+
 namespace cpu {
 // Calls with less work than this (M*N*K*bits per batch) run on the calling
 // thread alone, waking no worker; 0 parallelizes everything (tests), a
