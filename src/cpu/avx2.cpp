@@ -84,7 +84,7 @@ struct Avx2 {
   // The table-lookup kernel (qmm_kernels.h, "lut"): vpermps, 8 entries.
   static constexpr int kLutBits = 3;
   static constexpr int kLutMaxM2 = 1;
-  static constexpr int kLutShareMlx = 1, kLutShareInterleaved = 4;
+  static constexpr int kLutShare = 4;
   // Two x rows share each shifted index (and each word load), with two lane
   // groups each: 1 bit, interleaved16, 4096 x 4096, M = 8, one thread,
   // fastest of four alternating runs of 40 calls: 2.73 ms against 3.73 for

@@ -94,7 +94,7 @@ struct Avx512 {
   // The table-lookup kernel (qmm_kernels.h, "lut"): vpermps, 16 entries.
   static constexpr int kLutBits = 4;
   static constexpr int kLutMaxM2 = 2;
-  static constexpr int kLutShareMlx = 2, kLutShareInterleaved = 4;
+  static constexpr int kLutShare = 4;
   // One x row at a time: two (as on AVX2) were not timed on AVX-512 hardware.
   static constexpr int kLutRowsX = 1;
   using I = __m512i;

@@ -144,9 +144,9 @@ void group_sums(const float* x, std::int64_t rows, std::int64_t K, int gs, float
 }
 
 // A per-thread buffer that survives between calls (no allocation per task).
-template <class V, int Slot>
-float* scratch(std::size_t n) {
-  thread_local std::vector<float> buf;
+template <class V, int Slot, class T = float>
+T* scratch(std::size_t n) {
+  thread_local std::vector<T> buf;
   if (buf.size() < n) buf.resize(n);
   return buf.data();
 }
@@ -433,8 +433,9 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 // for 256 weights, versus 16 dequantizing lookups and 16 FMAs in the row
 // kernel; with P = 3, 11 lookups for 128 weights, versus 16 vector decodes
 // (shift, mask, convert) and 32 FMAs.
-// The words of L rows come from one load with interleaved16 weights, else
-// from L plain loads and a transpose (a gather is much slower). At 2 bits
+// The words of L rows come from one load with interleaved16 weights; mlx
+// order is staged into it a pass at a time (L plain loads and a transpose
+// per L words; a gather is much slower). At 2 bits
 // the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than
 // |x_k w_hat_k| (the row kernel avoids that for wider codes); for quantized
 // real weights (C = w_min < 0 < w_max = 3 A + C) the two are within a small
@@ -444,9 +445,8 @@ void qmm_rows(const QmmArgs& a, const Factors& f) {
 //   kLutBits              P, with L = 2^P: a table is one vector
 //   kLutMaxM2             x rows up to which the kernel takes 2-bit codes
 //                         (see use_lut)
-//   kLutShareMlx, kLutShareInterleaved
-//                         lane groups (L W rows each) that share each load
-//                         of a table, by weight layout (see lut_block)
+//   kLutShare             lane groups (L W rows each) that share each load
+//                         of a table: a pass (see lut_task)
 //   kLutRowsX             x rows that share each shifted index when M > 1
 //                         (see lut_task)
 //   I                     a vector of L int32
@@ -590,59 +590,60 @@ void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, fl
   }
 }
 
-// Lane groups (L W rows each) that share each load of a table. With W in
-// mlx order each group's words are transposed into registers (L per group),
-// which leaves room for two on AVX-512 (measured on Zen 4, one thread,
-// 1 bit: 4096 x 4096 237-245 -> 223-225 us against one); interleaved16 W
-// needs no transpose and four fit (a stand-alone loop on the same machine,
-// 4096 x 4096: two groups 155 us, four 130, eight 226, against 204 for two
-// groups with the transpose). AVX2 (Zen 3, the same loop: two groups of 8
-// rows 520 us, four 360-470, eight 390-520) also takes four; in mlx order
-// its 16 registers hold one group's 8 transposed words, and two groups
-// were not faster (4096 x 4096, M = 1, one thread: medians 988 against
-// 1487 us).
-template <class V, bool Interleaved>
+// Lane groups (L W rows each) that share each load of a table: a pass of the
+// lookup kernel is V::kLutShare lane groups (four on AVX-512 and AVX2; more
+// do not fit in the registers).
+template <class V>
 constexpr int lut_share() {
-  return Interleaved ? V::kLutShareInterleaved : V::kLutShareMlx;
+  return V::kLutShare;
 }
 
 // Lane groups per pass of V::kLutRowsX x rows (see lut_block), so that the
 // pass holds as many accumulators as lut_share groups of one x row.
-template <class V, bool Interleaved>
+template <class V>
 constexpr int lut_share_rows() {
-  return std::max(1, lut_share<V, Interleaved>() / V::kLutRowsX);
+  return std::max(1, lut_share<V>() / V::kLutRowsX);
 }
 
-// Accumulators per lane group and x row: four (two with four groups, which
-// already make eight independent chains and would not fit in the registers
-// with four); the lookups of one word would otherwise wait on each other's
-// additions (V::lut_add). The same for every pass of a layout, so that no
-// result depends on how rows are batched.
-template <class V, bool Interleaved>
+// Accumulators per lane group and x row: two with four lane groups (eight
+// independent chains, as many as the registers hold), else four; the lookups
+// of one word would otherwise wait on each other's additions (V::lut_add).
+// The same for every pass, so that no result depends on how rows are batched.
+template <class V>
 constexpr int lut_accumulators() {
-  return lut_share<V, Interleaved>() >= 4 ? 2 : 4;
+  return lut_share<V>() >= 4 ? 2 : 4;
 }
 
-// R lane groups of L W rows from n0 against the XR x rows from m. Table J w
-// + c serves lookup c of word w, whatever B is. The x rows share each
-// shifted index (and each word load): one shift serves XR lookups. Each
-// lane group and x row gets the same arithmetic whatever R and XR are, so
-// the results do not depend on how the groups and rows are batched (nor on
-// the threads or on M). Only the first `rows` of the L R W rows exist
-// (fewer only at the end of W): the others read as zero bits and are not
-// stored. Full: all L R rows exist, known at compile time, so the hot loop
-// loads words without a lane count check. Lane group r's factors are in
+// Into L2 (prefetcht1 on x86): the pass before it is still using L1 for its
+// own rows and the tables.
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 2); }
+
+// A pass prefetches the next pass's rows of the caller's W while it works,
+// as they lie in memory (a pass's rows are one range in either layout): per
+// word step, a line for each 16-row block, so the prefetches advance as fast
+// as the pass consumes its own rows and the hardware prefetcher, which loses
+// its streams at every 4 KiB page (and cannot follow mlx order's 64 row
+// streams at all), is not relied on. Null where the task has no next pass.
+struct LutPrefetch {
+  const std::uint8_t* next = nullptr;  // the next pass's first row
+  int first_block = 0;                 // of the pass's 16-row blocks, the block's this call starts at
+};
+
+// R lane groups of L W rows from n0 against the XR x rows from m, W in
+// interleaved16 order (n0 a multiple of 16): lane group r is rows L r .. L r
+// + L - 1 of the 16-row block that holds them; one load per word and lane
+// group. Table J w + c serves lookup c of word w, whatever B is. The x rows
+// share each shifted index (and each word load): one shift serves XR
+// lookups. Each lane group and x row gets the same arithmetic whatever R and
+// XR are, so the results do not depend on how the groups and rows are
+// batched (nor on the threads or on M). Only the first `rows` of the L R W
+// rows exist (fewer only at the end of W): the others read as zero bits and
+// are not stored. Full: all L R rows exist, known at compile time, so the hot
+// loop loads words without a lane count check. Lane group r's factors are in
 // fac[r] (lut_factors).
-// mlx-order W: the words of L rows are loaded and transposed, L words at a
-// time. With several x rows the transposed words go to words_seen[r] (L per
-// word) on the pass of x row 0 and are read back on the later ones: a load
-// instead of the loads and shuffles of a transpose. Null at M = 1.
-// interleaved16 W (n0 a multiple of 16): lane group r is rows L r .. L r +
-// L - 1 of the 16-row block that holds them; one load per word and lane
-// group.
-template <class V, int B, int GS, int R, int XR, bool Interleaved, bool Full>
-void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, float* const* fac,
-               std::uint32_t* const* words_seen) {
+template <class V, int B, int GS, int R, int XR, bool Full>
+void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int rows, std::int64_t m,
+               float* const* fac, const LutPrefetch& pf) {
   using F = typename V::F;
   using I = typename V::I;
   constexpr int L = V::L, P = V::kLutBits, J = lut_lookups<V>();
@@ -651,61 +652,37 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
   const float* tables = job.T + m * job.table_floats;  // x row m + x: x table_floats on
   const float* xs = job.xs + m * G;
   constexpr int words_per_group = GS * B / 32;
-  const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq) + n0 * row_bytes;
+  const auto* w = reinterpret_cast<const std::uint8_t*>(wq) + n0 * row_bytes;
   F tot[XR][R];
   for (auto& tx : tot)
     for (F& t : tx) t = V::zero();
-  constexpr int kAcc = lut_accumulators<V, Interleaved>();
+  constexpr int kAcc = lut_accumulators<V>();
   int lanes[R];  // rows of lane group r (1 .. L)
-  // interleaved16: the byte offset of lane group r's word 0; from one word
-  // to the next, `step` (the rows of its 16-row block).
+  // The byte offset of lane group r's word 0; from one word to the next,
+  // `step` (the rows of its 16-row block).
   std::int64_t word_at[R], step[R];
   for (int r = 0; r < R; ++r) {
     lanes[r] = Full ? L : std::min(L, rows - L * r);
-    if constexpr (Interleaved) {
-      const int block = L * r / 16 * 16, in_block = L * r - block;
-      word_at[r] = block * row_bytes + 4 * in_block;
-      step[r] = std::min(16, rows - block);
-    }
+    const int block = L * r / 16 * 16, in_block = L * r - block;
+    word_at[r] = block * row_bytes + 4 * in_block;
+    step[r] = std::min(16, rows - block);
   }
-  I idx[Interleaved ? 1 : R][L];  // mlx order: idx[r][d] = word w0 + d of lane group r's rows
+  constexpr int blocks = lut_share<V>() * L / 16;  // 16-row blocks per pass
   for (std::int64_t g = 0, wd = 0; g < G; ++g) {
     F acc[XR][R][kAcc];
     for (auto& ax : acc)
       for (auto& ar : ax)
         for (F& v : ar) v = V::zero();
     for (int i = 0; i < words_per_group; ++i, ++wd) {
-      const std::int64_t w0 = wd & ~std::int64_t{L - 1};
-      if constexpr (!Interleaved) {
-        if (wd == w0) {  // the next L words (fewer at the end)
-          const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
-          for (int r = 0; r < R; ++r) {
-            std::uint32_t* seen = words_seen ? words_seen[r] + L * w0 : nullptr;
-            if (seen && m > 0) {
-              for (int d = 0; d < nw; ++d) idx[r][d] = V::load_words(seen + L * d);
-              continue;
-            }
-            for (int j = 0; j < L; ++j)
-              idx[r][j] = j < lanes[r] ? load_lanes<V>(w + (L * r + j) * row_bytes + 4 * w0, nw) : V::load_words(w, 0);
-            V::transpose(idx[r]);
-            if (seen)
-              for (int d = 0; d < nw; ++d) V::store_words(seen + L * d, idx[r][d]);
-          }
-        }
-      }
+      if (pf.next)
+        for (int r = 0; r < R; r += 16 / std::min(L, 16))  // a line per 16-row block (see LutPrefetch)
+          prefetch(pf.next + 64 * (blocks * wd + pf.first_block + L * r / 16));
       I q[R];
-      for (int r = 0; r < R; ++r) {
-        if constexpr (Interleaved)
-          q[r] = load_lanes<V>(w + word_at[r] + 4 * wd * step[r], lanes[r]);
-        else
-          q[r] = idx[r][wd - w0];
-      }
+      for (int r = 0; r < R; ++r) q[r] = load_lanes<V>(w + word_at[r] + 4 * wd * step[r], lanes[r]);
       // Lookup c of every lane group and x row. Each index is shifted from
       // the word itself (no chain of shifts), and each table is loaded once
       // into a register for its R lookups: GCC 12 otherwise folds the load
-      // into every lookup, which on Zen 3 made 2 x rows by 2 lane groups
-      // 40% slower than one load (a stand-alone loop, 0.66 vs 0.47 ns per
-      // lookup).
+      // into every lookup (40% slower on Zen 3).
       const float* T = tables + wd * J * L;
       for_each_index<J>([&](auto ci) ONEBIT_ALWAYS_INLINE {
         constexpr int c = decltype(ci)::value;
@@ -744,53 +721,95 @@ void lut_block(const LutJob& job, std::int64_t n0, int rows, std::int64_t m, flo
 
 // lut_block for R = 1 .. RMax lane groups, R known at run time only at the
 // end of a task's range.
-template <class V, int B, int GS, int XR, bool Interleaved, int RMax>
-void lut_blocks(int groups, const LutJob& job, std::int64_t n0, int rows, std::int64_t m,
-                float* const* fac, std::uint32_t* const* words_seen) {
+template <class V, int B, int GS, int XR, int RMax>
+void lut_blocks(int groups, const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int rows,
+                std::int64_t m, float* const* fac, const LutPrefetch& pf) {
   if constexpr (RMax > 1) {
-    if (groups < RMax) return lut_blocks<V, B, GS, XR, Interleaved, RMax - 1>(groups, job, n0, rows, m, fac, words_seen);
+    if (groups < RMax) return lut_blocks<V, B, GS, XR, RMax - 1>(groups, job, wq, n0, rows, m, fac, pf);
   }
   if (rows == V::L * RMax)
-    lut_block<V, B, GS, RMax, XR, Interleaved, true>(job, n0, rows, m, fac, words_seen);
+    lut_block<V, B, GS, RMax, XR, true>(job, wq, n0, rows, m, fac, pf);
   else
-    lut_block<V, B, GS, RMax, XR, Interleaved, false>(job, n0, rows, m, fac, words_seen);
+    lut_block<V, B, GS, RMax, XR, false>(job, wq, n0, rows, m, fac, pf);
 }
 
+// The `rows` (at most a pass) mlx-order W rows at src, `words` 32-bit words
+// each, into interleaved16 order at dst: L x L tiles of words transposed in
+// registers (two per 16-row block with AVX2's L = 8); a block of fewer than
+// 16 rows (only at the end of W) word by word.
+template <class V>
+void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint32_t* dst) {
+  constexpr int L = V::L;
+  using I = typename V::I;
+  for (int block = 0; block < rows; block += 16) {
+    const int r = std::min(16, rows - block);
+    const std::uint8_t* in = src + 4 * block * words;
+    std::uint32_t* out = dst + block * words;
+    if (r < 16) {
+      for (std::int64_t wd = 0; wd < words; ++wd)
+        for (int n = 0; n < r; ++n) std::memcpy(out + wd * r + n, in + 4 * (n * words + wd), 4);
+      continue;
+    }
+    for (int h = 0; h < 16; h += L)
+      for (std::int64_t w0 = 0; w0 < words; w0 += L) {
+        const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
+        I v[L];
+        for (int j = 0; j < L; ++j) v[j] = load_lanes<V>(in + 4 * ((h + j) * words + w0), nw);
+        V::transpose(v);
+        for (int d = 0; d < nw; ++d) V::store_words(out + (w0 + d) * 16 + h, v[d]);
+      }
+  }
+}
+
+// One task: passes of lut_share lane groups, each against every x row
+// (their packed rows stay in L1/L2). Interleaved: W is read in place.
+// Otherwise (mlx order) each pass's rows are first staged into interleaved16
+// order in a per-thread buffer (stage_pass), so both layouts run the same
+// loop; the pass before prefetches them.
 template <class V, int B, int GS, bool Interleaved>
 void lut_task(void* ctx, std::int64_t t) {
-  constexpr int L = V::L, share = lut_share<V, Interleaved>();
-  // interleaved16 blocks must not straddle lane-group batches.
-  static_assert(!Interleaved || share * L % 16 == 0, "a batch is whole 16-row blocks");
+  constexpr int L = V::L, share = lut_share<V>();
+  // interleaved16 blocks must not straddle passes.
+  static_assert(share * L % 16 == 0, "a pass is whole 16-row blocks");
   const auto& job = *static_cast<const LutJob*>(ctx);
-  const std::int64_t N = job.a->N, groups = (N + L - 1) / L, G = job.a->K / GS;
+  const QmmArgs& a = *job.a;
+  const std::int64_t N = a.N, groups = (N + L - 1) / L, G = a.K / GS, words = a.K * B / 32;
   const std::int64_t b1 = std::min(groups, (t + 1) * job.groups_per_task);
   float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
   float* fac[share];
   for (int r = 0; r < share; ++r) fac[r] = fac_all + r * 2 * L * G;
-  std::uint32_t* seen_at[share] = {};  // see lut_block
-  std::uint32_t* const* words_seen = nullptr;
-  if (!Interleaved && job.a->M > 1) {
-    const std::int64_t words = job.a->K * B / 32;
-    thread_local std::vector<std::uint32_t> store;
-    store.resize(static_cast<std::size_t>(share * L * words));
-    for (int r = 0; r < share; ++r) seen_at[r] = store.data() + r * L * words;
-    words_seen = seen_at;
-  }
-  constexpr int XR = V::kLutRowsX, RX = lut_share_rows<V, Interleaved>();
-  static_assert(!Interleaved || RX * L % 16 == 0, "a pass is whole 16-row blocks");
-  // Every x row against `share` lane groups: their packed rows stay in L1.
+  std::uint32_t* staged =
+      Interleaved ? nullptr : scratch<V, 2, std::uint32_t>(static_cast<std::size_t>(share * L * words));
+  const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
+  constexpr int XR = V::kLutRowsX, RX = lut_share_rows<V>();
+  static_assert(RX * L % 16 == 0, "a pass is whole 16-row blocks");
   for (std::int64_t b = t * job.groups_per_task; b < b1; b += share) {
     const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
     const int R = (rows + L - 1) / L;
-    for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(*job.a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
+    for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
+    // Where this pass's rows are read: W itself, or the staged copy (whose
+    // row 0 is row L b).
+    const std::uint32_t* wq = a.wq;
+    std::int64_t n0 = L * b;
+    LutPrefetch pf;
+    if (b + share < b1) pf.next = w + 4 * (L * b + share * L) * words;
+    if constexpr (!Interleaved) {
+      stage_pass<V>(w + 4 * L * b * words, rows, words, staged);
+      wq = staged;
+      n0 = 0;
+    }
+    QmmArgs at = a;  // the output from the pass's first row on
+    at.out = a.out + L * b - n0;
+    LutJob pass = job;
+    pass.a = &at;
     std::int64_t m = 0;
     if constexpr (XR > 1) {  // XR x rows against RX lane groups at a time
-      for (; m + XR <= job.a->M; m += XR)
+      for (; m + XR <= a.M; m += XR)
         for (int r0 = 0; r0 < R; r0 += RX)
-          lut_blocks<V, B, GS, XR, Interleaved, RX>(std::min(RX, R - r0), job, (b + r0) * L, std::min(RX * L, rows - L * r0), m,
-                                                    fac + r0, words_seen ? words_seen + r0 : nullptr);
+          lut_blocks<V, B, GS, XR, RX>(std::min(RX, R - r0), pass, wq, n0 + r0 * L, std::min(RX * L, rows - L * r0), m,
+                                       fac + r0, LutPrefetch{pf.next, L * r0 / 16});
     }
-    for (; m < job.a->M; ++m) lut_blocks<V, B, GS, 1, Interleaved, share>(R, job, b * L, rows, m, fac, words_seen);
+    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share>(R, pass, wq, n0, rows, m, fac, pf);
   }
 }
 
@@ -826,7 +845,7 @@ void qmm_lut(const QmmArgs& a) {
   std::vector<float> T(static_cast<std::size_t>(chunk * table_floats));
   std::vector<float> xs(static_cast<std::size_t>(chunk * (a.K / gs)));
   const bool interleaved = a.layout == WeightLayout::interleaved16;
-  const int share = interleaved ? lut_share<V, true>() : lut_share<V, false>();
+  const int share = lut_share<V>();
   for (std::int64_t m0 = 0; m0 < a.M; m0 += chunk) {
     QmmArgs c = a;  // x rows m0 .. m0 + chunk
     c.M = std::min(chunk, a.M - m0);
