@@ -1,0 +1,29 @@
+"""python -m pyonebit bench --cold runs end to end and reports what it
+promises: per matrix, the cold and hot times and the fraction of the memory
+bandwidth it measured itself; per block, tokens per second."""
+import re
+
+import pytest
+
+from pyonebit import bench_decode
+from pyonebit._cli_args import UsageError
+
+
+def test_decode_benchmark_reports_each_matrix(capsys):
+    assert bench_decode.main(["--blocks", "1", "--rounds", "1", "--threads", "1",
+                              "--paths", "layer,raw"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"memory read bandwidth \d+\.\d GB/s", out)
+    for path in ("layer", "raw"):
+        for name, _, _ in bench_decode.BLOCK:
+            assert re.search(rf"^{path}\s+1\s+{name}\s", out, re.M), (path, name)
+        assert re.search(rf"^{path}\s+1\s+block: \d+ us, .* tokens/s", out, re.M)
+
+
+@pytest.mark.parametrize("argv, message", [(["--paths", "gpu"], "--paths"),
+                                           (["--bits", "7"], "--bits"),
+                                           (["--m", "0"], "--m")])
+def test_decode_benchmark_rejects_bad_options(argv, message):
+    # UsageError: __main__ prints "error: ..." and exits 2.
+    with pytest.raises(UsageError, match=message):
+        bench_decode.main(argv)
