@@ -5,7 +5,8 @@ and exit code 2.
 Commands (each has --help):
   demo     quantize a built-in 4096 x 4096 matrix to 1 bit and time it as a
            layer on every backend against NumPy (the default; 10-20 s)
-  bench    time the seed's layer shapes at 1/2/4/8 bits (about 2 minutes)
+  bench    time the seed's layer shapes at 1/2/4/8 bits (about 2 minutes);
+           bench --cold: decode from DRAM against the memory bandwidth
   convert  quantize a float safetensors checkpoint into an MLX one or a GGUF
            file
   info     this installation; with a checkpoint (MLX directory or GGUF

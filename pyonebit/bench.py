@@ -54,6 +54,10 @@ def parse_args(argv):
 def build_parser():
     p = Parser(prog="python -m pyonebit bench", formatter_class=Formatter,
                description=__doc__.replace("EXPECTED_TIME", EXPECTED_TIME))
+    p.add_argument("--cold", action="store_true",
+                   help="run the decode benchmark instead: M = 1 over a stream of distinct layers "
+                        "read from DRAM, against the memory bandwidth measured in the same run "
+                        "(its options: python -m pyonebit bench --cold --help)")
     p.add_argument("--shapes", default=",".join(SHAPES), type=shape_list,
                    help="comma-separated shape names (%s) or NxK sizes of the weight matrix "
                         "(default %%(default)s)" % ", ".join(f"{k} = {n}x{m}" for k, (n, m) in SHAPES.items()))
@@ -312,7 +316,12 @@ def plot(rows, bits, path):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--cold" in argv:  # the decode benchmark, with options of its own
+        from . import bench_decode
+
+        return bench_decode.main([a for a in argv if a != "--cold"])
+    args = parse_args(argv)
     backends, skipped = timed_backends()
     for name in skipped:
         print(f"skipping {name}: it runs the kernels on pyonebit's CPU emulator, a correctness "

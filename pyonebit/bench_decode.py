@@ -69,7 +69,11 @@ def main(argv=None) -> int:
         if bits not in _core.supported_bits():
             p.error(f"--bits: each entry must be one of {list(_core.supported_bits())}, got {bits}")
     threads = args.threads or sorted({1, _core.get_num_threads()})
-    run(args.blocks, args.bits, args.m, threads, paths, args.rounds, args.group_size)
+    before = _core.get_num_threads()
+    try:
+        run(args.blocks, args.bits, args.m, threads, paths, args.rounds, args.group_size)
+    finally:
+        _core.set_num_threads(before)
     return 0
 
 

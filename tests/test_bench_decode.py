@@ -5,11 +5,14 @@ import re
 
 import pytest
 
+import pyonebit
+
 from pyonebit import bench_decode
 from pyonebit._cli_args import UsageError
 
 
 def test_decode_benchmark_reports_each_matrix(capsys):
+    threads = pyonebit.get_num_threads()
     assert bench_decode.main(["--blocks", "1", "--rounds", "1", "--threads", "1",
                               "--paths", "layer,raw"]) == 0
     out = capsys.readouterr().out
@@ -18,6 +21,7 @@ def test_decode_benchmark_reports_each_matrix(capsys):
         for name, _, _ in bench_decode.BLOCK:
             assert re.search(rf"^{path}\s+1\s+{name}\s", out, re.M), (path, name)
         assert re.search(rf"^{path}\s+1\s+block: \d+ us, .* tokens/s", out, re.M)
+    assert pyonebit.get_num_threads() == threads  # the benchmark leaves the pool as it found it
 
 
 @pytest.mark.parametrize("argv, message", [(["--paths", "gpu"], "--paths"),
@@ -27,3 +31,12 @@ def test_decode_benchmark_rejects_bad_options(argv, message):
     # UsageError: __main__ prints "error: ..." and exits 2.
     with pytest.raises(UsageError, match=message):
         bench_decode.main(argv)
+
+
+def test_bench_cold_runs_the_decode_benchmark(monkeypatch):
+    from pyonebit import bench
+
+    seen = []
+    monkeypatch.setattr(bench_decode, "main", lambda argv: seen.append(argv) or 0)
+    assert bench.main(["--cold", "--blocks", "2"]) == 0
+    assert seen == [["--blocks", "2"]]
