@@ -618,6 +618,12 @@ constexpr int lut_accumulators() {
 // own rows and the tables.
 inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 2); }
 
+// Prefetches the bytes [p, p + n) at once: what no earlier pass prefetched
+// (a task's first pass) and the small factor arrays.
+inline void prefetch_range(const void* p, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; i += 64) prefetch(static_cast<const char*>(p) + i);
+}
+
 // A pass prefetches the next pass's rows of the caller's W while it works,
 // as they lie in memory (a pass's rows are one range in either layout): per
 // word step, a line for each 16-row block, so the prefetches advance as fast
@@ -781,12 +787,24 @@ void lut_task(void* ctx, std::int64_t t) {
   std::uint32_t* staged =
       Interleaved ? nullptr : scratch<V, 2, std::uint32_t>(static_cast<std::size_t>(share * L * words));
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
+  // A pass's factors, as a byte range of the scales (and biases): in either
+  // layout rows [n, n + rows) hold elements [n G, (n + rows) G).
+  const std::int64_t factor_bytes = G * static_cast<std::int64_t>(dtype_size(a.scale_dtype));
+  auto prefetch_pass = [&](std::int64_t b, bool words_too) {
+    const std::int64_t n = L * b, rows = std::min<std::int64_t>(share * L, N - n);
+    if (rows <= 0) return;
+    if (words_too) prefetch_range(w + 4 * n * words, 4 * rows * words);
+    prefetch_range(static_cast<const char*>(a.scales) + n * factor_bytes, rows * factor_bytes);
+    if (a.biases) prefetch_range(static_cast<const char*>(a.biases) + n * factor_bytes, rows * factor_bytes);
+  };
+  if (t * job.groups_per_task < b1) prefetch_pass(t * job.groups_per_task, true);
   constexpr int XR = V::kLutRowsX, RX = lut_share_rows<V>();
   static_assert(RX * L % 16 == 0, "a pass is whole 16-row blocks");
   for (std::int64_t b = t * job.groups_per_task; b < b1; b += share) {
     const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
     const int R = (rows + L - 1) / L;
     for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
+    if (b + share < b1) prefetch_pass(b + share, false);  // its words: a line per word step (lut_block)
     // Where this pass's rows are read: W itself, or the staged copy (whose
     // row 0 is row L b).
     const std::uint32_t* wq = a.wq;
