@@ -159,8 +159,13 @@ def test_an_unbuilt_checkout_says_how_to_build_it(tmp_path):
     package = tmp_path / "clone" / "pyonebit"
     shutil.copytree(ROOT / "pyonebit", package,
                     ignore=shutil.ignore_patterns("_core*.so", "_core*.pyd", "__pycache__"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-m", "pyonebit"], cwd=package.parent, env=env,
+    # As on a machine where pyonebit is not installed: -S skips the .pth files,
+    # so an editable install's import hook (which would supply this checkout's
+    # _core to the copy) is not there; NumPy still comes from site-packages.
+    import site
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(site.getsitepackages()))
+    r = subprocess.run([sys.executable, "-S", "-m", "pyonebit"], cwd=package.parent, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
