@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension
@@ -77,6 +78,11 @@ def extensions():
         libraries=["cudart_static", "rt", "pthread", "dl"],
         language="c++",
         extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden"],
+        # Every reference binds inside the module, data too: on the H100 machine the
+        # toolchain put a copy of libstdc++ in the module, and under the default
+        # -Bsymbolic-functions its code met another copy's locale data (segfault in
+        # std::ostream, the core's shape_str, backtrace in docs/cuda.md).
+        extra_link_args=["-Wl,-Bsymbolic"] if sys.platform.startswith("linux") else [],
     )
     _nvcc_for[ext.name] = nvcc  # cythonize() copies Extensions, so not an attribute
     return [ext]
