@@ -632,7 +632,7 @@ inline void prefetch_range(const void* p, std::int64_t n) {
 // streams at all), is not relied on. Null where the task has no next pass.
 struct LutPrefetch {
   const std::uint8_t* next = nullptr;  // the next pass's first row
-  int first_block = 0;                 // of the pass's 16-row blocks, the block's this call starts at
+  int first_block = 0;                 // the pass's 16-row block this call starts at
 };
 
 // R lane groups of L W rows from n0 against the XR x rows from m, W in
@@ -804,13 +804,15 @@ void lut_task(void* ctx, std::int64_t t) {
     const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
     const int R = (rows + L - 1) / L;
     for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
-    if (b + share < b1) prefetch_pass(b + share, false);  // its words: a line per word step (lut_block)
+    LutPrefetch pf;  // the next pass in this task, if any: its factors now, its words in lut_block
+    if (b + share < b1) {
+      prefetch_pass(b + share, false);
+      pf.next = w + 4 * L * (b + share) * words;
+    }
     // Where this pass's rows are read: W itself, or the staged copy (whose
     // row 0 is row L b).
     const std::uint32_t* wq = a.wq;
     std::int64_t n0 = L * b;
-    LutPrefetch pf;
-    if (b + share < b1) pf.next = w + 4 * (L * b + share * L) * words;
     if constexpr (!Interleaved) {
       stage_pass<V>(w + 4 * L * b * words, rows, words, staged);
       wq = staged;
