@@ -4,7 +4,7 @@
 """
 import sys
 
-from pyonebit.bench import main
+from pyonebit.cli.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,9 +39,9 @@ from ._memory import aligned_empty
 from ._trace import Trace, trace
 
 if TYPE_CHECKING:  # loaded lazily by __getattr__ below
-    from .gguf_file import GGUFContents, load_gguf, save_gguf
-    from .mlx_checkpoint import MLXCheckpoint, load_mlx
-    from .mlx_save import save_mlx
+    from .io.gguf_file import GGUFContents, load_gguf, save_gguf
+    from .io.mlx_checkpoint import MLXCheckpoint, load_mlx
+    from .io.mlx_save import save_mlx
 
 __version__ = "0.1.0"
 
@@ -75,9 +75,9 @@ __all__ = [
 
 # Checkpoint support imports the gguf package (about 80 ms) or safetensors, so
 # it loads on first use.
-_LAZY_ATTRIBUTES = {"load_gguf": "gguf_file", "save_gguf": "gguf_file", "GGUFContents": "gguf_file",
-                    "load_mlx": "mlx_checkpoint", "MLXCheckpoint": "mlx_checkpoint",
-                    "save_mlx": "mlx_save"}
+_LAZY_ATTRIBUTES = {"load_gguf": "io.gguf_file", "save_gguf": "io.gguf_file",
+                    "GGUFContents": "io.gguf_file", "load_mlx": "io.mlx_checkpoint",
+                    "MLXCheckpoint": "io.mlx_checkpoint", "save_mlx": "io.mlx_save"}
 
 
 def __getattr__(name: str):

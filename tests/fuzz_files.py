@@ -264,8 +264,8 @@ def worker(cases_path: str, results_path: str) -> None:
     import resource
 
     import pyonebit  # noqa: F401  imported before the cap is measured
-    import pyonebit.gguf_file  # noqa: F401
-    import pyonebit.mlx_checkpoint  # noqa: F401
+    import pyonebit.io.gguf_file  # noqa: F401
+    import pyonebit.io.mlx_checkpoint  # noqa: F401
 
     vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (vm + ADDRESS_CAP_MIB * 2**20, resource.RLIM_INFINITY))

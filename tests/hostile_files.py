@@ -24,7 +24,7 @@ GGUF_ALIGNMENT = 32
 # the address space they took (one BLAS thread: each reserves its own buffers).
 _CAP_PRELUDE = """
 import os, resource, sys
-import numpy as np, pyonebit, pyonebit.gguf_file, pyonebit.mlx_checkpoint
+import numpy as np, pyonebit, pyonebit.io.gguf_file, pyonebit.io.mlx_checkpoint
 vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 resource.setrlimit(resource.RLIMIT_AS, (vm + {cap_mib} * 2**20, resource.RLIM_INFINITY))
 """
@@ -123,7 +123,7 @@ def seed_gguf(rng: np.random.Generator) -> GGUFBuilder:
     kind, a Q1_0 layer with its bias, F32, F16 and Q8_0 tensors."""
     import gguf.quants
 
-    from pyonebit.gguf_q1 import q1_0_blocks
+    from pyonebit.io.gguf_q1 import q1_0_blocks
 
     layer = pyonebit.QuantizedLinear.from_float(
         rng.standard_normal((4, 256)).astype(np.float16), bits=1, group_size=128, mode="symmetric")

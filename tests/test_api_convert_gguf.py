@@ -10,7 +10,7 @@ import pytest
 import pyonebit
 from conftest import BF16, random_weights
 from pyonebit.__main__ import main
-from pyonebit._safetensors import StreamingWriter
+from pyonebit.io._safetensors import StreamingWriter
 
 
 def write_float_checkpoint(directory, tensors, config):
@@ -65,7 +65,7 @@ def test_load_gguf_reads_back_what_convert_wrote(tmp_path, rng, capsys):
 
 def test_api_returns_a_summary(tmp_path, rng):
     write_float_checkpoint(tmp_path / "in", float_model(rng), {})
-    s = pyonebit.convert.convert_checkpoint(tmp_path / "in", tmp_path / "m.gguf")
+    s = pyonebit.io.convert.convert_checkpoint(tmp_path / "in", tmp_path / "m.gguf")
     assert (s.quantized, s.kept, s.files) == (3, 3, ["m.gguf"])
     assert s.bytes_after == (tmp_path / "m.gguf").stat().st_size and s.ratio > 2
 
@@ -86,5 +86,5 @@ def test_an_existing_file_is_not_replaced(tmp_path, rng):
     write_float_checkpoint(tmp_path / "in", float_model(rng), {})
     (tmp_path / "out.gguf").write_text("mine")
     with pytest.raises(ValueError, match=r"out.gguf exists; convert writes a new file"):
-        pyonebit.convert.convert_checkpoint(tmp_path / "in", tmp_path / "out.gguf")
+        pyonebit.io.convert.convert_checkpoint(tmp_path / "in", tmp_path / "out.gguf")
     assert (tmp_path / "out.gguf").read_text() == "mine"

@@ -32,7 +32,7 @@ def test_core_works_without_gguf(tmp_path):
 
 
 @pytest.mark.parametrize("call", ["pyonebit.load_gguf('x.gguf')", "pyonebit.save_gguf('x.gguf', {})",
-                                  "import pyonebit.gguf_metadata", "import pyonebit._gguf_reader"])
+                                  "import pyonebit.io.gguf_metadata", "import pyonebit.io._gguf_reader"])
 def test_gguf_functions_name_the_extra(tmp_path, call):
     r = run(f"import pyonebit\n{call}\n", tmp_path)
     assert r.returncode == 1

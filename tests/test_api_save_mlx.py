@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit import mlx_save
+from pyonebit.io import mlx_save
 from conftest import BF16, random_weights
 
 

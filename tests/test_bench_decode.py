@@ -7,8 +7,8 @@ import pytest
 
 import pyonebit
 
-from pyonebit import bench_decode
-from pyonebit._cli_args import UsageError
+from pyonebit.cli import bench_decode
+from pyonebit.cli.args import UsageError
 
 
 def test_decode_benchmark_reports_each_matrix(capsys):
@@ -34,7 +34,7 @@ def test_decode_benchmark_rejects_bad_options(argv, message):
 
 
 def test_bench_cold_runs_the_decode_benchmark(monkeypatch):
-    from pyonebit import bench
+    from pyonebit.cli import bench
 
     seen = []
     monkeypatch.setattr(bench_decode, "main", lambda argv: seen.append(argv) or 0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit import _cli_machine
+from pyonebit.cli import machine as _cli_machine
 from mlx_peer import mx, quantized, random_mx, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,8 +230,8 @@ def test_plot_without_matplotlib_fails_before_measuring(tmp_path):
 def every_parser():
     import argparse
 
-    from pyonebit import bench
-    from pyonebit.__main__ import build_parser
+    from pyonebit.cli import bench
+    from pyonebit.cli.main import build_parser
 
     top = build_parser()
     yield top
@@ -260,7 +260,7 @@ def test_every_command_and_option_has_help():
 
 
 def test_wide_ranges_are_flagged():
-    from pyonebit._cli_demo import fmt_ratios, fmt_times
+    from pyonebit.cli.demo import fmt_ratios, fmt_times
 
     assert fmt_times([1e-4, 1.2e-4, 1.4e-4]) == "120.0 us (100.0-140.0)"
     assert fmt_times([1e-4, 1.2e-4, 1.6e-4]) == "120.0 us (100.0-160.0) !"

@@ -10,9 +10,9 @@ from safetensors.numpy import save_file
 import pyonebit
 from conftest import BF16, w_hat64
 from mlx_peer import mx, random_mx, save_checkpoint, to_mx, to_np
-from pyonebit import convert
+from pyonebit.io import convert
 from pyonebit.__main__ import main
-from pyonebit._safetensors import read_header
+from pyonebit.io._safetensors import read_header
 
 CONFIG = {"model_type": "llama", "hidden_size": 256}
 

@@ -17,7 +17,7 @@ from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
 
 import pyonebit
 from conftest import BF16, assert_matmul_close
-from pyonebit.gguf_q1 import packed_from_q1_0, q1_0_blocks
+from pyonebit.io.gguf_q1 import packed_from_q1_0, q1_0_blocks
 
 Q1_0 = GGMLQuantizationType.Q1_0
 

@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import save_file
 
 import pyonebit
-from pyonebit import convert
+from pyonebit.io import convert
 from pyonebit.__main__ import main
 
 
@@ -63,7 +63,7 @@ def test_signal_mid_run_leaves_nothing(tmp_path, signum):
     src = float_checkpoint(tmp_path / "in")
     code = textwrap.dedent(f"""
         import os, sys
-        from pyonebit import convert
+        from pyonebit.io import convert
         real = convert._convert_tensor
         def once(*args):
             n = real(*args)
@@ -105,7 +105,7 @@ def test_interrupted_save_gguf_keeps_the_old_file(tmp_path):
     code = textwrap.dedent(f"""
         import os, signal
         import numpy as np, pyonebit
-        from pyonebit import gguf_file
+        from pyonebit.io import gguf_file
         real = gguf_file.GGUFWriter.write_tensors_to_file
         def interrupted(self, *a, **k):
             self.fout[0].write(b"partial")

@@ -14,7 +14,7 @@ from gguf import GGMLQuantizationType, GGUFValueType
 
 import pyonebit
 from hostile_files import GGUFBuilder, run_capped, seed_gguf
-from pyonebit import gguf_file
+from pyonebit.io import gguf_file
 
 T = GGMLQuantizationType
 V = GGUFValueType

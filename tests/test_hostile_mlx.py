@@ -12,7 +12,7 @@ import pytest
 
 import pyonebit
 from hostile_files import run_capped, write_mlx_checkpoint
-from pyonebit import _checkpoint_dir
+from pyonebit.io import _checkpoint_dir
 from pyonebit.__main__ import main
 
 INDEX = "model.safetensors.index.json"

@@ -10,7 +10,7 @@ from gguf import GGMLQuantizationType, GGUFWriter
 from safetensors.numpy import save_file
 
 import pyonebit
-from pyonebit.gguf_file import GGUFQuantized
+from pyonebit.io.gguf_file import GGUFQuantized
 from pyonebit.__main__ import main
 
 

@@ -155,7 +155,8 @@ def test_info_reports_each_family(monkeypatch):
     # (stats().library, as the fake runs above check): a macOS 14 machine
     # whose metallib was refused and whose qmm.metal failed to compile.
     import pyonebit
-    from pyonebit import _core, info
+    from pyonebit import _core
+    from pyonebit.cli import info
 
     library = {"loaded": True, "os": "14.5", "metallib_error": "prebuilt metallib: fake: needs macOS 15.0",
                "nax_kernels": False, "bfloat_kernels": True, "families": [

@@ -1,4 +1,4 @@
-"""The streaming read the decode benchmark times (pyonebit.bench_decode)
+"""The streaming read the decode benchmark times (pyonebit.cli.bench_decode)
 reads every byte once: its result is the xor of all of them, for any size
 and alignment and any number of threads."""
 import numpy as np

@@ -9,7 +9,7 @@ from safetensors.numpy import load_file
 
 from conftest import BF16
 from mlx_peer import mx, to_np
-from pyonebit._safetensors import StreamingWriter, read_header, read_tensor
+from pyonebit.io._safetensors import StreamingWriter, read_header, read_tensor
 
 SPECS = {"odd": (np.float16, (3,)), "words": (np.uint32, (2, 3)), "half": (BF16, (5,)),
          "empty": (np.float32, (0, 4)), "scalar": (np.int64, ()), "bytes": (np.uint8, (7,))}

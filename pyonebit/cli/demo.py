@@ -21,8 +21,8 @@ import numpy as np
 
 import pyonebit
 
-from ._cli_args import WIDE_NOTE, int_list, is_wide, positive_int, spread
-from ._cli_machine import machine_line, numpy_line
+from .args import WIDE_NOTE, int_list, is_wide, positive_int, spread
+from .machine import machine_line, numpy_line
 from .bench import let_blas_threads_sleep, median_us, print_table
 
 DEFAULT_M = [1, 32]

@@ -33,8 +33,8 @@ from tqdm import tqdm
 import pyonebit
 from pyonebit import _core
 
-from ._cli_args import WIDE_NOTE, Formatter, Parser, int_list, is_wide, positive_int
-from ._cli_machine import machine_line, numpy_line
+from .args import WIDE_NOTE, Formatter, Parser, int_list, is_wide, positive_int
+from .machine import machine_line, numpy_line
 
 SHAPES = {  # name: (N, K) of the weight matrix
     "attn_proj": (4096, 4096),
@@ -342,7 +342,7 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":  # python -m pyonebit.bench: as python -m pyonebit bench
+if __name__ == "__main__":  # python -m pyonebit.cli.bench: as python -m pyonebit bench
     from pyonebit.__main__ import main as cli
 
     sys.exit(cli(["bench", *sys.argv[1:]]))

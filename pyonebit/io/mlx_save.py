@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._atomic import staging_dir
-from ._linear import QuantizedLinear
+from .._linear import QuantizedLinear
 from ._safetensors import StreamingWriter, dtype_name
 
 WEIGHTS_NAME = "model.safetensors"

@@ -32,9 +32,9 @@ import time
 
 import numpy as np
 
-from . import _core
-from ._cli_args import Formatter, Parser, int_list, positive_int, spread
-from ._cli_machine import machine_line
+from .. import _core
+from .args import Formatter, Parser, int_list, positive_int, spread
+from .machine import machine_line
 
 # One block of an 8B-like decoder (Llama-3-8B / Qwen3-8B shapes): (name, N, K).
 BLOCK = [("q_proj", 4096, 4096), ("k_proj", 1024, 4096), ("v_proj", 1024, 4096),
@@ -120,7 +120,7 @@ def hot_time(call, rounds, reps=20):
 
 
 def run(blocks, bits_list, m_list, threads_list, paths, rounds, gs):
-    from ._linear import QuantizedLinear
+    from .._linear import QuantizedLinear
 
     print(machine_line())
     print(f"CPU kernels: {_core.cpu_kernels()['active']}; stream: {blocks} blocks x "

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._core import supported_bits, supported_group_sizes
+from .._core import supported_bits, supported_group_sizes
 from ._checkpoint_dir import read_config, require_dir, safetensors_files, tensor_table
 from ._safetensors import TensorInfo, read_tensor
-from ._linear import QuantizedLinear
+from .._linear import QuantizedLinear
 
 _FLOAT_DTYPES = ("F32", "F16", "BF16")
 # Group size and bits a per-layer dict falls back to, per mode: MLX's own
@@ -65,7 +65,7 @@ def load_mlx(path: str | os.PathLike, *, backend: str | None = None) -> MLXCheck
     or weights, and ValueError naming the tensor when a layer is not
     quantized as the config claims. The directory is untrusted: config
     values, the shard index and every file are checked before anything is
-    read or allocated from them (:mod:`pyonebit._checkpoint_dir`, SECURITY.md),
+    read or allocated from them (:mod:`pyonebit.io._checkpoint_dir`, SECURITY.md),
     and a bad one is a ValueError naming the file or field.
     """
     directory = require_dir(path, "load_mlx")

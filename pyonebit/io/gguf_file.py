@@ -5,9 +5,9 @@ A Q1_0 tensor named ``<name>.weight`` is the layer ``<name>``: a
 float16 scales, holding the file's bits and scales unchanged. An F32 tensor
 ``<name>.bias`` next to it is that layer's bias. Every other tensor is a NumPy
 array. Reading goes through pyonebit's own defensive parser
-(:mod:`pyonebit._gguf_reader`: files are untrusted), writing through the
+(:mod:`pyonebit.io._gguf_reader`: files are untrusted), writing through the
 ``gguf`` package (gguf-py, from llama.cpp); the Q1_0 blocks themselves are
-converted by :mod:`pyonebit.gguf_q1`. save_gguf replaces a file atomically.
+converted by :mod:`pyonebit.io.gguf_q1`. save_gguf replaces a file atomically.
 
 GGUF lists dimensions innermost first (``ne[0]`` is contiguous); the reader
 and gguf-py's writer reverse them into NumPy order, so a Q1_0 tensor with
@@ -28,7 +28,7 @@ from gguf import GGMLQuantizationType, GGUFWriter
 
 from ._atomic import replacing_file
 from ._gguf_reader import BigEndianFile, GGUFHeader, TensorEntry, open_regular_file, read_bytes, read_header
-from ._linear import QuantizedLinear
+from .._linear import QuantizedLinear
 from .gguf_metadata import gguf_value
 from .gguf_q1 import Q1_0_BLOCK_WEIGHTS, packed_from_q1_0, q1_0_blocks
 
@@ -83,7 +83,7 @@ def load_gguf(path: str | os.PathLike[str], *, backend: str | None = None) -> GG
 
     The file is untrusted: a malformed header or tensor table raises
     ValueError naming the file, the field and its byte offset
-    (:mod:`pyonebit._gguf_reader` lists the checks)."""
+    (:mod:`pyonebit.io._gguf_reader` lists the checks)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"[load_gguf] no file at {path!r}")
@@ -190,7 +190,7 @@ def save_gguf(
     ``<name>.bias`` for a layer with a bias), ``tensors`` as plain tensors
     (float32, float16, bfloat16, float64, int8-int64; a :class:`GGUFQuantized`
     tensor of a loaded file as its own bytes in its own type) and
-    ``metadata`` as key-value pairs (types: :mod:`pyonebit.gguf_metadata`).
+    ``metadata`` as key-value pairs (types: :mod:`pyonebit.io.gguf_metadata`).
 
     ``general.architecture`` is ``arch``, else the metadata's own, else
     ``"pyonebit"``; a ``general.alignment`` in the metadata (a power of two)

@@ -1,6 +1,6 @@
 """python -m pyonebit convert IN OUT: quantize a float safetensors checkpoint
 into an MLX-format quantized checkpoint (or, for an OUT ending in .gguf, a
-GGUF file of Q1_0 tensors: :mod:`pyonebit.convert_gguf`).
+GGUF file of Q1_0 tensors: :mod:`pyonebit.io.convert_gguf`).
 
 IN is a directory (config.json and *.safetensors, sharded or not) or a single
 .safetensors file; tensors may be float32, float16 or bfloat16.
@@ -69,35 +69,6 @@ class ConvertSummary:
         return self.bytes_before / self.bytes_after if self.bytes_after else float("inf")
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("input", metavar="IN",
-                        help="float checkpoint: a directory or a .safetensors file")
-    parser.add_argument("output", metavar="OUT",
-                        help="new directory for the quantized checkpoint, or a new .gguf file")
-    parser.add_argument("--bits", type=int, default=1, help="bits per weight (default 1)")
-    parser.add_argument("--group-size", type=int, default=128,
-                        help="weights per scale (default 128)")
-    parser.add_argument("--mode", choices=["affine", "symmetric"], default=None,
-                        help="affine (MLX's format; the default for a directory OUT) or "
-                             "symmetric (1-bit without biases; MLX cannot load it; the default "
-                             "and only choice for a .gguf OUT, stored as Q1_0)")
-
-
-def run(args) -> int:
-    args.mode = args.mode or default_mode(args.output)
-    s = convert_checkpoint(args.input, args.output, bits=args.bits, group_size=args.group_size,
-                           mode=args.mode, progress=sys.stderr.isatty())
-    print(f"quantized {s.quantized} tensors to {args.bits} bit{'s' * (args.bits > 1)} "
-          f"({args.mode}, group size {args.group_size}), kept {s.kept} unchanged")
-    print(f"{s.bytes_before / 2**20:.2f} MiB -> {s.bytes_after / 2**20:.2f} MiB "
-          f"({s.ratio:.2f}x smaller)")
-    print(f"wrote {args.output}: {', '.join(s.files)}")
-    if s.skipped:
-        print(f"not copied (symlinks to files outside {args.input}): {', '.join(s.skipped)}",
-              file=sys.stderr)
-    return 0
-
-
 def default_mode(dst) -> str:
     """The mode when none is given: symmetric for a .gguf OUT (Q1_0), else MLX's affine."""
     return "symmetric" if _is_gguf(dst) else "affine"
@@ -110,7 +81,7 @@ def _is_gguf(dst) -> bool:
 def convert_checkpoint(src, dst, *, bits: int = 1, group_size: int = 128, mode: str | None = None,
                        progress: bool = False) -> ConvertSummary:
     """Quantize checkpoint ``src`` into the new directory ``dst``, or the new
-    GGUF file ``dst`` when it ends in ``.gguf`` (:mod:`pyonebit.convert_gguf`;
+    GGUF file ``dst`` when it ends in ``.gguf`` (:mod:`pyonebit.io.convert_gguf`;
     see the module docstrings for the rules). ``mode`` defaults to
     :func:`default_mode`. Returns what was done."""
     mode = default_mode(dst) if mode is None else mode

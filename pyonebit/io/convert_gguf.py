@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ._checkpoint_dir import tensor_table
-from ._linear import QuantizedLinear
+from .._linear import QuantizedLinear
 from ._safetensors import read_tensor
 
 GGUF_SPEC = {"bits": 1, "group_size": 128, "mode": "symmetric"}  # Q1_0

@@ -4,7 +4,7 @@ GGUF stores every key with an explicit type, and readers such as llama.cpp
 check it (a count must be UINT32, a hyperparameter FLOAT32), so a file that
 is loaded and saved again must keep each key's type. The mapping:
 
-* reading (:mod:`pyonebit._gguf_reader`): STRING -> ``str``, BOOL -> ``bool``, a number -> the NumPy scalar
+* reading (:mod:`pyonebit.io._gguf_reader`): STRING -> ``str``, BOOL -> ``bool``, a number -> the NumPy scalar
   of its exact type (``np.uint32``, ``np.float32``, ...), an ARRAY of numbers
   -> a 1-D NumPy array of that dtype, an ARRAY of strings or bools -> a list;
 * writing: NumPy scalars and 1-D arrays keep their dtype's type; plain Python

@@ -21,8 +21,8 @@ def is_gguf(path) -> bool:
 
 def gguf_lines(path) -> list[str]:
     # gguf_file imports the gguf package (about 80 ms), needed only here.
-    from ._gguf_reader import read_header
-    from .gguf_file import _BIAS_SUFFIX, _WEIGHT_SUFFIX, Q1_0, _open
+    from ..io._gguf_reader import read_header
+    from ..io.gguf_file import _BIAS_SUFFIX, _WEIGHT_SUFFIX, Q1_0, _open
 
     path = os.fspath(path)
     with _open(path) as f:
@@ -54,7 +54,7 @@ def gguf_lines(path) -> list[str]:
 def _describe(t, biases) -> tuple[str, str]:
     """One line on tensor ``t`` and what load_gguf makes of it: "layer",
     "bias" (of a layer), "array" or "refused"."""
-    from .gguf_file import _TYPED, _WEIGHT_SUFFIX, Q1_0
+    from ..io.gguf_file import _TYPED, _WEIGHT_SUFFIX, Q1_0
 
     kind = t.ggml_type.name
     shape = "x".join(map(str, reversed(t.ne)))  # NumPy order, outermost first
@@ -82,7 +82,7 @@ def _describe(t, biases) -> tuple[str, str]:
 
 
 def _dequantizable(ggml_type) -> bool:
-    from ._gguf_package import gguf
+    from ..io._gguf_package import gguf
 
     traits = getattr(gguf.quants, "_type_traits", None)  # gguf-py's registry of its codecs
     return traits is None or ggml_type in traits

@@ -11,9 +11,9 @@ from pathlib import Path
 import pyonebit
 from pyonebit import _core
 
-from ._checkpoint_dir import read_config, safetensors_files, tensor_table
-from ._cli_machine import cpu_model, numpy_line
-from ._cli_gguf_info import gguf_lines, is_gguf
+from ..io._checkpoint_dir import read_config, safetensors_files, tensor_table
+from .machine import cpu_model, numpy_line
+from .gguf_info import gguf_lines, is_gguf
 
 
 def metal_status() -> str:
