@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import pyonebit
+from pyonebit import _testing
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT_DTYPES = [np.dtype(np.float32), np.dtype(np.float16), BF16]
@@ -96,10 +97,10 @@ def cpu_settings_restored():
     kernel variant and thread count are put back afterwards."""
     active = pyonebit.cpu_kernels()["active"]
     threads = pyonebit.get_num_threads()
-    pyonebit._core._set_parallel_threshold(0)
+    _testing.set_parallel_threshold(0)
     yield
-    pyonebit._core._set_parallel_threshold(-1)
-    pyonebit._core._set_cpu_isa(active)
+    _testing.set_parallel_threshold(-1)
+    _testing.set_cpu_isa(active)
     pyonebit.set_num_threads(threads)
 
 

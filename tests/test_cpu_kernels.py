@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit import _core
+from pyonebit import _testing
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 SIMD_ISAS = [n for n in pyonebit.cpu_kernels()["supported"] if n != "scalar"]
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.skipif(not SIMD_ISAS, reason="no SIMD CPU kernel runs 
 
 
 def matmul_with(isa, x, q, transpose, group_size, bits, mode):
-    _core._set_cpu_isa(isa)
+    _testing.set_cpu_isa(isa)
     wq, scales, biases = q
     return pyonebit.quantized_matmul(x, wq, scales, biases, transpose=transpose,
                                      group_size=group_size, bits=bits, mode=mode)
@@ -144,7 +144,7 @@ tail; N = 37: full and partial lane groups)."""
         x, (wq, scales, biases) = make_case(rng, 5, 37, 4 * group_size, True, group_size, 1, "affine")
         if layout == "interleaved16":
             wq, scales, biases = (pyonebit.interleave16(a) for a in (wq, scales, biases))
-        _core._set_cpu_isa(isa)
+        _testing.set_cpu_isa(isa)
 
         def product(rows):
             return pyonebit.quantized_matmul(rows, wq, scales, biases, True, group_size, 1, "affine",
@@ -202,7 +202,7 @@ def test_empty_dimensions(isa, bits, transpose):
         w = np.zeros((N, K) if transpose else (K, N), np.float32)
         wq, s, b = pyonebit.quantize(w, 32, bits)
         x = np.ones((M, K), np.float32)
-        _core._set_cpu_isa(isa)
+        _testing.set_cpu_isa(isa)
         out = pyonebit.quantized_matmul(x, wq, s, b, transpose=transpose, group_size=32, bits=bits)
         np.testing.assert_array_equal(out, np.zeros((M, N), np.float32))
 
@@ -216,7 +216,7 @@ def test_cpu_kernels_lists():
 
 def test_unknown_isa_is_a_clear_error():
     with pytest.raises(ValueError, match="'avx9000' is not a CPU kernel of this build; compiled: .*'scalar'"):
-        _core._set_cpu_isa("avx9000")
+        _testing.set_cpu_isa("avx9000")
 
 
 X86_ISA_FILES = {"avx512": "avx512.cpp", "avx2": "avx2.cpp"}

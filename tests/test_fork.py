@@ -16,8 +16,8 @@ PRELUDE = textwrap.dedent("""
     import os, sys
     import numpy as np
     import pyonebit
-    from pyonebit import _core
-    _core._set_parallel_threshold(0)  # every call goes through the pool
+    from pyonebit import _testing
+    _testing.set_parallel_threshold(0)  # every call goes through the pool
     pyonebit.set_num_threads(4)
     rng = np.random.default_rng(0)
     w = rng.standard_normal((256, 512)).astype(np.float32)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit import _core
+from pyonebit import _testing
 from conftest import BF16, BITS, assert_matmul_close, random_weights, w_hat64
 
 ISAS = pyonebit.cpu_kernels()["supported"]  # scalar included: it reads the layout too
@@ -57,7 +57,7 @@ def product(x, wq, scales, biases, group_size, bits, mode, layout):
 @pytest.mark.parametrize("bits,mode", [(b, "affine") for b in BITS] + [(1, "symmetric")],
                          ids=lambda v: str(v))
 def test_products_on_interleaved_weights_match_the_model(rng, isa, bits, mode):
-    _core._set_cpu_isa(isa)
+    _testing.set_cpu_isa(isa)
     # N % 16 of 2, 5, 0, 1, 8, 4 and 13: last blocks that fill none, one or
     # both of AVX2's 8-row halves, partly or wholly.
     for N, K, group_size, M in [(530, 128, 64, 1), (37, 256, 128, 2), (16, 96, 32, 3),
@@ -78,7 +78,7 @@ def test_products_on_interleaved_weights_match_the_model(rng, isa, bits, mode):
 def test_half_scales_with_partial_group_vectors(rng, isa, dtype, mode):
     """G = 12 and 20 groups per row: the lookup kernel widens its factors 16
     groups at a time, so these take its partial-vector path."""
-    _core._set_cpu_isa(isa)
+    _testing.set_cpu_isa(isa)
     for K in (12 * 32, 20 * 32):
         w = random_weights(rng, (33, K), dtype)
         wq, scales, biases = pyonebit.quantize(w, 32, 1, mode)
@@ -90,7 +90,7 @@ def test_half_scales_with_partial_group_vectors(rng, isa, dtype, mode):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_batched_weights_broadcast(rng, isa):
-    _core._set_cpu_isa(isa)
+    _testing.set_cpu_isa(isa)
     w = random_weights(rng, (3, 20, 128), np.float32)
     wq, scales, biases = pyonebit.quantize(w, 64, 1)
     x = random_weights(rng, (2, 1, 4, 128), np.float32)
@@ -127,7 +127,7 @@ def test_a_wrong_bit_in_the_interleaved_words_is_caught(rng):
 
 def test_preferred_layout():
     for isa in ISAS:
-        _core._set_cpu_isa(isa)
+        _testing.set_cpu_isa(isa)
         expected = "interleaved16" if isa in ("avx512", "avx2") else "mlx"
         assert pyonebit.cpu_preferred_layout(1) == expected
         assert pyonebit.cpu_preferred_layout(1, 64, "symmetric") == expected

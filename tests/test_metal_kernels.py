@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit._core import _emulated_dequantize, _emulated_quantize, dequantize as core_dequantize
+from pyonebit._core import dequantize as core_dequantize
+from pyonebit._testing import emulated_dequantize, emulated_quantize
 from conftest import (
     BF16, BITS, FLOAT_DTYPES, GROUP_SIZES, assert_matmul_close, dtype_id, random_weights, w_hat64,
 )
@@ -167,7 +168,7 @@ def test_quantize_kernel_matches_reference(rng, bits, mode, group_size, dtype, e
     for shape in [(2, 3, 384), (9, group_size)]:
         w = special_weights(rng, shape, dtype, bits)
         ref = pyonebit.quantize(w, group_size=group_size, bits=bits, mode=mode)
-        got = _emulated_quantize(w, group_size=group_size, bits=bits, mode=mode)
+        got = emulated_quantize(w, group_size=group_size, bits=bits, mode=mode)
         for a, b in zip(got, ref):
             assert_same_bits(a, b, flushed=int(emulator_seed) % 2 == 0)
 
@@ -183,7 +184,7 @@ def test_dequantize_kernel_matches_reference(rng, bits, mode, group_size, dtype,
         # one is exact for wider dtypes, which the Metal kernel is not).
         ref = core_dequantize(wq, s, b, group_size=group_size, bits=bits, mode=mode,
                               dtype=out_dtype)
-        got = _emulated_dequantize(wq, s, b, group_size=group_size, bits=bits, mode=mode,
+        got = emulated_dequantize(wq, s, b, group_size=group_size, bits=bits, mode=mode,
                                    dtype=out_dtype)
         assert_same_bits(got, ref, flushed=int(emulator_seed) % 2 == 0)
 
@@ -192,10 +193,10 @@ def test_quantize_kernel_rejects_non_finite():
     w = np.ones((2, 64), np.float32)
     w[1, 5] = np.nan
     with pytest.raises(ValueError, match=r"\[quantize\] w contains NaN or Inf \(at flat index 69\)"):
-        _emulated_quantize(w, group_size=64)
+        emulated_quantize(w, group_size=64)
 
 
 def test_quantize_kernels_on_empty_arrays():
-    wq, s, b = _emulated_quantize(np.zeros((0, 64), np.float16), group_size=64)
+    wq, s, b = emulated_quantize(np.zeros((0, 64), np.float16), group_size=64)
     assert wq.shape == (0, 2) and s.shape == (0, 1)
-    assert _emulated_dequantize(wq, s, b, group_size=64).shape == (0, 64)
+    assert emulated_dequantize(wq, s, b, group_size=64).shape == (0, 64)

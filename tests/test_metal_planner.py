@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit._core import _metal_plan, _metal_plan_dequantize, _metal_plan_quantize
+from pyonebit._testing import metal_plan, metal_plan_dequantize, metal_plan_quantize
 from conftest import BF16, BITS, FLOAT_DTYPES, GROUP_SIZES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +32,7 @@ def plan(M, N, K, transpose=True, bits=1, group_size=32, dtype=np.float32, xdtyp
     rows, packed = (N, K) if transpose else (K, N)
     wq, s, b = operands(bits, group_size, rows, packed, dtype, w_batch, mode)
     x = np.zeros(x_batch + ((K,) if M is None else (M, K)), xdtype or dtype)
-    return _metal_plan(x, wq, s, b, transpose=transpose, group_size=group_size, bits=bits,
+    return metal_plan(x, wq, s, b, transpose=transpose, group_size=group_size, bits=bits,
                        mode=mode, caps=caps)
 
 
@@ -167,7 +167,7 @@ def test_device_caps_are_checked():
 @pytest.mark.parametrize("mode", ["affine", "symmetric"])
 def test_quantize_plan(mode):
     w = np.zeros((3, 5, 256), BF16)
-    d = _metal_plan_quantize(w, group_size=64, bits=1, mode=mode)
+    d = metal_plan_quantize(w, group_size=64, bits=1, mode=mode)
     assert d["kernel"] == "quantize_bfloat16_gs_64_b_1" + ("_sym" if mode == "symmetric" else "")
     assert d["threads"] == (256, 1, 1)
     assert d["threadgroups"] == (-(-15 * 4 // 8), 1, 1)  # 8 groups (simdgroups) per threadgroup
@@ -179,7 +179,7 @@ def test_quantize_plan(mode):
 
 def test_dequantize_plan():
     wq, s, b = operands(4, 128, 7, 384, np.float16)
-    d = _metal_plan_dequantize(wq, s, b, group_size=128, bits=4)
+    d = metal_plan_dequantize(wq, s, b, group_size=128, bits=4)
     assert d["kernel"] == "dequantize_float16_gs_128_b_4"
     assert d["threads"] == (256, 1, 1)
     assert d["threadgroups"] == (-(-7 * 384 // 32 // 256), 1, 1)  # one pack of 32 per thread
@@ -249,9 +249,9 @@ def test_every_planned_kernel_is_instantiated(instantiated_names):
                                  mode=mode)
                         planned.add(d["kernel"])
                     w = np.zeros((2, 4 * gs), dtype)
-                    planned.add(_metal_plan_quantize(w, gs, bits, mode)["kernel"])
+                    planned.add(metal_plan_quantize(w, gs, bits, mode)["kernel"])
                     wq, s, b = operands(bits, gs, 2, 4 * gs, dtype, mode=mode)
-                    planned.add(_metal_plan_dequantize(wq, s, b, gs, bits, mode)["kernel"])
+                    planned.add(metal_plan_dequantize(wq, s, b, gs, bits, mode)["kernel"])
     bases = {base(name) for name in planned}
     assert bases == {"qmv_quad", "qmv_fast", "qmv", "qvm", "qvm_split_k", "qmm_t", "qmm_n",
                      "quantize", "dequantize"}
@@ -286,10 +286,10 @@ def test_bfloat16_without_bfloat_kernels_is_a_value_error():
     # float16 x with bfloat16 scales promotes to float32: no bfloat kernel needed.
     assert plan(4, 64, 128, dtype=BF16, xdtype=np.float16, caps=no_bfloat)["kernel"].startswith("qmm_t_float32")
     with pytest.raises(ValueError, match=r"\[quantize\] bfloat16 on Metal needs"):
-        _metal_plan_quantize(np.zeros((4, 128), BF16), group_size=64, caps=no_bfloat)
+        metal_plan_quantize(np.zeros((4, 128), BF16), group_size=64, caps=no_bfloat)
     wq, s, b = operands(1, 64, 4, 128, BF16)
     with pytest.raises(ValueError, match=r"\[dequantize\] bfloat16 on Metal needs"):
-        _metal_plan_dequantize(wq, s, b, group_size=64, caps=no_bfloat)
+        metal_plan_dequantize(wq, s, b, group_size=64, caps=no_bfloat)
     # Other dtypes are unaffected; with bfloat kernels bfloat16 plans as before.
     for dtype in (np.float16, np.float32):
         assert plan(4, 64, 128, dtype=dtype, caps=no_bfloat)["kernel"].startswith("qmm_t_")

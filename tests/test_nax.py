@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit._core import _metal_plan
+from pyonebit._testing import metal_plan
 from conftest import BF16, BITS, GROUP_SIZES, assert_matmul_close, dtype_id, w_hat64
 
 EMULATED = "metal-emulated" in pyonebit.backends()
@@ -19,7 +19,7 @@ def plan(M, N=64, K=128, transpose=True, dtype=np.float16, nax=False):
     wq = np.zeros((rows, packed // 32), np.uint32)
     s = np.zeros((rows, packed // 32), dtype)
     x = np.zeros((M, K), dtype)
-    return _metal_plan(x, wq, s, s.copy(), transpose=transpose, group_size=32,
+    return metal_plan(x, wq, s, s.copy(), transpose=transpose, group_size=32,
                        caps={"nax": nax})["kernel"]
 
 
@@ -56,7 +56,7 @@ def test_geometry(monkeypatch):
     monkeypatch.setenv("PYONEBIT_NAX", "on")
     wq = np.zeros((70, 256 // 32), np.uint32)
     s = np.zeros((70, 256 // 128), np.float16)
-    d = _metal_plan(np.zeros((3, 40, 256), np.float16), wq, s, s.copy(), group_size=128)
+    d = metal_plan(np.zeros((3, 40, 256), np.float16), wq, s, s.copy(), group_size=128)
     assert d["kernel"] == "qmm_t_nax_float16_gs_128_b_1"
     assert d["threadgroups"] == (3, 2, 3)  # ceil(70/32), ceil(40/32), batches
     assert d["threads"] == (128, 1, 1)

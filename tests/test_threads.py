@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit import _core
+from pyonebit import _testing
 
 ISAS = pyonebit.cpu_kernels()["supported"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +28,7 @@ def problem(rng, M, N, K, transpose, bits):
 def test_results_do_not_depend_on_thread_count(isa):
     # Every output element is computed by one task in a fixed order, so the
     # split over threads must not change a single bit.
-    _core._set_cpu_isa(isa)
+    _testing.set_cpu_isa(isa)
     rng = np.random.default_rng(1)
     for transpose in (True, False):
         for bits in (1, 4):

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 import pyonebit
-from pyonebit import _core
+from pyonebit import _testing
 
 from .args import WIDE_NOTE, Formatter, Parser, int_list, is_wide, positive_int
 from .machine import machine_line, numpy_line
@@ -189,7 +189,7 @@ def timed_backends():
 def measure(args, backends):
     mx = load_mlx(args.no_mlx)
     if args.isa:
-        _core._set_cpu_isa(args.isa)
+        _testing.set_cpu_isa(args.isa)
     rng = np.random.default_rng(0)
     gs = args.group_size
     rows = []
