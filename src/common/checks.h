@@ -23,4 +23,10 @@ std::string dtype_of(const ArrayRef& a);
 // mode fits the bits.
 void check_spec(const QuantSpec& spec, const char* op);
 
+// plan_dequantize with op naming the caller in its messages: QuantizedLinear
+// checks its weight (wq, scales, biases) by the same rules, in its own name.
+DequantizePlan plan_dequantize_for(const char* op, const ArrayRef& wq, const ArrayRef& scales,
+                                   const ArrayRef* biases, const QuantSpec& spec,
+                                   const DType* out_dtype);
+
 }  // namespace onebit

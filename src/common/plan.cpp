@@ -184,7 +184,12 @@ QuantizePlan plan_quantize(const ArrayRef& w, const QuantSpec& spec) {
 
 DequantizePlan plan_dequantize(const ArrayRef& wq, const ArrayRef& scales, const ArrayRef* biases,
                                const QuantSpec& spec, const DType* out_dtype) {
-  const char* op = "dequantize";
+  return plan_dequantize_for("dequantize", wq, scales, biases, spec, out_dtype);
+}
+
+DequantizePlan plan_dequantize_for(const char* op, const ArrayRef& wq, const ArrayRef& scales,
+                                   const ArrayRef* biases, const QuantSpec& spec,
+                                   const DType* out_dtype) {
   check_spec(spec, op);
   check_packed(wq, op);
   DequantizePlan plan;
