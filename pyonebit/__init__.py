@@ -27,11 +27,10 @@ except ModuleNotFoundError as _e:
         f"{_os.path.dirname(_here)} with `pip install -e .` (or `python setup.py build_ext --inplace`), "
         "or, to use an installed pyonebit, run Python from another directory.") from None
 
-from ._core import deinterleave16, interleave16, set_num_threads
-from ._core import quantize as _quantize
+from ._core import deinterleave16, interleave16, quantize, set_num_threads
 from ._core import quantized_matmul as _quantized_matmul
 from ._core import supported_bits, supported_group_sizes
-from ._dequantize import dequantize as _dequantize
+from ._dequantize import dequantize
 from ._dtype_error import DTypeError
 from . import cuda_backend as _cuda_backend
 from ._linear import QuantizedLinear
@@ -99,44 +98,6 @@ def backends() -> list[str]:
     return _core_backends() + (["cuda"] if _cuda_backend.available() else [])
 
 
-def quantize(
-    w: npt.ArrayLike, group_size: int = 128, bits: int = 1, mode: str = "affine"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Quantize ``w`` (float32/float16/bfloat16, shape ``(..., N, K)``).
-
-    Returns ``(wq, scales, biases)``: ``wq`` uint32 of shape
-    ``(..., N, K * bits // 32)``, ``scales``/``biases`` of shape
-    ``(..., N, K // group_size)`` in the dtype of ``w``. Bit-for-bit equal to
-    ``mlx.core.quantize`` (MLX 0.32.4) in affine mode. ``mode="symmetric"``
-    (bits=1 only) returns ``(wq, scales, None)`` with ``scales`` the mean of
-    ``|w|`` per group and bit 1 marking ``w >= 0``.
-    """
-    return _quantize(w, group_size, bits, mode)
-
-
-def dequantize(
-    wq: npt.ArrayLike,
-    scales: npt.ArrayLike,
-    biases: npt.ArrayLike | None = None,
-    group_size: int = 128,
-    bits: int = 1,
-    mode: str = "affine",
-    dtype: npt.DTypeLike | None = None,
-) -> np.ndarray:
-    """Expand packed weights back to floats, ``scale * q + bias`` (affine) or
-    ``+/-scale`` (symmetric).
-
-    ``dtype`` defaults to that of ``scales``; then (and for any ``dtype`` no
-    wider than the scales') the result equals ``mlx.core.dequantize`` bit for
-    bit: ``scale * q`` and ``+ bias`` each rounded to the scales' dtype.
-    A wider ``dtype`` (``float32`` from float16 or bfloat16 scales,
-    ``float64`` from any) gives the exact weights the matmul kernels use,
-    computed in that dtype from the stored scales and biases (float32: one
-    rounding, of the sum; float64: exact for half-precision scales), not the
-    half-precision rounded values MLX returns."""
-    return _dequantize(wq, scales, biases, group_size, bits, mode, dtype)
-
-
 def quantized_matmul(
     x: npt.ArrayLike,
     wq: npt.ArrayLike,
@@ -150,23 +111,12 @@ def quantized_matmul(
     out: np.ndarray | None = None,
     layout: str = "mlx",
 ) -> np.ndarray:
-    """``x @ dequantize(wq).T`` (``transpose=True``) or ``x @ dequantize(wq)``
-    without ever materialising the dequantized weights.
-
-    Batch dimensions of ``x`` and ``wq`` broadcast; a 1-D ``x`` is one row.
-    Activations are never rounded and sums accumulate in float32 or wider.
-    The result dtype is that of ``x`` when it equals that of ``scales``, else
-    float32 (as in MLX). ``backend`` names one of :func:`backends`
-    (``None`` picks the best). Inputs may be anything NumPy views without a
-    copy (buffer protocol, ``__array_interface__``, ``__dlpack__`` on the CPU).
-    ``out``, if given, receives the result and is returned: a C-contiguous,
-    writeable array of exactly the result's shape and dtype that overlaps no input.
-    ``layout`` says how ``wq``'s words are ordered: ``"mlx"`` (row by row) or
-    ``"interleaved16"`` (see :func:`interleave16`; ``transpose=True`` and the
-    CPU backend only). :class:`QuantizedLinear` picks the layout itself.
-    """
+    # Device arrays (or backend="cuda") go to the CUDA module, everything else to the core.
     if backend == "cuda" or (backend is None and _cuda_backend.is_device_array(x)):
         return _cuda_backend.quantized_matmul(x, wq, scales, biases, transpose, group_size, bits,
                                               mode, out, layout)
     return _quantized_matmul(x, wq, scales, biases, transpose, group_size, bits, mode, backend,
                              out, layout)
+
+
+quantized_matmul.__doc__ = _quantized_matmul.__doc__  # written once, in _core.pyx

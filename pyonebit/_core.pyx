@@ -138,6 +138,15 @@ cdef CMatmulPlan _matmul_plan(list keep, x, wq, scales, biases, transpose,
 
 
 def quantize(w, group_size=128, bits=1, mode="affine"):
+    """Quantize ``w`` (float32/float16/bfloat16, shape ``(..., N, K)``).
+
+    Returns ``(wq, scales, biases)``: ``wq`` uint32 of shape
+    ``(..., N, K * bits // 32)``, ``scales``/``biases`` of shape
+    ``(..., N, K // group_size)`` in the dtype of ``w``. Bit-for-bit equal to
+    ``mlx.core.quantize`` (MLX 0.32.4) in affine mode. ``mode="symmetric"``
+    (bits=1 only) returns ``(wq, scales, None)`` with ``scales`` the mean of
+    ``|w|`` per group and bit 1 marking ``w >= 0``.
+    """
     return _quantize(w, group_size, bits, mode, False)
 
 
@@ -165,6 +174,8 @@ cdef _quantize(w, group_size, bits, mode, cbool emulated):
 
 
 def dequantize(wq, scales, biases=None, group_size=128, bits=1, mode="affine", dtype=None):
+    """The core's dequantize: ``dtype`` (default: the scales') float32, float16
+    or bfloat16; :func:`pyonebit.dequantize` adds the exact wider dtypes."""
     return _dequantize(wq, scales, biases, group_size, bits, mode, dtype, False)
 
 
@@ -217,6 +228,21 @@ def _check_out(out, tuple shape, dtype, list inputs, str op):
 
 def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
                      mode="affine", backend=None, out=None, layout="mlx"):
+    """``x @ dequantize(wq).T`` (``transpose=True``) or ``x @ dequantize(wq)``
+    without ever materialising the dequantized weights.
+
+    Batch dimensions of ``x`` and ``wq`` broadcast; a 1-D ``x`` is one row.
+    Activations are never rounded and sums accumulate in float32 or wider.
+    The result dtype is that of ``x`` when it equals that of ``scales``, else
+    float32 (as in MLX). ``backend`` names one of :func:`backends`
+    (``None`` picks the best). Inputs may be anything NumPy views without a
+    copy (buffer protocol, ``__array_interface__``, ``__dlpack__`` on the CPU).
+    ``out``, if given, receives the result and is returned: a C-contiguous,
+    writeable array of exactly the result's shape and dtype that overlaps no input.
+    ``layout`` says how ``wq``'s words are ordered: ``"mlx"`` (row by row) or
+    ``"interleaved16"`` (see :func:`interleave16`; ``transpose=True`` and the
+    CPU backend only). :class:`QuantizedLinear` picks the layout itself.
+    """
     op = "quantized_matmul"
     cdef CQuantSpec spec = _spec(group_size, bits, mode, op)
     if backend is not None and not isinstance(backend, str):
@@ -235,6 +261,7 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
 
 
 def backends():
+    """The core's backends usable here, the default first (pyonebit.backends adds "cuda")."""
     return [name.decode() for name in core.backends()]
 
 
@@ -271,10 +298,12 @@ cdef _relayout(a, cbool to_interleaved):
 
 
 def supported_bits():
+    """The code widths quantize, dequantize and quantized_matmul take."""
     return list(core.supported_bits())
 
 
 def supported_group_sizes():
+    """The group sizes (weights per scale) quantize, dequantize and quantized_matmul take."""
     return list(core.supported_group_sizes())
 
 

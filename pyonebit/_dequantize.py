@@ -27,7 +27,17 @@ def dequantize(
     mode: str = "affine",
     dtype: npt.DTypeLike | None = None,
 ) -> np.ndarray:
-    """See :func:`pyonebit.dequantize`."""
+    """Expand packed weights back to floats, ``scale * q + bias`` (affine) or
+    ``+/-scale`` (symmetric).
+
+    ``dtype`` defaults to that of ``scales``; then (and for any ``dtype`` no
+    wider than the scales') the result equals ``mlx.core.dequantize`` bit for
+    bit: ``scale * q`` and ``+ bias`` each rounded to the scales' dtype.
+    A wider ``dtype`` (``float32`` from float16 or bfloat16 scales,
+    ``float64`` from any) gives the exact weights the matmul kernels use,
+    computed in that dtype from the stored scales and biases (float32: one
+    rounding, of the sum; float64: exact for half-precision scales), not the
+    half-precision rounded values MLX returns."""
     if dtype is None:
         return _core.dequantize(wq, scales, biases, group_size, bits, mode)
     out_dtype = np.dtype(dtype)
