@@ -31,6 +31,16 @@ def _emulated_dequantize(
     mode: str = ...,
     dtype: npt.DTypeLike | None = ...,
 ) -> np.ndarray: ...
+def _check_spec(group_size: int, bits: int, mode: str, op: str) -> None: ...
+def _check_weight(
+    wq: npt.ArrayLike,
+    scales: npt.ArrayLike,
+    biases: npt.ArrayLike | None,
+    group_size: int,
+    bits: int,
+    mode: str,
+    op: str,
+) -> None: ...
 def _check_out(
     out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: list[Any], op: str
 ) -> None: ...

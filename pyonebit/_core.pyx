@@ -93,9 +93,8 @@ cdef _empty(vector[int64_t] shape, CDType dtype):
 
 
 cdef CDequantizePlan _dequantize_plan(list keep, wq, scales, biases, CQuantSpec spec,
-                                      CDType* out_dtype) except *:
-    """Validated plan; the arrays it points into are appended to keep."""
-    op = "dequantize"
+                                      CDType* out_dtype, str op="dequantize") except *:
+    """Validated plan, its messages in op's name; the arrays it points into are appended to keep."""
     a_wq = _as_array(wq, "wq", op)
     a_s = _as_array(scales, "scales", op)
     a_b = _as_array(biases, "biases", op) if biases is not None else None
@@ -103,8 +102,8 @@ cdef CDequantizePlan _dequantize_plan(list keep, wq, scales, biases, CQuantSpec 
     cdef CArrayRef r_b
     if a_b is not None:
         r_b = _ref(a_b)
-    return core.plan_dequantize(_ref(a_wq), _ref(a_s), &r_b if a_b is not None else NULL, spec,
-                                out_dtype)
+    return core.plan_dequantize_for(op.encode(), _ref(a_wq), _ref(a_s),
+                                    &r_b if a_b is not None else NULL, spec, out_dtype)
 
 
 # The weight layouts by name (onebit.h, WeightLayout).
@@ -205,6 +204,22 @@ cdef _dequantize(wq, scales, biases, group_size, bits, mode, dtype, cbool emulat
         else:
             core.dequantize(plan, out_ptr)
     return out
+
+
+def _check_spec(group_size, bits, mode, str op):
+    """Private (QuantizedLinear): the core's checks of group_size, bits and
+    mode, its messages in op's name."""
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, op)
+    core.check_spec(spec, op.encode())
+
+
+def _check_weight(wq, scales, biases, group_size, bits, mode, str op):
+    """Private (QuantizedLinear): the core's checks of a packed weight, as
+    dequantize makes them (a transposed product's weight obeys the same rules),
+    its messages in op's name."""
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, op)
+    keep = []
+    _dequantize_plan(keep, wq, scales, biases, spec, NULL, op)
 
 
 def _check_out(out, tuple shape, dtype, list inputs, str op):

@@ -81,15 +81,10 @@ class QuantizedLinear:
         if backend is not None and backend not in backends:
             raise ValueError(f"[{op}] backend must be one of {backends} or None, "
                              f"got {backend!r}")
+        _core._check_spec(group_size, bits, mode, op)
         in_features = self._in_features_of(w_arr, bits, op)
-        # An empty call runs every check quantized_matmul makes (dtypes,
-        # shapes, bits, group size, mode, backend) once, up front.
-        try:
-            _core.quantized_matmul(np.empty((0, in_features), s_arr.dtype), w_arr, s_arr, b_arr,
-                                   True, group_size, bits, mode,
-                                   None if backend == "cuda" else backend)  # same checks
-        except (TypeError, ValueError) as e:
-            raise type(e)(str(e).replace("[quantized_matmul]", f"[{op}]", 1)) from None
+        # The core's checks of the weight (dtypes, shapes, group size, mode), in the layer's name.
+        _core._check_weight(w_arr, s_arr, b_arr, group_size, bits, mode, op)
         # Read-only through the properties below: the arrays were validated
         # against these values once, and the kernels trust them.
         self._in_features = in_features
@@ -153,13 +148,7 @@ class QuantizedLinear:
 
     @staticmethod
     def _in_features_of(wq: np.ndarray, bits: int, op: str) -> int:
-        """in_features from the packed width (the empty call then checks that
-        scales agree with it)."""
-        if isinstance(bits, bool) or not hasattr(bits, "__index__"):
-            raise TypeError(f"[{op}] bits must be an int, got {type(bits).__name__}")
-        if operator.index(bits) not in _core.supported_bits():
-            supported = ", ".join(map(str, _core.supported_bits()))
-            raise ValueError(f"[{op}] bits={bits} is not supported; use one of {supported}")
+        """in_features from the packed width of a 2-D wq (bits already checked)."""
         packed_bits = int(wq.shape[1]) * 32
         if packed_bits % operator.index(bits):
             raise ValueError(f"[{op}] wq's last dimension ({wq.shape[1]} words) must hold a whole "

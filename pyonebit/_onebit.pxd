@@ -174,3 +174,11 @@ cdef extern from "metal/emulated_ops.h" namespace "onebit::metal" nogil:
                            void* biases) except +raise_py_error
     void emulated_dequantize(const CDequantizePlan& plan, void* out) except +raise_py_error
 
+
+# Internal checks of the core (src/common/checks.h), for QuantizedLinear.
+cdef extern from "common/checks.h" namespace "onebit" nogil:
+    void check_spec(const CQuantSpec& spec, const char* op) except +raise_py_error
+    CDequantizePlan plan_dequantize_for(const char* op, const CArrayRef& wq,
+                                        const CArrayRef& scales, const CArrayRef* biases,
+                                        const CQuantSpec& spec,
+                                        const CDType* out_dtype) except +raise_py_error

@@ -112,6 +112,9 @@ BAD_LAYERS = [
      "[QuantizedLinear] wq's last dimension (5 words) must hold a whole number of 3-bit codes"),
     (dict(biases=None), ValueError, "[QuantizedLinear] biases are required in affine mode"),
     (dict(scales=np.ones((4, 3), np.float32)), ValueError, "[QuantizedLinear] scales"),
+    # The weight's own arrays are named (the layer used to blame an internal x).
+    (dict(scales=np.ones((4, 1)), biases=np.zeros((4, 1))), TypeError,
+     "[QuantizedLinear] scales must be float32, float16 or bfloat16, got float64"),
     (dict(group_size=48), ValueError,
      "[QuantizedLinear] group_size=48 is not supported; use one of "
      + ", ".join(map(str, pyonebit.supported_group_sizes()))),
