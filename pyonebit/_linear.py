@@ -48,11 +48,10 @@ class QuantizedLinear:
     ``None`` for the default) is used by every call.
 
     On the CPU backend the layer keeps its weight (words, scales, biases) in
-    the layout the CPU kernels read fastest (:func:`pyonebit.cpu_preferred_layout`;
-    with AVX-512 or AVX2 at 1 bit ``"interleaved16"``, faster than MLX's
-    order for 4096 x 4096 by 1.7-1.8x at M = 1 and 1.3-1.4x at M = 32-512
-    with AVX-512 on Zen 4, by about 1.6x at M = 1 with AVX2 on Zen 3): same
-    size, reordered once here.
+    the layout the CPU kernels read fastest (:func:`pyonebit.cpu_preferred_layout`:
+    ``"interleaved16"`` at 1 bit with AVX-512 or AVX2, where one load reads a
+    word of 16 rows; docs/performance.md has the measurements): same size,
+    reordered once here.
     ``layout`` says which; ``wq``, ``scales`` and ``biases`` always give MLX's
     order (new arrays when the stored order differs).
     """
