@@ -10,6 +10,11 @@ import pyonebit
 package = Path(pyonebit.__file__).parent
 assert "site-packages" in package.parts, f"imported {package}, not an installed copy"
 assert (package / "py.typed").is_file() and (package / "_core.pyi").is_file(), "type information missing"
+# The subpackages ship too: the file formats (load_mlx's module) and the command line.
+from pyonebit.cli.main import build_parser  # noqa: E402
+from pyonebit.io.mlx_checkpoint import load_mlx  # noqa: E402
+
+assert load_mlx is pyonebit.load_mlx and build_parser().prog == "python -m pyonebit"
 
 rng = np.random.default_rng(0)
 layer = pyonebit.QuantizedLinear.from_float(rng.standard_normal((64, 256)).astype(np.float32))
