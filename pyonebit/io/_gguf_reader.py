@@ -71,7 +71,7 @@ class TensorEntry:
 @dataclass(frozen=True)
 class GGUFHeader:
     version: int
-    metadata: dict[str, Any]  # key -> value (types: pyonebit.gguf_metadata)
+    metadata: dict[str, Any]  # key -> value (types: pyonebit.io.gguf_metadata)
     tensors: list[TensorEntry]  # in file order
     alignment: int
 
