@@ -5,7 +5,9 @@
 2. Decode: M = 1 over a model-sized stream of distinct 1-bit layers (Llama-3-8B shapes,
    32 layers, past the L2), captured in one CUDA graph, as a fraction of (1).
 3. Per call from PyTorch, eager, cache-hot (one matrix): pyonebit 1-bit vs torch float16
-   (cuBLAS) at M = 1 / 16 / 512 for 4096x4096, 11008x4096, 14336x4096.
+   (cuBLAS) and gemlite's 1-bit layer (where gemlite imports) at M = 1 / 16 / 512 for
+   4096x4096, 11008x4096, 14336x4096; pyonebit's time against the bandwidth floor (the bytes
+   it must read or write at the measured read bandwidth).
 4. Host overhead per call: wall time of back-to-back calls whose kernels are tiny.
 
     python benchmarks/bench_cuda.py [--json FILE] [--layers 32] [--group-size 128]
@@ -63,11 +65,21 @@ LLAMA3_8B = [(4096, 4096), (1024, 4096), (1024, 4096), (4096, 4096),  # q, k, v,
              (14336, 4096), (14336, 4096), (4096, 14336)]  # gate, up, down
 
 
-def decode_stream(layers, group_size, read_gbps):
-    mats = [random_layer(N, K, group_size) for _ in range(layers) for N, K in LLAMA3_8B]
-    xs = {K: torch.randn(1, K, dtype=torch.float16, device="cuda") for K in (4096, 14336)}
-    call = lambda: [pyonebit.quantized_matmul(xs[w[0].shape[1] * 32], *w, group_size=group_size,  # noqa: E731
-                                              backend="cuda") for w in mats]
+def gemlite_layer(N, K, group_size):
+    """gemlite's 1-bit (A16W1, float16) layer over random codes, or None where gemlite is missing."""
+    try:
+        import gemlite
+    except ImportError:
+        return None
+    codes = torch.randint(0, 2, (N, K), dtype=torch.uint8, device="cuda")
+    scales = (torch.rand(N, K // group_size, device="cuda") + 0.5).half()
+    zeros = torch.rand(N, K // group_size, device="cuda").half()
+    return gemlite.helper.A16Wn(device="cuda", dtype=torch.float16).from_weights(
+        codes, scales, zeros, W_nbits=1, group_size=group_size)
+
+
+def graph_time(call):
+    """Median (and range) ms of one replay of `call` captured in a CUDA graph, with its outputs."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -76,25 +88,61 @@ def decode_stream(layers, group_size, read_gbps):
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         outs = call()
+    return event_time(graph.replay, 5), outs
+
+
+def decode_stream(layers, group_size, read_gbps):
+    mats = [random_layer(N, K, group_size) for _ in range(layers) for N, K in LLAMA3_8B]
+    xs = {K: torch.randn(1, K, dtype=torch.float16, device="cuda") for K in (4096, 14336)}
+    ms, outs = graph_time(lambda: [pyonebit.quantized_matmul(xs[w[0].shape[1] * 32], *w,
+                                                             group_size=group_size, backend="cuda")
+                                   for w in mats])
     total = sum(nbytes(*w) for w in mats) + sum(nbytes(o) for o in outs) + sum(
         nbytes(xs[w[0].shape[1] * 32]) for w in mats)
-    ms = event_time(graph.replay, 5)
     gbps = total / (ms[0] * 1e-3) / 1e9
-    return {"layers": layers, "matrices": len(mats), "bytes": total, "ms": ms, "GBps": gbps,
-            "fraction_of_read_bw": gbps / read_gbps}
+    result = {"layers": layers, "matrices": len(mats), "bytes": total, "ms": ms, "GBps": gbps,
+              "fraction_of_read_bw": gbps / read_gbps}
+    return result
 
 
-def per_call(shapes, Ms, group_size):
+def gemlite_decode(layers, group_size):
+    """The decode stream through gemlite's 1-bit layers in one graph, where gemlite runs."""
+    xs = {K: torch.randn(1, K, dtype=torch.float16, device="cuda") for K in (4096, 14336)}
+    try:
+        glayers = [gemlite_layer(N, K, group_size) for _ in range(layers) for N, K in LLAMA3_8B]
+        if glayers[0] is None:
+            return {}
+        return {"gemlite_ms": graph_time(lambda: [g(xs[g.in_features]) for g in glayers])[0]}
+    except Exception as e:  # noqa: BLE001 (a peer's failure is reported, not fatal)
+        return {"gemlite_error": repr(e)[:300]}
+
+
+def per_call(shapes, Ms, group_size, read_gbps):
     rows = []
     for N, K in shapes:
         w = random_layer(N, K, group_size)
         dense = torch.randn(N, K, dtype=torch.float16, device="cuda")
+        glayer, gerror = None, None
+        try:
+            glayer = gemlite_layer(N, K, group_size)
+        except Exception as e:  # noqa: BLE001 (a peer's failure is reported, not fatal)
+            gerror = repr(e)[:300]
         for M in Ms:
             x = torch.randn(M, K, dtype=torch.float16, device="cuda")
             ours = event_time(lambda: pyonebit.quantized_matmul(x, *w, group_size=group_size, backend="cuda"), 50)
             cublas = event_time(lambda: torch.matmul(x, dense.t()), 50)
-            rows.append({"N": N, "K": K, "M": M, "pyonebit_us": [t * 1e3 for t in ours],
-                         "cublas_f16_us": [t * 1e3 for t in cublas], "speedup": cublas[0] / ours[0]})
+            floor_us = (nbytes(*w) + nbytes(x) + M * N * 2) / (read_gbps * 1e9) * 1e6
+            row = {"N": N, "K": K, "M": M, "pyonebit_us": [t * 1e3 for t in ours],
+                   "cublas_f16_us": [t * 1e3 for t in cublas], "speedup": cublas[0] / ours[0],
+                   "floor_us": floor_us, "fraction_of_floor": floor_us / (ours[0] * 1e3)}
+            if glayer is not None:
+                try:
+                    row["gemlite_us"] = [t * 1e3 for t in event_time(lambda: glayer(x), 50)]
+                except Exception as e:  # noqa: BLE001
+                    row["gemlite_error"] = repr(e)[:300]
+            elif gerror:
+                row["gemlite_error"] = gerror
+            rows.append(row)
     return rows
 
 
@@ -119,34 +167,59 @@ def host_overhead(group_size):
     return res
 
 
+def print_decode(dec):
+    if "ms" in dec:
+        print(f"decode, M=1, {dec['matrices']} distinct matrices ({dec['bytes'] / 1e9:.2f} GB) in one CUDA graph: "
+              f"{dec['ms'][0] * 1e3:.0f} us (range {dec['ms'][1] * 1e3:.0f}-{dec['ms'][2] * 1e3:.0f}), "
+              f"{dec['GBps']:.0f} GB/s = {100 * dec['fraction_of_read_bw']:.0f}% of the measured read bandwidth")
+    if "gemlite_ms" in dec:
+        g = dec["gemlite_ms"]
+        print(f"  gemlite 1-bit, same stream in one graph: {g[0] * 1e3:.0f} us (range {g[1] * 1e3:.0f}-{g[2] * 1e3:.0f})")
+    elif "gemlite_error" in dec:
+        print(f"  gemlite: {dec['gemlite_error']}")
+
+
+def print_calls(calls):
+    print("| N x K | M | pyonebit us (median, range) | % of floor | cuBLAS f16 us (median, range) | speedup | gemlite 1-bit us |")
+    print("|---|---|---|---|---|---|---|")
+    for r in calls:
+        o, c = r["pyonebit_us"], r["cublas_f16_us"]
+        g = r.get("gemlite_us")
+        gtext = f"{g[0]:.1f} ({g[1]:.1f}-{g[2]:.1f})" if g else r.get("gemlite_error", "-")[:60]
+        print(f"| {r['N']}x{r['K']} | {r['M']} | {o[0]:.1f} ({o[1]:.1f}-{o[2]:.1f}) | {100 * r['fraction_of_floor']:.0f}% "
+              f"| {c[0]:.1f} ({c[1]:.1f}-{c[2]:.1f}) | {r['speedup']:.2f}x | {gtext} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json")
     p.add_argument("--layers", type=int, default=32)
     p.add_argument("--group-size", type=int, default=128)
+    p.add_argument("--decode-only", action="store_true", help="only (1) and (2)")
     args = p.parse_args()
     gs = args.group_size
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "group_size": gs, "bits": 1}
+    print(f"device: {result['device']}, torch {result['torch']}, 1-bit, group size {gs}, float16 activations")
     result["bandwidth"] = bw = bandwidth()
+    print(f"HBM read (sum over 2 GiB): {bw['read_GBps']:.0f} GB/s; D2D copy (read+write): {bw['copy_GBps']:.0f} GB/s")
     result["decode_graph"] = dec = decode_stream(args.layers, gs, bw["read_GBps"])
-    result["per_call"] = calls = per_call([(4096, 4096), (11008, 4096), (14336, 4096)], [1, 16, 512], gs)
-    result["host_overhead"] = host = host_overhead(gs)
+    torch.cuda.empty_cache()
+    print_decode(dec)
+    if not args.decode_only:
+        dec.update(gemlite_decode(args.layers, gs))
+        torch.cuda.empty_cache()
+        print_decode({k: v for k, v in dec.items() if k.startswith("gemlite")})
+    if not args.decode_only:
+        result["per_call"] = calls = per_call([(4096, 4096), (11008, 4096), (14336, 4096)], [1, 16, 512], gs,
+                                              bw["read_GBps"])
+        print_calls(calls)
+        result["host_overhead"] = host = host_overhead(gs)
+        po, to = host["pyonebit_us"], host["torch_matmul_us"]
+        print(f"host time per call (tiny matrix, back to back): pyonebit {po[0]:.1f} us ({po[1]:.1f}-{po[2]:.1f}), "
+              f"torch.matmul {to[0]:.1f} us ({to[1]:.1f}-{to[2]:.1f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
-    print(f"device: {result['device']}, torch {result['torch']}, 1-bit, group size {gs}, float16 activations")
-    print(f"HBM read (sum over 2 GiB): {bw['read_GBps']:.0f} GB/s; D2D copy (read+write): {bw['copy_GBps']:.0f} GB/s")
-    print(f"decode, M=1, {dec['matrices']} distinct matrices ({dec['bytes'] / 1e9:.2f} GB) in one CUDA graph: "
-          f"{dec['ms'][0] * 1e3:.0f} us (range {dec['ms'][1] * 1e3:.0f}-{dec['ms'][2] * 1e3:.0f}), "
-          f"{dec['GBps']:.0f} GB/s = {100 * dec['fraction_of_read_bw']:.0f}% of the measured read bandwidth")
-    print("| N x K | M | pyonebit us (median, range) | cuBLAS f16 us (median, range) | speedup |")
-    print("|---|---|---|---|---|")
-    for r in calls:
-        o, c = r["pyonebit_us"], r["cublas_f16_us"]
-        print(f"| {r['N']}x{r['K']} | {r['M']} | {o[0]:.1f} ({o[1]:.1f}-{o[2]:.1f}) | {c[0]:.1f} ({c[1]:.1f}-{c[2]:.1f}) | {r['speedup']:.2f}x |")
-    po, to = host["pyonebit_us"], host["torch_matmul_us"]
-    print(f"host time per call (tiny matrix, back to back): pyonebit {po[0]:.1f} us ({po[1]:.1f}-{po[2]:.1f}), "
-          f"torch.matmul {to[0]:.1f} us ({to[1]:.1f}-{to[2]:.1f})")
 
 
 if __name__ == "__main__":

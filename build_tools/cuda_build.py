@@ -78,11 +78,11 @@ def extensions():
         libraries=["cudart_static", "rt", "pthread", "dl"],
         language="c++",
         extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden"],
-        # Every reference binds inside the module, data too: on the H100 machine the
-        # toolchain put a copy of libstdc++ in the module, and under the default
-        # -Bsymbolic-functions its code met another copy's locale data (segfault in
-        # std::ostream, the core's shape_str, backtrace in docs/cuda.md).
-        extra_link_args=["-Wl,-Bsymbolic"] if sys.platform.startswith("linux") else [],
+        # Where the toolchain links libstdc++ statically (the H100 machine's GCC 13), its
+        # symbols stay inside the module: exported, the core's std::ostream crashed in the
+        # plan (backtrace in docs/cuda.md); -Bsymbolic alone did not stop it.
+        extra_link_args=["-Wl,-Bsymbolic", "-Wl,--exclude-libs,ALL"]
+        if sys.platform.startswith("linux") else [],
     )
     _nvcc_for[ext.name] = nvcc  # cythonize() copies Extensions, so not an attribute
     return [ext]

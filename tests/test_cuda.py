@@ -188,7 +188,7 @@ def test_bad_device_inputs_name_the_argument(rng):
     w[0] = w[0].view(torch.uint32)
     with pytest.raises(ValueError, match="not a multiple of group_size"):
         pyonebit.quantized_matmul(x, *w, group_size=128, backend="cuda")
-    with pytest.raises(ValueError, match="layout='mlx'"):
+    with pytest.raises(ValueError, match="interleaved16' runs on the 'cpu' backend only"):
         pyonebit.quantized_matmul(x, *w, group_size=32, backend="cuda", layout="interleaved16")
 
 
@@ -203,3 +203,46 @@ def test_empty_shapes_on_device(rng):
     y = pyonebit.quantized_matmul(torch.ones((3, 0), device="cuda"), to_torch(wq).view(torch.uint32),
                                   to_torch(s), to_torch(b), group_size=32, backend="cuda")
     assert torch.equal(y, torch.zeros((3, 4), device="cuda"))
+
+
+@gpu
+def test_a_product_of_the_previous_result_waits_for_it(rng):
+    """Kernels may start before the previous one ends (programmatic launch) and must read
+    x only once the kernel that wrote it is done: chains where each product takes the
+    previous result, after a large first product, eager and in a CUDA graph."""
+    first = quantized(rng, (8192, 4096), np.float16, 1, 128)
+    second = quantized(rng, (4096, 8192), np.float16, 1, 128)
+    third = quantized(rng, (64, 4096), np.float16, 2, 64)
+    layers = [([to_torch(a) for a in q[:3]], q[3], bits, gs)
+              for q, bits, gs in ((first, 1, 128), (second, 1, 128), (third, 2, 64))]
+    x = torch.zeros((1, 4096), dtype=torch.float32, device="cuda")  # float32 results: no overflow
+
+    def chain():
+        ys = [x]
+        for w, _, bits, gs in layers:
+            ys.append(pyonebit.quantized_matmul(ys[-1], w[0].view(torch.uint32), w[1], w[2],
+                                                group_size=gs, bits=bits, backend="cuda"))
+        return ys[1:]
+
+    def check(ys, x_host):
+        inputs = [x_host] + [to_numpy(y) for y in ys[:-1]]
+        for y, x_in, (_, what, _, _) in zip(ys, inputs, layers):
+            assert_matmul_close(to_numpy(y), x_in, what, True, np.dtype(np.float32))
+
+    xs = random_weights(rng, (1, 4096), np.float32)
+    x.copy_(to_torch(xs))
+    check(chain(), xs)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        chain()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        ys = chain()
+    for _ in range(3):
+        xs = random_weights(rng, (1, 4096), np.float32)
+        x.copy_(to_torch(xs))
+        graph.replay()
+        torch.cuda.synchronize()
+        check(ys, xs)

@@ -1,6 +1,7 @@
 // Host side of the CUDA backend: kernel choice, batch loop, launch checks,
 // and the memory helpers the binding uses for NumPy inputs.
 #include <climits>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -23,11 +24,20 @@ Kernel choose(const MatmulPlan& plan) {
   return plan.transpose ? Kernel::qmm_t : Kernel::qmm_n;
 }
 
+// Programmatic dependent launches unless PYONEBIT_CUDA_PDL=0 (read once; for comparisons).
+bool early_launches() {
+  static const bool on = [] {
+    const char* v = std::getenv("PYONEBIT_CUDA_PDL");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 void launch_bits(int bits, Kernel kernel, DType x, DType s, const KernelArgs& args,
                  cudaStream_t stream) {
   switch (bits) {
 #define ONEBIT_CASE(unused, b) \
-  case b: return launch<b>(kernel, x, s, args, stream);
+  case b: return launch<b>(kernel, x, s, args, stream, early_launches());
     ONEBIT_FOR_EACH_BITS(ONEBIT_CASE, _)
 #undef ONEBIT_CASE
   }

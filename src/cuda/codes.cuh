@@ -56,6 +56,22 @@ __device__ __forceinline__ std::uint32_t code_at(const std::uint32_t* row, std::
   return v & ((1u << BITS) - 1u);
 }
 
+// Programmatic dependent launch (sm_90): the next kernel in the stream may start
+// (its blocks only wait) once every block of this one has called allow_next_kernel();
+// wait_for_previous_kernel() returns when the previous kernel has finished and its
+// writes are visible (at once when it was not launched early). Reads of anything an
+// earlier kernel may write (x) and every write come after the wait.
+__device__ __forceinline__ void allow_next_kernel() {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+__device__ __forceinline__ void wait_for_previous_kernel() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+// Brings the line of p into L2 (a hint: no register written, no fault).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 // w_hat = scale * q + bias (affine) or q ? +scale : -scale (symmetric),
 // each operation rounded separately (no fused multiply-add), as the reference.
 __device__ __forceinline__ float dequant(std::uint32_t q, float scale, float bias, bool symmetric) {

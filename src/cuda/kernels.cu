@@ -14,39 +14,58 @@ namespace {
 
 constexpr int B = ONEBIT_CUDA_BITS;
 
+// Launches kernel, as a programmatic dependent launch when early (see allow_next_kernel);
+// an error is left for cudaGetLastError.
+void launch_kernel(void (*kernel)(KernelArgs), dim3 grid, dim3 block, const KernelArgs& a,
+                   cudaStream_t stream, bool early) {
+  cudaLaunchAttribute attr[1] = {};
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = early ? 1 : 0;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid, config.blockDim = block, config.stream = stream;
+  config.attrs = attr, config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, a);
+}
+
+template <int MT, class X, class S>
+void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
+  constexpr int rows = kQmvWarps * qmv_rows(MT);  // per block
+  launch_kernel(qmv_t<B, MT, X, S>, dim3((a.N + rows - 1) / rows), dim3(kQmvWarps * 32), a, stream,
+                early);
+}
+
 template <class X, class S>
-void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream) {
+void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool early) {
   if (kernel == Kernel::qmv_t) {
-    constexpr int kRowsPerBlock = kQmvWarps * kQmvRows;
-    const dim3 grid((a.N + kRowsPerBlock - 1) / kRowsPerBlock), block(kQmvWarps * 32);
-    if (a.M <= 1) qmv_t<B, 1, X, S><<<grid, block, 0, stream>>>(a);
-    else if (a.M <= 2) qmv_t<B, 2, X, S><<<grid, block, 0, stream>>>(a);
-    else if (a.M <= 4) qmv_t<B, 4, X, S><<<grid, block, 0, stream>>>(a);
-    else qmv_t<B, kQmvMaxM, X, S><<<grid, block, 0, stream>>>(a);
+    if (a.M <= 1) launch_qmv<1, X, S>(a, stream, early);
+    else if (a.M <= 2) launch_qmv<2, X, S>(a, stream, early);
+    else if (a.M <= 4) launch_qmv<4, X, S>(a, stream, early);
+    else launch_qmv<kQmvMaxM, X, S>(a, stream, early);
     return;
   }
   const dim3 grid((a.M + kTileM - 1) / kTileM, (a.N + kTileN - 1) / kTileN), block(kTileThreads);
-  if (kernel == Kernel::qmm_t) qmm_simt<B, true, X, S><<<grid, block, 0, stream>>>(a);
-  else qmm_simt<B, false, X, S><<<grid, block, 0, stream>>>(a);
+  launch_kernel(kernel == Kernel::qmm_t ? qmm_simt<B, true, X, S> : qmm_simt<B, false, X, S>, grid,
+                block, a, stream, early);
 }
 
 template <class X>
-void launch_x(Kernel kernel, DType s, const KernelArgs& a, cudaStream_t stream) {
+void launch_x(Kernel kernel, DType s, const KernelArgs& a, cudaStream_t stream, bool early) {
   switch (s) {
-    case DType::float32: return launch_typed<X, float>(kernel, a, stream);
-    case DType::float16: return launch_typed<X, __half>(kernel, a, stream);
-    default: return launch_typed<X, __nv_bfloat16>(kernel, a, stream);
+    case DType::float32: return launch_typed<X, float>(kernel, a, stream, early);
+    case DType::float16: return launch_typed<X, __half>(kernel, a, stream, early);
+    default: return launch_typed<X, __nv_bfloat16>(kernel, a, stream, early);
   }
 }
 
 }  // namespace
 
 template <>
-void launch<B>(Kernel kernel, DType x, DType s, const KernelArgs& a, cudaStream_t stream) {
+void launch<B>(Kernel kernel, DType x, DType s, const KernelArgs& a, cudaStream_t stream,
+               bool early) {
   switch (x) {
-    case DType::float32: return launch_x<float>(kernel, s, a, stream);
-    case DType::float16: return launch_x<__half>(kernel, s, a, stream);
-    default: return launch_x<__nv_bfloat16>(kernel, s, a, stream);
+    case DType::float32: return launch_x<float>(kernel, s, a, stream, early);
+    case DType::float16: return launch_x<__half>(kernel, s, a, stream, early);
+    default: return launch_x<__nv_bfloat16>(kernel, s, a, stream, early);
   }
 }
 

@@ -20,7 +20,9 @@ struct QmvChunk {
 };
 
 constexpr int kQmvWarps = 4;  // warps per block
-constexpr int kQmvRows = 4;   // rows of W per warp
+
+// Rows of W per warp: 8 at M = 1 (each converted x value serves more rows); 4 above (8 spill at M = 2).
+__host__ __device__ constexpr int qmv_rows(int mt) { return mt == 1 ? 8 : 4; }
 
 // 32 consecutive x values as floats (x rows are 16-byte aligned when vec).
 template <class X>
@@ -56,7 +58,7 @@ __device__ __forceinline__ std::uint32_t chunk_code(const std::uint32_t (&w)[Qmv
 template <int BITS, int MT, class X, class S>
 __global__ void __launch_bounds__(kQmvWarps * 32) qmv_t(KernelArgs a) {
   using O = typename OutType<X, S>::type;
-  constexpr int CW = QmvChunk<BITS>::kWords, PIECES = QmvChunk<BITS>::kPieces, R = kQmvRows;
+  constexpr int CW = QmvChunk<BITS>::kWords, PIECES = QmvChunk<BITS>::kPieces, R = qmv_rows(MT);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * kQmvWarps + warp) * R;
   if (n0 >= a.N) return;
@@ -66,6 +68,14 @@ __global__ void __launch_bounds__(kQmvWarps * 32) qmv_t(KernelArgs a) {
   const std::int64_t words = static_cast<std::int64_t>(a.K) * BITS / 32;  // per row
   const std::int64_t chunks = (words + CW - 1) / CW;
   const int groups = a.K / a.group_size;
+
+  // W depends on no earlier kernel's result in the stream; x may: fetch W into L2 while
+  // the previous kernel finishes (programmatic launch), read x only after it has.
+  allow_next_kernel();
+  for (std::int64_t c = lane; c < chunks; c += 32)
+#pragma unroll
+    for (int r = 0; r < R; ++r) prefetch_l2(a.wq + min(n0 + r, a.N - 1) * words + c * CW);
+  wait_for_previous_kernel();
 
   float acc[R][MT];
 #pragma unroll
