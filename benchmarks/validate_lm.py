@@ -23,12 +23,12 @@ inputs, which 128 does not divide) and keep the Q8_0 output matrix.
 
 Pass (every row): the path's kernels ran (trace), every layer call is within
 the bound the kernels promise against float64 ("kernel err/bound" <= 1, the
-sharp check of benchmarks/validate_model.py), and KL(deq || packed) mean <
-1e-6 with top-1 agreement 100% (the issue's targets), or, where float32
-rounding alone misses those (dequantized float32 vs float64, "f32 noise":
-q1-affine makes this network chaotic), KL within 4x of that noise and top-1
-no lower. "vs float" columns compare the quantized model with the
-float model (context only: what quantizing costs this 135M model).
+sharp check of benchmarks/validate_model.py), and the issue's targets: KL(deq
+|| packed) mean < 1e-6 and top-1 agreement 100%. "f32 noise" is context: the
+dequantized network in float32 vs float64, what float32 rounding alone does
+(q1-affine makes this network amplify it past the target; docs/decoder_lm.md,
+examples/decoder_lm/conditioning.py). "vs float" columns compare the quantized
+model with the float model (context only: what quantizing costs this 135M model).
 """
 import argparse
 import pathlib
@@ -47,7 +47,6 @@ from minilm_quantized import KernelErrorMonitor  # noqa: E402
 from validate_model import machine_info  # noqa: E402
 
 KL_MAX = 1e-6
-NOISE_FACTOR = 4
 CONFIG_NAMES = ["gguf", *weights.CONFIGS]
 
 # Text chunks for the qmm path (WikiText is not installable here; these are
@@ -127,15 +126,6 @@ def path_kernels_ok(dispatches, path, tokens_per_call):
     if dispatches[0]["backend"] == "cpu":
         return all(d["grid"][1] == (1 if path == "qmv" else m) for d, m in zip(dispatches, tokens_per_call))
     return all(d["kernel"].startswith(path) for d in dispatches)
-
-
-def within_noise(row):
-    """The issue's target (KL mean < 1e-6, top-1 100%), or, where float32
-    rounding alone misses it (a chaotic network: the dequantized float32 vs
-    float64 runs differ as much), packed vs dequantized no worse than that:
-    KL within 4x of it (two independent float32 errors of that size give
-    about 2x) and top-1 min not below it."""
-    return row["fwd_kl"] < max(KL_MAX, NOISE_FACTOR * row["noise_kl"]) and row["top1_min"] >= min(1.0, row["noise_top1"])
 
 
 class _NoBias:
@@ -232,7 +222,7 @@ def validate_config(ckpt, name, linears, backends, work, float_logits=None, path
             if float_logits is not None and path == "qmm":
                 row["vs_float"] = summarize(float_logits, test)
             row["target"] = row["fwd_kl"] < KL_MAX and row["top1_min"] == 1.0
-            row["passed"] = row["path_ok"] and row["kernel_ratio"] <= 1.0 and within_noise(row)
+            row["passed"] = row["path_ok"] and row["kernel_ratio"] <= 1.0 and row["target"]
             rows.append(row)
     return rows
 

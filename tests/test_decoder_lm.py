@@ -89,9 +89,7 @@ def check_rows(rows, config):
     for r in rows:
         assert r["path_ok"], (r["path"], r["dispatches"], r["kernels"])
         assert r["kernel_ratio"] <= 1.0, (r["path"], r["kernel_ratio"], r["kernel_worst_layer"])
-        assert vl.within_noise(r), (r["path"], r["fwd_kl"], r["noise_kl"], r["top1_min"])
-        if config != "q1-affine":  # the only config where float32 noise alone misses the targets
-            assert r["fwd_kl"] < vl.KL_MAX and r["top1_min"] == 1.0, (r["path"], r["fwd_kl"], r["top1_min"])
+        assert r["fwd_kl"] < vl.KL_MAX and r["top1_min"] == 1.0, (config, r["path"], r["fwd_kl"], r["top1_min"])
         assert r["passed"]
 
 

