@@ -80,6 +80,18 @@ def test_float_model_answers_a_factual_question():
     assert r["tokens"][-1] == ck.config.eos_id  # then it stopped
 
 
+def test_4bit_group32_model_answers_a_factual_question():
+    """pyonebit's own 4-bit affine quantization at group 32 of the float
+    model (the file's Q4_1 blocks are 4-bit, group 32) stays a language
+    model: the same greedy answer as the float model, on the packed kernels."""
+    ck = checkpoint()
+    decoder = Decoder(ck.config, ck.norms, weights.weight_set(ck, "q4-affine", "cpu", group_size=32))
+    assert {layer.group_size for layer in decoder.linears.values()} == {32}
+    ids = ck.tokenizer.encode(chat_prompt("What is the capital of France?")).ids
+    r = generate(decoder, ck.tokenizer, ids, 12, eos_id=ck.config.eos_id)
+    assert r["text"] == "The capital of France is Paris.", r["text"]
+
+
 def small_workload(prompt_tokens=None, chunk_tokens=16, steps=3):
     return vl.Workload(checkpoint(), 1, chunk_tokens, 1, steps, prompt_tokens)
 

@@ -8,9 +8,10 @@ validate_lm's qmm chunks:
 * f32 vs f64: the whole network in float32 vs float64;
 * f32 vs f32: two float32 runs that differ only in the summation order of
   every product (K split in two halves, summed);
-* rounding in one place: a float64 network whose products are exact but
-  whose outputs are rounded to float32 (all products, or one block's), and
-  one whose attention scores are rounded to float32;
+* rounding in one place: a float64 network whose products run in float32
+  (as the kernels and BLAS do), or are exact but have their outputs rounded
+  to float32 (all products, or one block's), or whose attention scores are
+  rounded to float32;
 * the residual stream's relative float32 error after blocks 1, 10, 20, 30,
   its largest RMS, and the largest attention score;
 * which positions carry the f32-vs-f64 KL mean, and how close their top two
@@ -41,8 +42,18 @@ class SplitK(model.Dense):
         return x[..., :k] @ self.weight[:, :k].T + x[..., k:] @ self.weight[:, k:].T
 
 
+class Float32Product(model.Dense):
+    """A float32 product (float32 sums, as kernels and BLAS) handed on as float64."""
+
+    def __call__(self, x):
+        return super().__call__(x).astype(np.float64)
+
+
 class RoundedOutput(model.Dense):
     """A float64 product whose result is rounded once to float32."""
+
+    def __init__(self, weight):
+        super().__init__(weight, np.float64)
 
     def __call__(self, x):
         return super().__call__(x).astype(np.float32).astype(np.float64)
@@ -104,11 +115,12 @@ def report(ckpt, name, work):
     print(f"  f32 vs f64: {kl(f32)}, max |dlogit| {vl.summarize(exact, f32)['max_dlogit']:.1e}")
     order = vl.summarize(f32, vl.run_qmm(decoder(lambda n, m: SplitK(m), np.float32), work.chunks))
     print(f"  f32 vs f32 (other summation order): KL {order['fwd_kl']:.1e}, top-1 min {order['top1_min']:.2%}")
-    print(f"  f64, every product's output rounded to f32: {kl(vl.run_qmm(decoder(lambda n, m: RoundedOutput(m)), work.chunks))}")
+    for label, layer in (("every product in f32", Float32Product), ("every product's output rounded to f32", RoundedOutput)):
+        print(f"  f64, {label}: {kl(vl.run_qmm(decoder(lambda n, m: layer(m)), work.chunks))}")
     with patched("softmax", lambda sm: lambda x, axis=-1: sm(x.astype(np.float32).astype(np.float64), axis)):
         print(f"  f64, attention scores rounded to f32: {kl(vl.run_qmm(d64, work.chunks))}")
     for block in (0, 10, 20, 29):
-        one = decoder(lambda n, m: (RoundedOutput if n.startswith(f"blk.{block}.") else model.Dense)(m, np.float64))
+        one = decoder(lambda n, m: RoundedOutput(m) if n.startswith(f"blk.{block}.") else model.Dense(m, np.float64))
         print(f"  f64, only block {block}'s product outputs rounded to f32: {kl(vl.run_qmm(one, work.chunks))}")
     seq = work.chunks[0]
     r64, r32 = residuals(d64, seq), residuals(d32, seq)
@@ -121,11 +133,12 @@ def report(ckpt, name, work):
     per_pos = np.concatenate([vl.divergence(a, b)[0] for a, b in zip(exact, f32)])
     logits = np.concatenate(exact)
     top2 = np.sort(logits, -1)[:, -2:]
+    gap = top2[:, 1] - top2[:, 0]
     worst = np.argsort(per_pos)[::-1]
     print(f"  KL per position (f32 vs f64): {len(per_pos)} positions, median {np.median(per_pos):.1e}, "
-          f"worst {per_pos[worst[0]]:.1e} (gap between its top two logits {top2[worst[0], 1] - top2[worst[0], 0]:.2f}); "
+          f"worst {per_pos[worst[0]]:.1e} (gap between its top two logits {gap[worst[0]]:.2f}); "
           f"the worst 5 carry {per_pos[worst[:5]].sum() / per_pos.sum():.0%} of the mean")
-    print(f"  smallest gap between a position's top two logits: {(top2[:, 1] - top2[:, 0]).min():.1e}", flush=True)
+    print(f"  smallest gap between a position's top two logits: {gap.min():.1e}", flush=True)
 
 
 def main(argv=None):
