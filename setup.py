@@ -127,6 +127,10 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# Where the toolchain links libstdc++ statically (the CUDA machines' GCC 13), its symbols
+# stay inside the module: exported, std::ostream crashed in the plan (docs/cuda.md).
+link_args = ["-Wl,--exclude-libs,ALL"] if sys.platform.startswith("linux") else []
+
 # Headers the sources include (the kernel templates live in headers): a change
 # to one rebuilds the extension.
 HEADERS = sorted(glob.glob("include/**/*.h", recursive=True) + glob.glob("src/**/*.h", recursive=True)
@@ -140,7 +144,7 @@ extension = Extension(
     include_dirs=["include", "src", "pyonebit", np.get_include()] + metal_include_dirs,
     language="c++",
     extra_compile_args=compile_args,
-    extra_link_args=metal_link_args,
+    extra_link_args=metal_link_args + link_args,
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")] + metal_macros,
 )
 
