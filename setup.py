@@ -1,5 +1,6 @@
 """Build of the pyonebit extension: the C++ core (include/, src/) plus the
-Cython binding. The core's sources are globbed so this file never lists them."""
+Cython binding. The sources come from build_tools/sources.py (globbed there,
+shared with the tests' native builds), so this file never lists them."""
 import glob
 import itertools
 import os
@@ -13,11 +14,13 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+sys.path.insert(0, "build_tools")
+import cuda_build  # noqa: E402
+import sources as source_lists  # noqa: E402
+
 # The Metal planner is pure C++ and part of every build; the emulated_*
 # sources are the "metal-emulated" backend, added below to builds without Metal.
-CORE_SOURCES = sorted(glob.glob("src/common/*.cpp") + glob.glob("src/cpu/*.cpp")
-                      + [f for f in glob.glob("src/metal/*.cpp")
-                         if not os.path.basename(f).startswith("emulated")])
+CORE_SOURCES = source_lists.core_sources()
 
 # -ffp-contract=off: the reference kernels and the quantizer define results bit
 # for bit; an implicit multiply-add fusion would change them.
@@ -40,7 +43,7 @@ if sys.platform == "darwin" and platform.machine() == "arm64":
     kernels = embed_kernels.kernel_sources(os.path.join("src", "metal", "kernels"), ["src", "include"], ".")
     embed_kernels.write_header(os.path.join(generated, "onebit_metal_sources.h"), kernels,
                                embed_kernels.build_metallib(kernels))
-    metal_sources = sorted(glob.glob("src/metal/host/*.cpp"))  # the planner is core (every platform)
+    metal_sources = source_lists.metal_host_sources()  # the planner is core (every platform)
     metal_include_dirs = [fetch_metal_cpp.metal_cpp_dir(), generated]
     metal_macros = [("ONEBIT_WITH_METAL", "1")]
     metal_link_args = ["-framework", "Metal", "-framework", "Foundation", "-framework", "QuartzCore"]
@@ -51,8 +54,7 @@ if sys.platform == "darwin" and platform.machine() == "arm64":
 # include directory provides <metal_stdlib>; the kernels carry MSL attributes
 # ([[kernel]], [[buffer(0)]]) that GCC warns about.
 if not metal_sources:
-    metal_sources = sorted(glob.glob("src/metal/emulated_*.cpp")
-                           + glob.glob("src/metal/emulator/*.cpp"))
+    metal_sources = source_lists.emulator_sources()
     metal_include_dirs = ["src/metal/emulator/include"]
     metal_macros = [("ONEBIT_WITH_METAL_EMULATOR", "1")]
     compile_args += ["-Wno-attributes"]
@@ -62,12 +64,7 @@ if not metal_sources:
 CXX20_SOURCES = {os.path.normpath("src/metal/emulated_kernels.cpp")}
 
 
-# -fno-tree-ter (GCC only; clang does not know it): GCC's temporary
-# expression replacement otherwise sinks the additions of the lookup
-# kernel's accumulators below all of a word's lookups, which then wait in
-# spilled registers (qmm_kernels.h, lut_block). AVX2 on Zen 3, 1 bit,
-# 4096 x 4096, M = 8, one thread, fastest of six alternating runs: 2.66 ms
-# against 2.97 ms without it.
+# -fno-tree-ter (GCC only): else GCC spills the lookup kernel's accumulators (docs/performance.md, build flags).
 def gcc_only_args(compiler):
     name = os.path.basename(compiler.compiler_so[0])
     return [] if sys.platform == "darwin" or "clang" in name else ["-fno-tree-ter"]
@@ -90,6 +87,8 @@ def compile_in_parallel(compiler, jobs):
             output_dir, macros, include_dirs, sources, depends, extra_postargs)
         cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
         todo = [(obj, *build[obj]) for obj in objects if obj in build]
+        # The C++20 source (every emulated kernel) takes longest: started first, not last with a core idle.
+        todo.sort(key=lambda job: os.path.normpath(job[1]) not in CXX20_SOURCES)
         done = itertools.count(1)
         lock = threading.Lock()
 
@@ -150,8 +149,5 @@ extension = Extension(
 
 # ---------------------------------------------------------------- CUDA
 # A separate module, pyonebit._cuda, only where nvcc exists (build_tools/cuda_build.py).
-sys.path.insert(0, "build_tools")
-import cuda_build  # noqa: E402
-
 setup(ext_modules=cythonize([extension] + cuda_build.extensions(), language_level=3),
       cmdclass={"build_ext": cuda_build.with_cuda(BuildExt)})

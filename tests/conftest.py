@@ -1,6 +1,7 @@
 """Shared helpers: an independent NumPy model of the format (unpacking and
-float64 dequantization that do not use pyonebit), MLX conversions, and the
-tolerance every matmul comparison uses."""
+float64 dequantization that do not use pyonebit), MLX conversions, the
+matmul comparison (its error bound: tests/error_bound.py) and the native
+builds shared by the whole session (tests/native_build.py)."""
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 import pyonebit
 from pyonebit import _testing
+from error_bound import assert_within_bound
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT_DTYPES = [np.dtype(np.float32), np.dtype(np.float16), BF16]
@@ -57,26 +59,15 @@ def matmul64(x, what, transpose):
 
 
 def assert_matmul_close(out, x, what, transpose, out_dtype):
-    """Float32 summation-order error bound: |err| <= 8*sqrt(K)*2^-24*sum|x*w|,
-    plus the rounding of the output dtype. A single wrong weight bit moves a
-    result by about |x_k|*scale, far above this bound for the shapes tested."""
+    """out within tests/error_bound.py's bound of the float64 product x @ what
+    (transposed if transpose), for outputs of out_dtype."""
     ref = matmul64(x, what, transpose)
     absw = np.abs(np.swapaxes(what, -1, -2) if transpose else what)
     absx = np.abs(x.astype(np.float64))
     mag = absx @ absw if x.ndim == 1 else np.matmul(absx, absw)
-    K = x.shape[-1]
-    eps_out = float(np.finfo(out_dtype).eps) if out_dtype != BF16 else 2.0**-7
-    # Absolute floor: float16 results can be subnormal (units of 2^-24).
-    floor = 2.0**-24 if out_dtype == np.float16 else 1e-30
-    tol = 8 * np.sqrt(max(K, 1)) * 2.0**-24 * mag + eps_out * np.abs(ref) + floor
     assert out.dtype == out_dtype
     assert out.shape == ref.shape
-    err = np.abs(out.astype(np.float64) - ref)
-    bad = err > tol
-    assert not bad.any(), (
-        f"{bad.sum()} of {bad.size} outputs off; worst err {err.max():.3g} "
-        f"vs tol {tol.flat[np.argmax(err)]:.3g}"
-    )
+    assert_within_bound(out, ref, x.shape[-1], mag)
 
 
 def random_weights(rng, shape, dtype):
@@ -128,3 +119,15 @@ def run_in_process_group(argv, timeout, env=None):
         proc.communicate()
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def native_builds(tmp_path_factory):
+    """The session's native builds (tests/native_build.py): one directory for
+    the whole run, shared by pytest-xdist's workers (their base directories
+    have a common parent), so each object is compiled once."""
+    from native_build import NativeBuilds
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return NativeBuilds(shared / "native-builds")

@@ -1,36 +1,27 @@
 """Every SIMD variant of the CPU kernels that this machine can run, against the
 scalar reference ("scalar" = the float64 specification), case by case.
 
-Tolerance. The SIMD kernels multiply the exact activations and accumulate in
-float32; only the order of the additions differs from the reference. A
-float32 sum of K terms is off by at most about K * 2^-24 * sum|terms| in the
-worst case, and by ~sqrt(K) * 2^-24 * sum|terms| for terms of random sign
-(the rounding errors add like a random walk), so we allow
-    |out - ref| <= 8 * sqrt(K) * 2^-24 * sum_k |x_k * w_hat_k|
-plus the rounding of the result to float32 and, for float16/bfloat16
-outputs, one unit in the last place of the output dtype (both results are
-rounded from slightly different float32 values).
-The 1-bit kernels (and the 2-bit table-lookup kernels: AVX-512 at M = 1 or 2,
-AVX2 at M = 1) use the group algebra sum_k w_hat_k x_k = A sum_k q_k x_k + C sum_k x_k
-(affine A = scale, C = bias; symmetric A = 2 scale, C = -scale), whose
-terms are bounded by |x_k| (q_max |A| + |C|) rather than |x_k w_hat_k|; for
-quantized real-valued weights (w_min < 0 < w_max, as in these tests) the two
-bounds are within a small factor, which the constant 8 covers. Other wider
-codes are dequantized before the multiply.
-A single wrong weight bit changes a result by |A x_k|, far above this bound
-for the sizes used (see test_one_wrong_bit_is_caught)."""
+Tolerance: tests/error_bound.py (the same bound as every matmul comparison
+and tests/native/isa_check.cpp); only the order of the float32 additions
+differs from the reference, and a single wrong weight bit is far above it
+(test_one_wrong_bit_is_caught)."""
+import os
+import shutil
+import subprocess
+
 import ml_dtypes
 import numpy as np
 import pytest
 
 import pyonebit
 from pyonebit import _testing
+from error_bound import assert_within_bound
+from native_build import CXX, ODR_CHECK, SRC
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 SIMD_ISAS = [n for n in pyonebit.cpu_kernels()["supported"] if n != "scalar"]
 BITS = pyonebit.supported_bits()
 GROUP_SIZES = pyonebit.supported_group_sizes()
-OUT_ULP = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float16): 2.0**-10, BF16: 2.0**-7}
 
 pytestmark = [pytest.mark.skipif(not SIMD_ISAS, reason="no SIMD CPU kernel runs on this machine"),
               pytest.mark.usefixtures("cpu_settings_restored")]
@@ -48,15 +39,7 @@ def assert_close(out, ref, x, q, transpose, group_size, bits, mode):
     wq, scales, biases = q
     w_hat = pyonebit.dequantize(wq, scales, biases, group_size, bits, mode, dtype=np.float32)
     wt = np.abs(np.swapaxes(w_hat, -1, -2) if transpose else w_hat).astype(np.float64)
-    K = x.shape[-1]
-    sum_terms = np.abs(x.astype(np.float64)) @ wt
-    r = ref.astype(np.float64)
-    tol = 8.0 * np.sqrt(K) * 2.0**-24 * sum_terms + OUT_ULP[out.dtype] * np.abs(r) + 1e-30
-    err = np.abs(out.astype(np.float64) - r)
-    bad = err > tol
-    assert not bad.any(), (
-        f"{bad.sum()} of {bad.size} outputs off; worst err {err.max():.3g}, "
-        f"tol there {tol.flat[np.argmax(err)]:.3g}")
+    assert_within_bound(out, ref, x.shape[-1], np.abs(x.astype(np.float64)) @ wt)
 
 
 def make_case(rng, M, N, K, transpose, group_size, bits, mode, dtype=np.float32, w_batch=(),
@@ -220,31 +203,27 @@ def test_unknown_isa_is_a_clear_error():
 
 
 X86_ISA_FILES = {"avx512": "avx512.cpp", "avx2": "avx2.cpp"}
+X86_ISAS = [i for i in SIMD_ISAS if i in X86_ISA_FILES]
 
 
-@pytest.mark.parametrize("isa", [i for i in SIMD_ISAS if i in X86_ISA_FILES])
-def test_isa_code_never_leaks_into_shared_symbols(isa, tmp_path):
+@pytest.fixture(scope="module")
+def isa_objects(native_builds):
+    """{isa: its file compiled alone with native_build.ODR_CHECK's flags}, compiled side by side."""
+    if not (shutil.which(CXX) and shutil.which("nm") and shutil.which("objdump")):
+        pytest.skip("needs a C++ compiler, nm and objdump")
+    sources = [os.path.join(SRC, "cpu", X86_ISA_FILES[isa]) for isa in X86_ISAS]
+    return dict(zip(X86_ISAS, native_builds.objects(CXX, [(src, ODR_CHECK) for src in sources])))
+
+
+@pytest.mark.parametrize("isa", X86_ISAS)
+def test_isa_code_never_leaks_into_shared_symbols(isa, isa_objects):
     """The ODR pitfall: a shared (weak) definition compiled in an ISA file could
     be the one the linker keeps and then run on a CPU without that ISA. Build
-    the file and check that it exports only its entry
+    the file (at -O0: every shared inline function it uses is emitted there as
+    a weak symbol and gets checked) and check that it exports only its entry
     points and that every weak symbol it emits uses no AVX register."""
-    import os
-    import shutil
-    import subprocess
-
-    cxx, nm, objdump = (shutil.which(os.environ.get("CXX", "g++")), shutil.which("nm"),
-                        shutil.which("objdump"))
-    if not (cxx and nm and objdump):
-        pytest.skip("needs a C++ compiler, nm and objdump")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    obj = tmp_path / "isa.o"
-    # -O0: nothing is inlined, so every shared inline function the ISA code
-    # uses is emitted here as a weak symbol and gets checked.
-    subprocess.run([cxx, "-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-w",
-                    "-I", os.path.join(root, "include"),
-                    os.path.join(root, "src", "cpu", X86_ISA_FILES[isa]), "-c", "-o", str(obj)],
-                   check=True, timeout=300)
-    symbols = subprocess.run([nm, "--defined-only", str(obj)], capture_output=True, text=True,
+    obj = isa_objects[isa]
+    symbols = subprocess.run(["nm", "--defined-only", obj], capture_output=True, text=True,
                              check=True).stdout.split("\n")
     kinds = {}
     for line in filter(None, symbols):
@@ -257,6 +236,6 @@ def test_isa_code_never_leaks_into_shared_symbols(isa, tmp_path):
     weak = kinds.get("W", [])
     assert weak, "expected the std::vector helpers as weak symbols"
     for name in weak:
-        asm = subprocess.run([objdump, "-d", "--no-show-raw-insn", f"--disassemble={name}", str(obj)],
+        asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--disassemble={name}", obj],
                              capture_output=True, text=True, check=True).stdout
         assert "%ymm" not in asm and "%zmm" not in asm and "%k1" not in asm, name

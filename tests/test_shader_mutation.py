@@ -5,16 +5,15 @@ For each mutation: copy src/ to a temporary directory, break one line of a
 kernel there, compile that kernel family with the emulator into a small
 driver (tests/native/shader_check.cpp) that compares it with the CPU
 reference, and see it report MISMATCH, while the same driver built from the
-untouched sources reports that every case matches."""
-import glob
+untouched sources reports that every case matches. The drivers are built
+sanitized (native_build.py: the core's objects are test_sanitizers.py's), so a
+mutation must fail by its results, with no sanitizer report."""
 import os
 import shutil
-import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CXX = os.environ.get("CXX", "g++")
+from native_build import CXX, ROOT, require, run_under_sanitizers, shader_check_program
 
 # name: (family, header, line, broken line, emulator seed). The seed picks
 # what the emulator varies (docs/metal.md); the untouched kernels pass under
@@ -37,51 +36,18 @@ MUTATIONS = {
 FAMILY_SOURCE = {"qmv": "qmv.metal", "qvm": "qvm.metal", "nax": "qmm_nax.metal"}
 
 
-def compile_cmd(out, *sources, std="c++17"):
-    return [CXX, f"-std={std}", "-O1", "-Wno-attributes", "-Wno-volatile",
-            "-DONEBIT_WITH_METAL_EMULATOR", "-I", os.path.join(ROOT, "include"),
-            "-I", os.path.join(ROOT, "src"),
-            "-I", os.path.join(ROOT, "src", "metal", "emulator", "include"), *sources,
-            "-o", out]
-
-
-@pytest.fixture(scope="module")
-def core_objects(tmp_path_factory):
-    if shutil.which(CXX) is None:
-        pytest.skip(f"{CXX} not installed")
-    build = tmp_path_factory.mktemp("core")
-    sources = (glob.glob(os.path.join(ROOT, "src", "common", "*.cpp"))
-               + glob.glob(os.path.join(ROOT, "src", "cpu", "*.cpp"))
-               + glob.glob(os.path.join(ROOT, "src", "metal", "*.cpp"))
-               + glob.glob(os.path.join(ROOT, "src", "metal", "emulator", "*.cpp"))
-               + [os.path.join(ROOT, "tests", "native", "shader_check.cpp")])
-    # The kernels come from the family under test, not from the full set.
-    sources = [s for s in sources if not s.endswith("emulated_kernels.cpp")]
-    objects = []
-    for src in sources:
-        obj = str(build / (os.path.basename(src) + ".o"))
-        r = subprocess.run(compile_cmd(obj, "-c", src), capture_output=True, text=True,
-                           timeout=600)
-        assert r.returncode == 0, r.stderr
-        objects.append(obj)
-    return objects
-
-
-def build_and_run(tmp_path, core_objects, src_root, family, seed):
-    kernel = os.path.join(src_root, "metal", "kernels", FAMILY_SOURCE[family])
-    exe = str(tmp_path / f"check_{family}")
-    cmd = compile_cmd(exe, "-x", "c++", kernel, "-x", "none", *core_objects, "-pthread",
-                      std="c++20")
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    return subprocess.run([exe, family], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYONEBIT_EMU_SEED": seed})
+def check(native_builds, src_root, family, seed):
+    """shader_check with the family's kernels from src_root, run under the
+    seed (the untouched build is made once per family and shared)."""
+    require(CXX, "the C++ compiler")
+    exe = shader_check_program(native_builds, os.path.join(src_root, "metal", "kernels", FAMILY_SOURCE[family]))
+    return run_under_sanitizers([exe, family], timeout=600, env={"PYONEBIT_EMU_SEED": seed})
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
-def test_broken_shader_line_fails(tmp_path, core_objects, mutation):
+def test_broken_shader_line_fails(tmp_path, native_builds, mutation):
     family, header, line, broken, seed = MUTATIONS[mutation]
-    clean = build_and_run(tmp_path, core_objects, os.path.join(ROOT, "src"), family, seed)
+    clean = check(native_builds, os.path.join(ROOT, "src"), family, seed)
     assert clean.returncode == 0, clean.stdout + clean.stderr
 
     copy = tmp_path / "src"
@@ -90,6 +56,6 @@ def test_broken_shader_line_fails(tmp_path, core_objects, mutation):
     text = path.read_text()
     assert text.count(line) == 1, f"mutation target not found in {header}"
     path.write_text(text.replace(line, broken))
-    mutated = build_and_run(tmp_path, core_objects, str(copy), family, seed)
+    mutated = check(native_builds, str(copy), family, seed)
     assert mutated.returncode == 1, mutated.stdout + mutated.stderr
     assert "MISMATCH" in mutated.stdout

@@ -3,10 +3,13 @@
 // tests/test_neon.py; natively with AddressSanitizer and
 // UndefinedBehaviorSanitizer for the x86 variants by tests/test_sanitizers.py;
 // with the AVX-512 intrinsics on SIMDe by tests/test_avx512_simde.py.
-// Compiled together with the core sources (no Python involved).
+// Compiled together with the core sources (no Python involved), by
+// tests/native_build.py. `isa_check bound K SUM REF float32|float16` prints
+// the error bound instead (test_error_bound.py compares it with Python's).
 //
-// Tolerance: the same as tests/test_cpu_kernels.py (see its docstring):
-//   |out - ref| <= 8 sqrt(K) 2^-24 sum_k |x_k w_hat_k| + one ulp of the output dtype * |ref|.
+// Tolerance: tests/error_bound.py's, its constants passed as ONEBIT_BOUND_* macros:
+//   |out - ref| <= 8 sqrt(K) 2^-24 sum_k |x_k w_hat_k| + ulp(output dtype) |ref| + floor.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -20,7 +23,19 @@
 using onebit::ArrayRef;
 using onebit::DType;
 
+#ifndef ONEBIT_BOUND_FACTOR
+#error "the error bound's constants come from tests/error_bound.py (cpp_macros): build with tests/native_build.py"
+#endif
+
 namespace {
+
+// tests/error_bound.py's matmul_error_bound for float32 and float16 outputs.
+double error_bound(std::int64_t K, double sum_terms, double ref, DType out) {
+  const bool f32 = out == DType::float32;
+  return ONEBIT_BOUND_FACTOR * std::sqrt(double(std::max<std::int64_t>(K, 1))) * ONEBIT_BOUND_ROUNDOFF * sum_terms +
+         (f32 ? ONEBIT_BOUND_ULP_F32 : ONEBIT_BOUND_ULP_F16) * std::fabs(ref) +
+         (f32 ? ONEBIT_BOUND_FLOOR_F32 : ONEBIT_BOUND_FLOOR_F16);
+}
 
 std::mt19937 rng(12345);
 std::string isa = "neon";  // the variant under test
@@ -95,7 +110,6 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
   onebit::set_cpu_kernel(isa);
   onebit::set_num_threads(threads);
 
-  const double ulp = mp.out_dtype == DType::float32 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -10);
   // The ISA's result for `plan` against the scalar reference's.
   auto check = [&](const onebit::MatmulPlan& plan) {
     onebit::quantized_matmul(plan, out.data(), "cpu");
@@ -106,7 +120,7 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
         for (std::int64_t k = 0; k < K; ++k)
           sum_terms += std::fabs(x.at(m * K + k)) * mag[transpose ? n * K + k : k * N + n];
         const double r = ref.at(m * N + n), o = out.at(m * N + n);
-        const double tol = 8.0 * std::sqrt(double(K)) * std::ldexp(1.0, -24) * sum_terms + ulp * std::fabs(r);
+        const double tol = error_bound(K, sum_terms, r, mp.out_dtype);
         if (!(std::fabs(o - r) <= tol)) {
           if (++failures <= 10)
             std::printf("FAIL transpose=%d bits=%d mode=%s gs=%d M=%lld N=%lld K=%lld dtype=%s layout=%s "
@@ -135,6 +149,11 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 6 && std::string(argv[1]) == "bound") {
+    const DType out = std::string(argv[5]) == "float16" ? DType::float16 : DType::float32;
+    std::printf("%.17g\n", error_bound(std::atoll(argv[2]), std::atof(argv[3]), std::atof(argv[4]), out));
+    return 0;
+  }
   if (argc > 1) isa = argv[1];
   bool supported = false;
   for (const std::string& name : onebit::cpu_kernels_supported()) supported |= name == isa;
