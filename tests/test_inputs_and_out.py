@@ -104,18 +104,19 @@ def test_out_may_be_a_contiguous_view_of_a_larger_buffer(rng, packed):
 
 
 def bad_outs():
+    # Zeros, not np.empty: the test ids show the arrays, and pytest-xdist's workers must collect the same ids.
     x = np.ones((4, 128), np.float32)
     return [
         (x, [1.0] * 64, TypeError, "[quantized_matmul] out must be a numpy.ndarray, got list"),
-        (x, np.empty((4, 16), np.float16), TypeError,
+        (x, np.zeros((4, 16), np.float16), TypeError,
          "[quantized_matmul] out must have dtype float32 (the result dtype), got float16"),
-        (x, np.empty((4, 17), np.float32), ValueError,
+        (x, np.zeros((4, 17), np.float32), ValueError,
          "[quantized_matmul] out must have shape (4, 16), got (4, 17)"),
-        (x, np.empty((16, 4), np.float32).T, ValueError,
+        (x, np.zeros((16, 4), np.float32).T, ValueError,
          "[quantized_matmul] out must be C-contiguous, aligned and native byte order"),
-        (x, np.empty((4, 16), ">f4"), TypeError,
+        (x, np.zeros((4, 16), ">f4"), TypeError,
          "[quantized_matmul] out must have dtype float32 (the result dtype), got >f4"),
-        (x, readonly(np.empty((4, 16), np.float32)), ValueError,
+        (x, readonly(np.zeros((4, 16), np.float32)), ValueError,
          "[quantized_matmul] out must be writeable"),
     ]
 
