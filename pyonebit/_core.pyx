@@ -16,7 +16,7 @@ import numpy as np
 import ml_dtypes
 
 from pyonebit._onebit cimport (
-    CArrayRef, CBinding, CDeviceCaps, CDispatch, CDType, CDequantizePlan, CMatmulPlan, CMode,
+    CArrayRef, CBinding, CCpuKernelChoice, CDeviceCaps, CDispatch, CDType, CDequantizePlan, CMatmulPlan, CMode,
     CWeightLayout,
     CQuantSpec, CQuantizePlan,
 )
@@ -425,6 +425,18 @@ def _metal_plan_dequantize(wq, scales, biases=None, group_size=128, bits=1, mode
     keep = []
     cdef CDequantizePlan plan = _dequantize_plan(keep, wq, scales, biases, spec, NULL)
     return _dispatch_dict(core.metal_plan_dequantize(plan, _caps(caps)))
+
+def _cpu_kernel_plan(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
+                     mode="affine", layout="mlx", isa=""):
+    """Private, for routing tests: the CPU kernel choose_cpu_kernel picks for
+    this call on `isa` ('' = the active one), without running it."""
+    cdef CQuantSpec spec = _spec(group_size, bits, mode, "quantized_matmul")
+    keep = []
+    cdef CMatmulPlan plan = _matmul_plan(keep, x, wq, scales, biases, transpose, spec, layout)
+    cdef CCpuKernelChoice c = core.plan_cpu_kernel(plan, isa.encode())
+    return {"kernel": core.cpu_kernel_name(c.kernel).decode(), "slabs": c.slabs,
+            "serial": c.serial, "why": c.why.decode()}
+
 
 def cpu_kernels():
     """The CPU kernel variants: compiled in, runnable here, and in use."""

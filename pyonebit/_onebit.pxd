@@ -168,6 +168,21 @@ cdef extern from "metal/planner.h" namespace "onebit::metal" nogil:
         const CDequantizePlan& plan, const CDeviceCaps& caps) except +raise_py_error
 
 
+# The CPU kernel choice (src/cpu/kernel_choice.h): pure C++, exposed for routing tests.
+cdef extern from "cpu/kernel_choice.h" namespace "onebit::cpu" nogil:
+    cdef enum class CCpuKernel "onebit::cpu::CpuKernel":
+        pass
+
+    cdef cppclass CCpuKernelChoice "onebit::cpu::CpuKernelChoice":
+        CCpuKernel kernel
+        bool slabs
+        bool serial
+        const char* why
+
+    const char* cpu_kernel_name "onebit::cpu::kernel_name"(CCpuKernel kernel)
+    CCpuKernelChoice plan_cpu_kernel(const CMatmulPlan& plan, const string& isa) except +raise_py_error
+
+
 # quantize / dequantize with the Metal kernels on the emulator (tests only).
 cdef extern from "metal/emulated_ops.h" namespace "onebit::metal" nogil:
     void emulated_quantize(const CQuantizePlan& plan, uint32_t* wq, void* scales,

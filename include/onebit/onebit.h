@@ -194,10 +194,11 @@ std::string cpu_kernel_active();
 // Forces a variant for this process (tests, benchmarks); ValueError as above.
 void set_cpu_kernel(const std::string& name);
 // The layout the active variant reads fastest for transpose=true products
-// whose W is used many times (a layer): interleaved16 where its lookup
-// kernel serves every call (AVX-512 and AVX2, 1 bit), else mlx. Any layout
-// works with any variant: kernels that do not read it convert slabs of rows
-// per call.
+// whose W is used many times (a layer): interleaved16 where the kernel it
+// chooses reads it in place at every M (the lookup kernel: AVX-512 and AVX2,
+// 1 bit), else mlx. Any layout works with any variant: kernels that do not
+// read it convert slabs of rows per call. Which kernel runs, and why:
+// choose_cpu_kernel (src/cpu/kernel_choice.cpp, docs/cpu_kernels.md).
 WeightLayout cpu_preferred_layout(const QuantSpec& spec);
 
 // Threads of the CPU kernels' persistent pool (default: available cores).

@@ -29,4 +29,14 @@ DequantizePlan plan_dequantize_for(const char* op, const ArrayRef& wq, const Arr
                                    const ArrayRef* biases, const QuantSpec& spec,
                                    const DType* out_dtype);
 
+// ValueError "[quantize] ..." unless a quantize of `plan` can write its
+// outputs (biases is required in affine mode) and every element of w is
+// finite: what every quantize entry (the CPU reference, the emulated Metal
+// kernel, which cannot raise) checks before it writes anything.
+void check_quantize_call(const QuantizePlan& plan, const void* biases);
+
+// ValueError "[quantized_matmul] ..." unless the backend named `backend` can
+// run the plan: interleaved16 weights run on the "cpu" backend only.
+void check_backend_for(const MatmulPlan& plan, const std::string& backend);
+
 }  // namespace onebit

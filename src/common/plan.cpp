@@ -1,12 +1,14 @@
 // Validation and shape logic for every public operation: the one place that
 // decides what is a valid call and what its outputs look like.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <sstream>
 
 #include "checks.h"
 #include "dtype.h"
 #include "format.h"
+#include "half.h"
 #include "onebit/onebit.h"
 
 namespace onebit {
@@ -118,6 +120,26 @@ void check_spec(const QuantSpec& spec, const char* op) {
                         " is not supported; use one of " + join(format::kGroupSizes));
   if (spec.mode == Mode::symmetric && spec.bits != 1)
     value_error(op, "mode='symmetric' requires bits=1, got bits=" + std::to_string(spec.bits));
+}
+
+void check_quantize_call(const QuantizePlan& plan, const void* biases) {
+  if (plan.spec.mode == Mode::affine && biases == nullptr)
+    value_error("quantize", "biases output is required in affine mode");
+  const std::int64_t n = plan.w.size();
+  const auto* h = static_cast<const std::uint16_t*>(plan.w.data);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = plan.w.dtype == DType::float32   ? static_cast<const float*>(plan.w.data)[i]
+                    : plan.w.dtype == DType::float16 ? half_to_float(h[i])
+                                                     : bf16_to_float(h[i]);
+    if (!std::isfinite(v))
+      value_error("quantize", "w contains NaN or Inf (at flat index " + std::to_string(i) + ")");
+  }
+}
+
+void check_backend_for(const MatmulPlan& plan, const std::string& backend) {
+  if (plan.layout != WeightLayout::mlx && backend != "cpu")
+    // (layout_name lives outside plan.cpp, which the CUDA module links alone.)
+    value_error("quantized_matmul", "layout='interleaved16' runs on the 'cpu' backend only, not on '" + backend + "'");
 }
 
 const char* dtype_name(DType dtype) {

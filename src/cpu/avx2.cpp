@@ -33,14 +33,7 @@ constexpr LaneMasks kLaneMasks = make_lane_masks();
 
 struct Avx2 {
   static constexpr int L = 8;
-  // A 4 x 2 tile decodes each weight vector once for four x rows: Zen 3,
-  // 4096 x 4096, one thread, fastest of three alternating runs against the
-  // 2 x 2 tile before it: M = 8, 2/4/8 bits 8.8/8.2/8.6 vs 11.8/10.9/10.5
-  // ms; M = 16 16.3/15.0/13.6 vs 22.8/16.1/19.6; M = 32 (4 and 8 bits)
-  // 26.1/29.1 vs 38.4/35.3.
-  static constexpr int kRowsM1 = 4, kTileM = 4, kTileN = 2;
-  static constexpr int kColRows = 1, kColVecs = 8;
-  static constexpr int kMR = 6;
+  static constexpr KernelTuning kTune = kAvx2Tuning;
   using F = __m256;
   using Mask = __m256;  // all-ones / all-zeros lanes
 
@@ -81,19 +74,10 @@ struct Avx2 {
     }
   }
 
-  // The table-lookup kernel (qmm_kernels.h, "lut"): vpermps, 8 entries.
-  static constexpr int kLutBits = 3;
-  static constexpr int kLutMaxM2 = 1;
-  static constexpr int kLutShare = 4;
-  // Two x rows share each shifted index (and each word load), with two lane
-  // groups each: 1 bit, interleaved16, 4096 x 4096, M = 8, one thread,
-  // fastest of four alternating runs of 40 calls: 2.73 ms against 3.73 for
-  // one x row by four lane groups.
-  static constexpr int kLutRowsX = 2;
+  // The table-lookup kernel (qmm_lut.h): vpermps, 8 entries.
   using I = __m256i;
   static F lookup(I idx, F table) { return _mm256_permutevar8x32_ps(table, idx); }  // uses idx & 7
-  // A plain add: on Zen 3 the FMA-by-1 form of the AVX-512 file was slower
-  // (4096 x 4096, one thread, fastest of 6 x 300 calls: 509 -> 414 us).
+  // A plain add: on Zen 3 the FMA-by-1 form of the AVX-512 file was slower.
   static F lut_add(F acc, F v) { return _mm256_add_ps(acc, v); }
   template <int S>
   static I shift_right(I idx) { return _mm256_srli_epi32(idx, S); }
@@ -103,7 +87,7 @@ struct Avx2 {
     return _mm256_maskload_epi32(static_cast<const int*>(p), lanes_below(n));
   }
   static I load_words(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-  // The rows kernel's byte decode (qmm_kernels.h, "rows: byte decode"):
+  // The rows kernel's byte decode (qmm_rows.h):
   // 8 bytes, one per lane; the low B bits of each lane as a float.
   static I load_bytes(const std::uint8_t* p) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
@@ -148,7 +132,6 @@ struct Avx2 {
 }  // namespace
 
 void avx2_qmm(const QmmArgs& args) { qmm<Avx2>(args); }
-WeightLayout avx2_preferred_layout(const QuantSpec& spec) { return preferred_layout<Avx2>(spec); }
 
 }  // namespace cpu
 }  // namespace onebit

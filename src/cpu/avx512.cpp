@@ -34,9 +34,7 @@ namespace {
 
 struct Avx512 {
   static constexpr int L = 16;
-  static constexpr int kRowsM1 = 8, kTileM = 3, kTileN = 4;
-  static constexpr int kColRows = 2, kColVecs = 8;
-  static constexpr int kMR = 8;
+  static constexpr KernelTuning kTune = kAvx512Tuning;
   using F = __m512;
   using Mask = __mmask16;
 
@@ -48,8 +46,8 @@ struct Avx512 {
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static float hsum(F v) { return _mm512_reduce_add_ps(v); }
 
-  // Little-endian: bit i of the 16-bit chunk is lane i. (Measured on Zen 4:
-  // this kmov beats building the mask with a broadcast + vptestmd.)
+  // Little-endian: bit i of the 16-bit chunk is lane i (a kmov: faster than
+  // a broadcast + vptestmd).
   static Mask mask(const std::uint8_t* bits, std::int64_t v) {
     std::uint16_t m;
     std::memcpy(&m, bits + 2 * v, 2);
@@ -91,18 +89,12 @@ struct Avx512 {
     return v;
   }
 
-  // The table-lookup kernel (qmm_kernels.h, "lut"): vpermps, 16 entries.
-  static constexpr int kLutBits = 4;
-  static constexpr int kLutMaxM2 = 2;
-  static constexpr int kLutShare = 4;
-  // One x row at a time: two (as on AVX2) were not timed on AVX-512 hardware.
-  static constexpr int kLutRowsX = 1;
+  // The table-lookup kernel (qmm_lut.h): vpermps, 16 entries.
   using I = __m512i;
   static F lookup(I idx, F table) { return _mm512_permutexvar_ps(idx, table); }  // uses idx & 15
   // An FMA by 1 (the same single rounding as an add): on Zen 4 the shifts
   // to the next index share their pipes with the FP adds, while the FMA
-  // pipes are otherwise idle here (measured: 4096 x 4096, one thread,
-  // 265 -> 235 us).
+  // pipes are otherwise idle here.
   static F lut_add(F acc, F v) { return _mm512_fmadd_ps(v, _mm512_set1_ps(1.0f), acc); }
   template <int S>
   static I shift_right(I idx) { return _mm512_srli_epi32(idx, S); }
@@ -162,7 +154,6 @@ struct Avx512 {
 }  // namespace
 
 void avx512_qmm(const QmmArgs& args) { qmm<Avx512>(args); }
-WeightLayout avx512_preferred_layout(const QuantSpec& spec) { return preferred_layout<Avx512>(spec); }
 
 }  // namespace cpu
 }  // namespace onebit

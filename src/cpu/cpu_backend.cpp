@@ -1,7 +1,7 @@
 // The CPU backend: walks the broadcast batch, widens activations to float32
 // (exact) and narrows results to the output dtype around the 2-D kernels of
-// the active instruction-set variant (isa.h).
-#include <atomic>
+// the active instruction-set variant (isa.h), running the kernel
+// choose_cpu_kernel picks (kernel_choice.h).
 #include <vector>
 
 #include "../common/backend.h"
@@ -9,19 +9,13 @@
 #include "../common/format.h"
 #include "../common/trace.h"
 #include "isa.h"
+#include "kernel_choice.h"
 #include "thread_pool.h"
 
 namespace onebit {
 namespace cpu {
 
 namespace {
-
-// Below this much work (M*N*K*bits, per batch) waking the pool's workers
-// costs more than it saves. Measured on the 2-core AVX-512 machine: 1-bit
-// 1024x1024 at M = 1 took 27 us on one thread and 83 us on two; at
-// 2048x2048 (4x the work) two threads win, 59 us against 100 us.
-constexpr std::int64_t kParallelWork = std::int64_t{1} << 22;
-std::atomic<std::int64_t> parallel_work{kParallelWork};
 
 void run(const MatmulPlan& p, void* out) {
   const std::int64_t M = p.M, N = p.N, K = p.K;
@@ -37,10 +31,8 @@ void run(const MatmulPlan& p, void* out) {
   std::vector<float> xbuf(widen_x ? static_cast<std::size_t>(M * K) : 0);
   std::vector<float> obuf(narrow_out ? static_cast<std::size_t>(M * N) : 0);
   const Isa& isa = active_isa();
-  const QmmFn qmm = isa.qmm;
-  // In double: the product of four dimensions can exceed 64 bits.
-  const double work = static_cast<double>(M) * N * K * p.spec.bits;
-  const SerialScope serial(work < static_cast<double>(parallel_work.load(std::memory_order_relaxed)));
+  const CpuKernelChoice choice = choose_cpu_kernel({M, N, K, p.spec.bits, p.transpose, p.layout}, isa.tuning);
+  const SerialScope serial(choice.serial);
 
   for (std::int64_t b = 0; b < p.batch.count; ++b) {
     const char* xb = static_cast<const char*>(p.x.data) + p.batch.x_offset(b) * xsize;
@@ -61,23 +53,21 @@ void run(const MatmulPlan& p, void* out) {
     a.spec = p.spec;
     a.transpose = p.transpose;
     a.layout = p.layout;
-    qmm(a);
+    a.kernel = choice.kernel;
+    isa.qmm(a);
     if (narrow_out) convert(obuf.data(), DType::float32, ob, p.out_dtype, M * N);
   }
   // The CPU's "grid" is the work: N x M per batch, spread over the pool.
   const std::uint32_t grid[3] = {static_cast<std::uint32_t>(N), static_cast<std::uint32_t>(M),
                                  static_cast<std::uint32_t>(p.batch.count)};
   const std::uint32_t threads[3] = {static_cast<std::uint32_t>(get_num_threads()), 1, 1};
-  trace_record("cpu", std::string("qmm_") + isa.name, grid, threads);
+  trace_record("cpu", std::string("qmm_") + isa.name + "_" + kernel_name(choice.kernel) + (choice.slabs ? "_slabs" : ""),
+               grid, threads);
 }
 
 bool always() { return true; }
 
 }  // namespace
-
-void set_parallel_threshold(std::int64_t work) {
-  parallel_work.store(work < 0 ? kParallelWork : work);
-}
 
 const Backend& backend() {
   static const Backend cpu{"cpu", always, run};

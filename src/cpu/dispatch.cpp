@@ -7,6 +7,7 @@
 
 #include "../common/checks.h"
 #include "isa.h"
+#include "kernel_choice.h"
 
 #if ONEBIT_CPU_X86
 #include <cpuid.h>
@@ -18,9 +19,6 @@ namespace cpu {
 namespace {
 
 bool always() { return true; }
-
-// The reference reads any layout alike (interleaved16 through slabs).
-WeightLayout mlx_layout(const QuantSpec&) { return WeightLayout::mlx; }
 
 std::string quoted_list(const std::vector<std::string>& names) {
   std::string s;
@@ -58,13 +56,13 @@ bool x86_has_f16c() {
 const std::vector<Isa>& compiled_isas() {
   static const std::vector<Isa> all = {
 #if ONEBIT_CPU_X86
-      {"avx512", avx512_supported, avx512_qmm, avx512_preferred_layout},
-      {"avx2", avx2_supported, avx2_qmm, avx2_preferred_layout},
+      {"avx512", avx512_supported, avx512_qmm, &kAvx512Tuning},
+      {"avx2", avx2_supported, avx2_qmm, &kAvx2Tuning},
 #endif
 #if ONEBIT_CPU_ARM64
-      {"neon", always, neon_qmm, neon_preferred_layout},
+      {"neon", always, neon_qmm, &kNeonTuning},
 #endif
-      {"scalar", always, reference_qmm, mlx_layout},
+      {"scalar", always, reference_qmm, nullptr},
   };
   return all;
 }
@@ -106,7 +104,7 @@ std::string cpu_kernel_active() { return cpu::active_isa().name; }
 
 WeightLayout cpu_preferred_layout(const QuantSpec& spec) {
   check_spec(spec, "cpu_preferred_layout");
-  return cpu::active_isa().preferred_layout(spec);
+  return cpu::preferred_layout(spec, cpu::active_isa().tuning);
 }
 
 void set_cpu_kernel(const std::string& name) {

@@ -3,7 +3,7 @@
 //
 // Each SIMD variant lives in its own file (avx512.cpp, avx2.cpp, neon.cpp)
 // that instantiates the shared templates of qmm_kernels.h for its traits
-// struct. x86 variants are compiled for their target with a pragma (never
+// struct, tuned by its row of kernel_tuning.h. x86 variants are compiled for their target with a pragma (never
 // with -march flags on the whole build), so the library still loads on any
 // x86-64 CPU and only calls them after a run-time feature check.
 //
@@ -19,6 +19,8 @@
 //     is only called after <isa>_supported() said yes.
 #pragma once
 
+#include "kernel_abi.h"
+#include "kernel_tuning.h"
 #include "reference.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -55,13 +57,12 @@ namespace onebit {
 namespace cpu {
 
 using QmmFn = void (*)(const QmmArgs& args);
-using LayoutFn = WeightLayout (*)(const QuantSpec& spec);
 
 struct Isa {
   const char* name;
   bool (*supported)();        // may this CPU run it
-  QmmFn qmm;                  // parallel over the thread pool
-  LayoutFn preferred_layout;  // see cpu_preferred_layout (onebit.h)
+  QmmFn qmm;                    // runs args.kernel, parallel over the thread pool
+  const KernelTuning* tuning;   // null for the scalar reference
 };
 
 #if ONEBIT_CPU_X86
@@ -70,14 +71,11 @@ struct Isa {
 bool x86_has_f16c();
 bool avx512_supported();
 void avx512_qmm(const QmmArgs& args);
-WeightLayout avx512_preferred_layout(const QuantSpec& spec);
 bool avx2_supported();
 void avx2_qmm(const QmmArgs& args);
-WeightLayout avx2_preferred_layout(const QuantSpec& spec);
 #endif
 #if ONEBIT_CPU_ARM64
 void neon_qmm(const QmmArgs& args);
-WeightLayout neon_preferred_layout(const QuantSpec& spec);
 #endif
 
 // The variants compiled into this build, best first; "scalar" (the

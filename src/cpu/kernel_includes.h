@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -14,6 +16,8 @@
 #include "../common/dtype.h"
 #include "../common/format.h"
 #include "../common/half.h"
+#include "../common/layout.h"
 #include "isa.h"
+#include "kernel_choice.h"
 #include "reference.h"
 #include "thread_pool.h"

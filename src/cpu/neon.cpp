@@ -11,10 +11,7 @@ namespace {
 
 struct Neon {
   static constexpr int L = 4;
-  static constexpr int kRowsM1 = 8, kTileM = 2, kTileN = 4;
-  static constexpr int kColRows = 2, kColVecs = 8;
-  static constexpr int kLutBits = 0;  // no float table lookup in registers
-  static constexpr int kMR = 8;
+  static constexpr KernelTuning kTune = kNeonTuning;  // no float table lookup in registers
   using F = float32x4_t;
   using Mask = uint32x4_t;  // all-ones / all-zeros lanes
 
@@ -60,7 +57,6 @@ struct Neon {
 }  // namespace
 
 void neon_qmm(const QmmArgs& args) { qmm<Neon>(args); }
-WeightLayout neon_preferred_layout(const QuantSpec& spec) { return preferred_layout<Neon>(spec); }
 
 }  // namespace cpu
 }  // namespace onebit

@@ -70,9 +70,6 @@ void quantize_rows(const QuantizePlan& plan, std::uint32_t* wq, void* scales_out
       float wmin = INFINITY, wmax = -INFINITY;
       for (int i = 0; i < gs; ++i) {
         g[i] = T::load(w[base + i]);
-        if (!std::isfinite(g[i]))
-          throw ValueError("[quantize] w contains NaN or Inf (at flat index " +
-                           std::to_string(base + i) + ")");
         wmin = std::min(wmin, g[i]);
         wmax = std::max(wmax, g[i]);
       }
@@ -174,20 +171,18 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, std::
   });
 }
 
-void quantize(const QuantizePlan& plan, std::uint32_t* wq, void* scales, void* biases) {
-  if (plan.spec.mode == Mode::affine && biases == nullptr)
-    throw ValueError("[quantize] biases output is required in affine mode");
+namespace cpu {
+void reference_quantize(const QuantizePlan& plan, std::uint32_t* wq, void* scales, void* biases) {
   visit_float(plan.w.dtype, [&](auto t) { quantize_rows<decltype(t)>(plan, wq, scales, biases); });
 }
 
-void dequantize(const DequantizePlan& plan, void* out) {
+void reference_dequantize(const DequantizePlan& plan, void* out) {
   visit_float(plan.scales.dtype, [&](auto t) {
     visit_float(plan.out_dtype,
                 [&](auto o) { dequantize_rows<decltype(t), decltype(o)>(plan, out); });
   });
 }
 
-namespace cpu {
 void reference_qmm(const QmmArgs& args) {
   if (args.layout != WeightLayout::mlx) return run_deinterleaved(args, reference_qmm);
   visit_float(args.scale_dtype, [&](auto t) { qmm_typed<decltype(t)>(args); });

@@ -13,9 +13,10 @@ namespace onebit {
 namespace cpu {
 
 namespace {
-// Rows per slab: a multiple of the layout's 16-row blocks, and enough
-// 32-row panels (16) to keep a few threads busy within one slab.
+// Rows per slab: whole interleaved16 blocks, and enough 32-row panels (16)
+// to keep a few threads busy within one slab.
 constexpr std::int64_t kSlabRows = 512;
+static_assert(kSlabRows % layout::kBlockRows == 0, "a slab is whole interleaved16 blocks");
 }  // namespace
 
 void run_deinterleaved(const QmmArgs& a, void (*qmm)(const QmmArgs&)) {

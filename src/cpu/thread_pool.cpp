@@ -100,10 +100,7 @@ class Pool {
     wake_.notify_all();
     work();
     // Poll before sleeping, as the workers do: the others' last tasks usually
-    // end within microseconds, while a sleep and its wake-up cost ~50 us on
-    // the 2-vCPU VM (workers that never spin made a 4096 x 11008 call 270 us
-    // instead of 220). Measured there, 2 threads, M = 1: 218-247 us against
-    // 225-268 us without this poll (medians 221-261 against 241-396).
+    // end within microseconds, while a sleep and its wake-up cost ~50 us.
     for (int i = 0; i < kSpins && busy_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return busy_ == 0; });

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/checks.h"
 #include "../common/dtype.h"
 #include "../common/trace.h"
 #include "emulator/kernel_abi.h"
@@ -43,14 +44,7 @@ void run_emulated(const Dispatch& d, const OperandMemory& m) {
 }
 
 void emulated_quantize(const QuantizePlan& plan, std::uint32_t* wq, void* scales, void* biases) {
-  // The kernel cannot raise: reject what the CPU reference rejects first.
-  std::vector<float> w(static_cast<std::size_t>(plan.w.size()));
-  convert(plan.w.data, plan.w.dtype, w.data(), DType::float32, plan.w.size());
-  for (std::size_t i = 0; i < w.size(); ++i)
-    if (!std::isfinite(w[i]))
-      throw ValueError("[quantize] w contains NaN or Inf (at flat index " + std::to_string(i) + ")");
-  if (plan.spec.mode == Mode::affine && biases == nullptr)
-    throw ValueError("[quantize] biases output is required in affine mode");
+  check_quantize_call(plan, biases);  // the kernel cannot raise
   OperandMemory m;
   m.x = plan.w.data;
   m.wq = wq;

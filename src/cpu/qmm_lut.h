@@ -1,0 +1,418 @@
+// The lookup kernel (CpuKernel::lut): transpose=True, 1 bit at any M and 2
+// bits at small M, on ISAs with an in-register table lookup. The only kernel
+// that reads interleaved16 weights in place. Part of qmm_kernels.h: included
+// only through it.
+
+// transpose=True, 1 bit at any M and 2 bits to M = lut_max_m_2bit, for ISAs with an
+// in-register table lookup of a vector of L = 2^P floats by a P-bit index
+// per lane (kTune.lut_bits = P: AVX-512's vpermps, P = 4; AVX2's vpermps,
+// P = 3). Each lookup index is P consecutive bits of a packed 32-bit word,
+// holding P/B codes (or parts of codes: see lut_tables); for the x_k of
+// those codes a table holds the 2^P possible sums sum_i q_i(p) x_i over the
+// codes q_i(p) of index p, and per group of W row n the group algebra gives
+// sum_k w_hat_k x_k = A * sum_k q_k x_k + C * sum_k x_k. With L W rows in
+// the L lanes, one 32-bit word per row feeds ceil(32/P) lookups: at 1 bit
+// and P = 4, 8 lookups for 512 weights, versus 32 masked adds (each needing
+// a mask register load) in the row kernel; at P = 3, 11 lookups for 256
+// weights (the last reads bits 30 and 31 only), versus 32 mask loads, ands
+// and adds. At 2 bits a word holds 16 weights: with P = 4, 8 lookups
+// for 256 weights, versus 16 dequantizing lookups and 16 FMAs in the row
+// kernel; with P = 3, 11 lookups for 128 weights, versus 16 vector decodes
+// (shift, mask, convert) and 32 FMAs.
+// The words of L rows come from one load with interleaved16 weights; mlx
+// order is staged into it a pass at a time (L plain loads and a transpose
+// per L words; a gather is much slower). At 2 bits
+// the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than
+// |x_k w_hat_k| (the row kernel avoids that for wider codes); for quantized
+// real weights (C = w_min < 0 < w_max = 3 A + C) the two are within a small
+// factor, as at 1 bit.
+
+// interleaved16's rows per block (a pass is whole blocks).
+constexpr int kBlock = static_cast<int>(layout::kBlockRows);
+
+// Lookups per 32-bit word of packed codes.
+template <class V>
+constexpr int lut_lookups() {
+  return (32 + V::kTune.lut_bits - 1) / V::kTune.lut_bits;
+}
+
+// The tables of one x row: T[(w J + c) L + p] = sum over the codes k of
+// word w that share bits with lookup c (bits P c .. P c + P - 1 of the word;
+// J = lut_lookups) of x[(32/B) w + k] times the part of code k that index p
+// holds: p's bits that fall in code k, at their place value in it. When B
+// divides P (AVX-512) every code is whole; AVX2's 3-bit index at 2 bits can
+// split a code, whose low bit then counts in one table and its high bit,
+// with weight 2, in the next. Bits past 31 do not exist: the shifted index
+// reads zeros there, and the entries for them are never read. At 1 bit
+// every product is exact (x * 0 or x * 1).
+template <class V, int B>
+void lut_tables(const float* x, std::int64_t K, float* T) {
+  constexpr int L = V::L, P = V::kTune.lut_bits, J = lut_lookups<V>(), per_word = 32 / B;
+  constexpr int S = (P + 2 * B - 2) / B;  // codes one lookup can share bits with
+  static_assert(L == 1 << P, "a table is one vector");
+  // part[c][s][p]: what index p of lookup c holds of the lookup's code s
+  // (code P c / B + s of the word).
+  alignas(64) float part[J][S][L] = {};
+  for (int c = 0; c < J; ++c)
+    for (int i = 0; i < P && P * c + i < 32; ++i) {
+      const int bit = P * c + i, s = bit / B - P * c / B;
+      for (int p = 0; p < L; ++p) part[c][s][p] += static_cast<float>(((p >> i) & 1) << (bit % B));
+    }
+  for (std::int64_t wd = 0; wd < K / per_word; ++wd, T += J * L) {
+    const float* xw = x + wd * per_word;
+    for (int c = 0; c < J; ++c) {
+      const int first = P * c / B, last = (std::min(32, P * c + P) - 1) / B;
+      typename V::F t = V::zero();
+      for (int k = first; k <= last; ++k) t = V::fma(V::set1(xw[k]), V::load(part[c][k - first]), t);
+      V::store(T + c * L, t);
+    }
+  }
+}
+
+struct LutJob {
+  const QmmArgs* a;
+  const float* T;              // M x table_floats tables of x
+  std::int64_t table_floats;   // per x row
+  const float* xs;             // M x G group sums of x
+  std::int64_t groups_per_task;  // lane groups (L W rows each)
+};
+
+// The L words at p, of which only the first n <= L exist.
+template <class V>
+typename V::I load_lanes(const void* p, int n) {
+  return n == V::L ? V::load_words(p) : V::load_words(p, n);
+}
+
+// n <= L consecutive stored factors (scales or biases) from element i,
+// widened, as the bits of float32 lanes; lanes from n on are zero.
+template <class V>
+typename V::I row_factors(const void* src, DType dtype, std::int64_t i, int n) {
+  if (dtype == DType::float32) return load_lanes<V>(static_cast<const float*>(src) + i, n);
+  const auto* h = static_cast<const std::uint16_t*>(src) + i;
+  alignas(64) std::uint16_t tail[V::L] = {};  // the widening loads read L values
+  if (n < V::L) h = static_cast<const std::uint16_t*>(std::memcpy(tail, h, 2 * static_cast<std::size_t>(n)));
+  return V::words(dtype == DType::float16 ? V::load_f16(h) : V::load_bf16(h));
+}
+
+// One group's factors A and C of L rows (one per lane) from the bits of
+// their widened scales s and biases b (b unused in symmetric mode, where
+// A = 2d and C = -d, both exact).
+template <class V>
+void group_factors(bool affine, typename V::I s, typename V::I b, typename V::F& A, typename V::F& C) {
+  const typename V::F d = V::floats(s);
+  A = affine ? d : V::add(d, d);
+  C = affine ? V::floats(b) : V::fma(d, V::set1(-1.0f), V::zero());
+}
+
+// The factors of the `rows` (<= L) W rows from n0 (one lane group), one
+// row per lane: fac[2L g .. 2L g + L - 1] = A of group g, fac[2L g + L ..
+// 2L g + 2L - 1] = C; lanes past `rows` hold 0. Made per lane group from
+// the stored scales, once for all the x rows, rather than for the whole
+// matrix per call (the lookup kernel then allocates nothing of size N x G,
+// which cost 30-60% of a 4096 x 4096 M = 1 call with float16 or symmetric
+// scales). Both layouts thus leave lut_block the same group end: two loads.
+// interleaved16 (n0 a multiple of L): group g's factors of a 16-row block's
+// rows sit side by side, one block row count apart from group to group.
+// mlx order: the rows' factors sit G apart and are transposed with vector
+// shuffles (gathering 2L scalars at every group's end cost ~20% of the
+// kernel).
+template <class V, bool Interleaved>
+void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, float* fac) {
+  constexpr int L = V::L;
+  const bool affine = a.spec.mode == Mode::affine;
+  using I = typename V::I;
+  auto store = [&](std::int64_t g, I s, I b) {
+    typename V::F A, C;
+    group_factors<V>(affine, s, b, A, C);
+    V::store(fac + 2 * L * g, A);
+    V::store(fac + 2 * L * g + L, C);
+  };
+  if constexpr (Interleaved) {
+    const std::int64_t block = n0 / kBlock * kBlock, step = std::min<std::int64_t>(kBlock, a.N - block);
+    for (std::int64_t g = 0; g < G; ++g) {
+      const std::int64_t at = block * G + g * step + (n0 - block);
+      const I s = row_factors<V>(a.scales, a.scale_dtype, at, rows);
+      store(g, s, affine ? row_factors<V>(a.biases, a.scale_dtype, at, rows) : s);
+    }
+  } else {
+    auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[L]) {  // r[d]: group g0 + d
+      for (int i = 0; i < L; ++i)
+        r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng) : V::load_words(src, 0);
+      V::transpose(r);
+    };
+    for (std::int64_t g0 = 0; g0 < G; g0 += L) {
+      const int ng = static_cast<int>(std::min<std::int64_t>(L, G - g0));
+      I s[L], b[L];
+      transposed(a.scales, g0, ng, s);
+      if (affine) transposed(a.biases, g0, ng, b);
+      for (int d = 0; d < ng; ++d) store(g0 + d, s[d], affine ? b[d] : s[d]);
+    }
+  }
+}
+
+// Lane groups per pass of V::kTune.lut_rows_x x rows (see lut_block), so that the
+// pass holds as many accumulators as lut_share groups of one x row.
+template <class V>
+constexpr int lut_share_rows() {
+  return std::max(1, V::kTune.lut_share / V::kTune.lut_rows_x);
+}
+
+// Accumulators per lane group and x row: two with four lane groups (eight
+// independent chains, as many as the registers hold), else four; the lookups
+// of one word would otherwise wait on each other's additions (V::lut_add).
+// The same for every pass, so that no result depends on how rows are batched.
+template <class V>
+constexpr int lut_accumulators() {
+  return V::kTune.lut_share >= 4 ? 2 : 4;
+}
+
+// Into L2 (prefetcht1 on x86): the pass before it is still using L1 for its
+// own rows and the tables.
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 2); }
+
+// Prefetches the bytes [p, p + n) at once: what no earlier pass prefetched
+// (a task's first pass) and the small factor arrays.
+inline void prefetch_range(const void* p, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; i += 64) prefetch(static_cast<const char*>(p) + i);
+}
+
+// A pass prefetches the next pass's rows of the caller's W while it works,
+// as they lie in memory (a pass's rows are one range in either layout): per
+// word step, a line for each 16-row block, so the prefetches advance as fast
+// as the pass consumes its own rows and the hardware prefetcher, which loses
+// its streams at every 4 KiB page (and cannot follow mlx order's 64 row
+// streams at all), is not relied on. Null where the task has no next pass.
+struct LutPrefetch {
+  const std::uint8_t* next = nullptr;  // the next pass's first row
+  int first_block = 0;                 // the pass's 16-row block this call starts at
+};
+
+// R lane groups of L W rows from n0 against the XR x rows from m, W in
+// interleaved16 order (n0 a multiple of 16): lane group r is rows L r .. L r
+// + L - 1 of the 16-row block that holds them; one load per word and lane
+// group. Table J w + c serves lookup c of word w, whatever B is. The x rows
+// share each shifted index (and each word load): one shift serves XR
+// lookups. Each lane group and x row gets the same arithmetic whatever R and
+// XR are, so the results do not depend on how the groups and rows are
+// batched (nor on the threads or on M). Only the first `rows` of the L R W
+// rows exist (fewer only at the end of W): the others read as zero bits and
+// are not stored. Full: all L R rows exist, known at compile time, so the hot
+// loop loads words without a lane count check. Lane group r's factors are in
+// fac[r] (lut_factors).
+template <class V, int B, int GS, int R, int XR, bool Full>
+void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int rows, std::int64_t m,
+               float* const* fac, const LutPrefetch& pf) {
+  using F = typename V::F;
+  using I = typename V::I;
+  constexpr int L = V::L, P = V::kTune.lut_bits, J = lut_lookups<V>();
+  const QmmArgs& a = *job.a;
+  const std::int64_t K = a.K, G = K / GS, row_bytes = K * B / 8;
+  const float* tables = job.T + m * job.table_floats;  // x row m + x: x table_floats on
+  const float* xs = job.xs + m * G;
+  constexpr int words_per_group = GS * B / 32;
+  const auto* w = reinterpret_cast<const std::uint8_t*>(wq) + n0 * row_bytes;
+  F tot[XR][R];
+  for (auto& tx : tot)
+    for (F& t : tx) t = V::zero();
+  constexpr int kAcc = lut_accumulators<V>();
+  int lanes[R];  // rows of lane group r (1 .. L)
+  // The byte offset of lane group r's word 0; from one word to the next,
+  // `step` (the rows of its 16-row block).
+  std::int64_t word_at[R], step[R];
+  for (int r = 0; r < R; ++r) {
+    lanes[r] = Full ? L : std::min(L, rows - L * r);
+    const int block = L * r / kBlock * kBlock, in_block = L * r - block;
+    word_at[r] = block * row_bytes + 4 * in_block;
+    step[r] = std::min(kBlock, rows - block);
+  }
+  constexpr int blocks = V::kTune.lut_share * L / kBlock;  // 16-row blocks per pass
+  for (std::int64_t g = 0, wd = 0; g < G; ++g) {
+    F acc[XR][R][kAcc];
+    for (auto& ax : acc)
+      for (auto& ar : ax)
+        for (F& v : ar) v = V::zero();
+    for (int i = 0; i < words_per_group; ++i, ++wd) {
+      if (pf.next)
+        for (int r = 0; r < R; r += kBlock / std::min(L, kBlock))  // a line per 16-row block (see LutPrefetch)
+          prefetch(pf.next + 64 * (blocks * wd + pf.first_block + L * r / kBlock));
+      I q[R];
+      for (int r = 0; r < R; ++r) q[r] = load_lanes<V>(w + word_at[r] + 4 * wd * step[r], lanes[r]);
+      // Lookup c of every lane group and x row. Each index is shifted from
+      // the word itself (no chain of shifts), and each table is loaded once
+      // into a register for its R lookups: GCC 12 otherwise folds the load
+      // into every lookup (much slower).
+      const float* T = tables + wd * J * L;
+      for_each_index<J>([&](auto ci) ONEBIT_ALWAYS_INLINE {
+        constexpr int c = decltype(ci)::value;
+        F table[XR];
+        for (int x = 0; x < XR; ++x) {
+          F t = V::load(T + x * job.table_floats + L * c);
+          V::keep_in_register(t);
+          table[x] = t;
+        }
+        for (int r = 0; r < R; ++r) {
+          const I idx_c = V::template shift_right<P * c>(q[r]);
+          for (int x = 0; x < XR; ++x)
+            acc[x][r][c % kAcc] = V::lut_add(acc[x][r][c % kAcc], V::lookup(idx_c, table[x]));
+        }
+      });
+    }
+    for (int r = 0; r < R; ++r) {
+      const F A = V::load(fac[r] + 2 * L * g), C = V::load(fac[r] + 2 * L * g + L);
+      for (int x = 0; x < XR; ++x) {
+        F sum = acc[x][r][0];
+        for (int i = 1; i < kAcc; ++i) sum = V::add(sum, acc[x][r][i]);
+        tot[x][r] = V::fma(sum, A, tot[x][r]);
+        tot[x][r] = V::fma(C, V::set1(xs[x * G + g]), tot[x][r]);
+      }
+    }
+  }
+  for (int x = 0; x < XR; ++x)
+    for (int r = 0; r < R; ++r) {
+      float* out = a.out + (m + x) * a.N + n0 + L * r;
+      if (lanes[r] == L)
+        V::store(out, tot[x][r]);
+      else
+        V::store_first(out, tot[x][r], lanes[r]);
+    }
+}
+
+// lut_block for R = 1 .. RMax lane groups, R known at run time only at the
+// end of a task's range.
+template <class V, int B, int GS, int XR, int RMax>
+void lut_blocks(int groups, const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int rows,
+                std::int64_t m, float* const* fac, const LutPrefetch& pf) {
+  if constexpr (RMax > 1) {
+    if (groups < RMax) return lut_blocks<V, B, GS, XR, RMax - 1>(groups, job, wq, n0, rows, m, fac, pf);
+  }
+  if (rows == V::L * RMax)
+    lut_block<V, B, GS, RMax, XR, true>(job, wq, n0, rows, m, fac, pf);
+  else
+    lut_block<V, B, GS, RMax, XR, false>(job, wq, n0, rows, m, fac, pf);
+}
+
+// The `rows` (at most a pass) mlx-order W rows at src, `words` 32-bit words
+// each, into interleaved16 order at dst: L x L tiles of words transposed in
+// registers (two per 16-row block with AVX2's L = 8); a block of fewer than
+// 16 rows (only at the end of W) word by word.
+template <class V>
+void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint32_t* dst) {
+  constexpr int L = V::L;
+  using I = typename V::I;
+  for (int block = 0; block < rows; block += kBlock) {
+    const int r = std::min(kBlock, rows - block);
+    const std::uint8_t* in = src + 4 * block * words;
+    std::uint32_t* out = dst + block * words;
+    if (r < kBlock) {
+      for (std::int64_t wd = 0; wd < words; ++wd)
+        for (int n = 0; n < r; ++n) std::memcpy(out + wd * r + n, in + 4 * (n * words + wd), 4);
+      continue;
+    }
+    for (int h = 0; h < kBlock; h += L)
+      for (std::int64_t w0 = 0; w0 < words; w0 += L) {
+        const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
+        I v[L];
+        for (int j = 0; j < L; ++j) v[j] = load_lanes<V>(in + 4 * ((h + j) * words + w0), nw);
+        V::transpose(v);
+        for (int d = 0; d < nw; ++d) V::store_words(out + (w0 + d) * kBlock + h, v[d]);
+      }
+  }
+}
+
+// One task: passes of lut_share lane groups, each against every x row
+// (their packed rows stay in L1/L2). Interleaved: W is read in place.
+// Otherwise (mlx order) each pass's rows are first staged into interleaved16
+// order in a per-thread buffer (stage_pass), so both layouts run the same
+// loop; the pass before prefetches them.
+template <class V, int B, int GS, bool Interleaved>
+void lut_task(void* ctx, std::int64_t t) {
+  constexpr int L = V::L, share = V::kTune.lut_share;
+  // interleaved16 blocks must not straddle passes.
+  static_assert(share * L % kBlock == 0, "a pass is whole interleaved16 blocks");
+  const auto& job = *static_cast<const LutJob*>(ctx);
+  const QmmArgs& a = *job.a;
+  const std::int64_t N = a.N, groups = (N + L - 1) / L, G = a.K / GS, words = a.K * B / 32;
+  const std::int64_t b1 = std::min(groups, (t + 1) * job.groups_per_task);
+  float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
+  float* fac[share];
+  for (int r = 0; r < share; ++r) fac[r] = fac_all + r * 2 * L * G;
+  std::uint32_t* staged =
+      Interleaved ? nullptr : scratch<V, 2, std::uint32_t>(static_cast<std::size_t>(share * L * words));
+  const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
+  // A pass's factors, as a byte range of the scales (and biases): in either
+  // layout rows [n, n + rows) hold elements [n G, (n + rows) G).
+  const std::int64_t factor_bytes = G * static_cast<std::int64_t>(dtype_size(a.scale_dtype));
+  auto prefetch_pass = [&](std::int64_t b, bool words_too) {
+    const std::int64_t n = L * b, rows = std::min<std::int64_t>(share * L, N - n);
+    if (rows <= 0) return;
+    if (words_too) prefetch_range(w + 4 * n * words, 4 * rows * words);
+    prefetch_range(static_cast<const char*>(a.scales) + n * factor_bytes, rows * factor_bytes);
+    if (a.biases) prefetch_range(static_cast<const char*>(a.biases) + n * factor_bytes, rows * factor_bytes);
+  };
+  if (t * job.groups_per_task < b1) prefetch_pass(t * job.groups_per_task, true);
+  constexpr int XR = V::kTune.lut_rows_x, RX = lut_share_rows<V>();
+  static_assert(RX * L % kBlock == 0, "a pass is whole interleaved16 blocks");
+  for (std::int64_t b = t * job.groups_per_task; b < b1; b += share) {
+    const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
+    const int R = (rows + L - 1) / L;
+    for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
+    LutPrefetch pf;  // the next pass in this task, if any: its factors now, its words in lut_block
+    if (b + share < b1) {
+      prefetch_pass(b + share, false);
+      pf.next = w + 4 * L * (b + share) * words;
+    }
+    // Where this pass's rows are read: W itself, or the staged copy (whose
+    // row 0 is row L b).
+    const std::uint32_t* wq = a.wq;
+    std::int64_t n0 = L * b;
+    if constexpr (!Interleaved) {
+      stage_pass<V>(w + 4 * L * b * words, rows, words, staged);
+      wq = staged;
+      n0 = 0;
+    }
+    QmmArgs at = a;  // the output from the pass's first row on
+    at.out = a.out + L * b - n0;
+    LutJob pass = job;
+    pass.a = &at;
+    std::int64_t m = 0;
+    if constexpr (XR > 1) {  // XR x rows against RX lane groups at a time
+      for (; m + XR <= a.M; m += XR)
+        for (int r0 = 0; r0 < R; r0 += RX)
+          lut_blocks<V, B, GS, XR, RX>(std::min(RX, R - r0), pass, wq, n0 + r0 * L, std::min(RX * L, rows - L * r0), m,
+                                       fac + r0, LutPrefetch{pf.next, L * r0 / kBlock});
+    }
+    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share>(R, pass, wq, n0, rows, m, fac, pf);
+  }
+}
+
+// The tables take K * B/32 * J * L floats per x row (at 1 bit, 16 K bytes
+// with AVX-512, 11 K with AVX2); the rows go through in chunks whose tables
+// fit this budget (allocated per call), each chunk reading W once more.
+constexpr std::int64_t kLutTableBytes = 2 << 20;
+
+// Needs no Factors: lut_factors makes them per lane group of rows.
+template <class V, int B>
+void qmm_lut(const QmmArgs& a) {
+  const int gs = a.spec.group_size;
+  const std::int64_t table_floats = a.K * B / 32 * lut_lookups<V>() * V::L, groups = (a.N + V::L - 1) / V::L;
+  const std::int64_t chunk = std::clamp<std::int64_t>(kLutTableBytes / (4 * table_floats), 1, a.M);
+  std::vector<float> T(static_cast<std::size_t>(chunk * table_floats));
+  std::vector<float> xs(static_cast<std::size_t>(chunk * (a.K / gs)));
+  const bool interleaved = a.layout == WeightLayout::interleaved16;
+  const int share = V::kTune.lut_share;
+  for (std::int64_t m0 = 0; m0 < a.M; m0 += chunk) {
+    QmmArgs c = a;  // x rows m0 .. m0 + chunk
+    c.M = std::min(chunk, a.M - m0);
+    c.x = a.x + m0 * a.K;
+    c.out = a.out + m0 * a.N;
+    for (std::int64_t m = 0; m < c.M; ++m) lut_tables<V, B>(c.x + m * a.K, a.K, T.data() + m * table_floats);
+    group_sums<V>(c.x, c.M, a.K, gs, xs.data());
+    LutJob job{&c, T.data(), table_floats, xs.data(), split(groups, share, 1024 / V::L)};
+    visit<format::kGroupSizes>(gs, [&](auto g) {
+      constexpr int GS = decltype(g)::value;
+      parallel_for((groups + job.groups_per_task - 1) / job.groups_per_task,
+                   interleaved ? lut_task<V, B, GS, true> : lut_task<V, B, GS, false>, &job);
+    });
+  }
+}
+
