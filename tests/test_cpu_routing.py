@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyonebit
-from pyonebit._core import _cpu_kernel_plan, _set_cpu_isa
+from pyonebit._testing import cpu_kernel_plan, set_cpu_isa, set_parallel_threshold
 
 RUNNABLE = pyonebit.cpu_kernels()["supported"]
 
@@ -17,7 +17,7 @@ def choice(M, N=64, K=256, bits=1, transpose=True, layout="mlx", isa="avx512", g
     wq = np.zeros((rows, packed * bits // 32), np.uint32)
     s = np.zeros((rows, packed // group_size), np.float32)
     x = np.zeros((M, K), np.float32)
-    return _cpu_kernel_plan(x, wq, s, s.copy(), transpose=transpose, group_size=group_size,
+    return cpu_kernel_plan(x, wq, s, s.copy(), transpose=transpose, group_size=group_size,
                             bits=bits, layout=layout, isa=isa)
 
 
@@ -77,11 +77,11 @@ def test_small_calls_stay_on_one_thread():
     assert choice(1, N=1024, K=1024, isa="avx512")["serial"]
     assert not choice(1, N=2048, K=2048, isa="avx512")["serial"]
     assert not choice(1, N=1024, K=1024, bits=4, isa="avx2")["serial"]
-    pyonebit._core._set_parallel_threshold(0)  # the tests' override: split everything
+    set_parallel_threshold(0)  # the tests' override: split everything
     try:
         assert not choice(1, N=64, K=256, isa="avx512")["serial"]
     finally:
-        pyonebit._core._set_parallel_threshold(-1)
+        set_parallel_threshold(-1)
     assert choice(1, N=64, K=256, isa="avx512")["serial"]
 
 
@@ -111,13 +111,13 @@ def test_trace_names_the_kernel_that_ran(isa, rng, cpu_settings_restored):
         if layout == "interleaved16":
             wq, s, b = pyonebit.interleave16(wq), pyonebit.interleave16(s), pyonebit.interleave16(b)
         x = rng.standard_normal((M, K)).astype(np.float32)
-        _set_cpu_isa(isa)
-        d = _cpu_kernel_plan(x, wq, s, b, transpose=transpose, group_size=gs, bits=bits, layout=layout)
+        set_cpu_isa(isa)
+        d = cpu_kernel_plan(x, wq, s, b, transpose=transpose, group_size=gs, bits=bits, layout=layout)
         with pyonebit.trace() as t:
             got = pyonebit.quantized_matmul(x, wq, s, b, transpose=transpose, group_size=gs, bits=bits,
                                             layout=layout)
         assert t.kernels() == [f"qmm_{isa}_{d['kernel']}" + ("_slabs" if d["slabs"] else "")], (M, bits, d)
-        _set_cpu_isa("scalar")
+        set_cpu_isa("scalar")
         want = pyonebit.quantized_matmul(x, wq, s, b, transpose=transpose, group_size=gs, bits=bits,
                                          layout=layout)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
