@@ -61,8 +61,11 @@ def test_signal_mid_run_leaves_nothing(tmp_path, signum):
     # signal ends it, with neither OUT, a staging directory nor the parents
     # it created left behind.
     src = float_checkpoint(tmp_path / "in")
+    # Python raises KeyboardInterrupt only where SIGINT was not ignored at
+    # startup (a shell's background job starts with it ignored): restore it.
     code = textwrap.dedent(f"""
-        import os, sys
+        import os, signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from pyonebit.io import convert
         real = convert._convert_tensor
         def once(*args):
