@@ -125,20 +125,27 @@ void check_spec(const QuantSpec& spec, const char* op) {
 void check_quantize_call(const QuantizePlan& plan, const void* biases) {
   if (plan.spec.mode == Mode::affine && biases == nullptr)
     value_error("quantize", "biases output is required in affine mode");
+  // One pass per dtype, the dtype chosen once (not per element).
   const std::int64_t n = plan.w.size();
+  auto scan = [n](auto value) {
+    for (std::int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(value(i)))
+        value_error("quantize", "w contains NaN or Inf (at flat index " + std::to_string(i) + ")");
+  };
+  const auto* f = static_cast<const float*>(plan.w.data);
   const auto* h = static_cast<const std::uint16_t*>(plan.w.data);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float v = plan.w.dtype == DType::float32   ? static_cast<const float*>(plan.w.data)[i]
-                    : plan.w.dtype == DType::float16 ? half_to_float(h[i])
-                                                     : bf16_to_float(h[i]);
-    if (!std::isfinite(v))
-      value_error("quantize", "w contains NaN or Inf (at flat index " + std::to_string(i) + ")");
-  }
+  if (plan.w.dtype == DType::float32)
+    scan([f](std::int64_t i) { return f[i]; });
+  else if (plan.w.dtype == DType::float16)
+    scan([h](std::int64_t i) { return half_to_float(h[i]); });
+  else
+    scan([h](std::int64_t i) { return bf16_to_float(h[i]); });
 }
 
 void check_backend_for(const MatmulPlan& plan, const std::string& backend) {
+  // The layout is named literally: layout_name lives outside plan.cpp, which
+  // the CUDA module links alone.
   if (plan.layout != WeightLayout::mlx && backend != "cpu")
-    // (layout_name lives outside plan.cpp, which the CUDA module links alone.)
     value_error("quantized_matmul", "layout='interleaved16' runs on the 'cpu' backend only, not on '" + backend + "'");
 }
 
