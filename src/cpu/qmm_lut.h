@@ -20,7 +20,7 @@
 // kernel; with P = 3, 11 lookups for 128 weights, versus 16 vector decodes
 // (shift, mask, convert) and 32 FMAs.
 // The words of L rows come from one load with interleaved16 weights; mlx
-// order is staged into it a pass at a time (L plain loads and a transpose
+// order is staged into it L words at a time (L plain loads and a transpose
 // per L words; a gather is much slower). At 2 bits
 // the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than
 // |x_k w_hat_k| (the row kernel avoids that for wider codes); for quantized
@@ -135,9 +135,16 @@ void lut_factors(const QmmArgs& a, std::int64_t n0, int rows, std::int64_t G, fl
       store(g, s, affine ? row_factors<V>(a.biases, a.scale_dtype, at, rows) : s);
     }
   } else {
-    auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[L]) {  // r[d]: group g0 + d
-      for (int i = 0; i < L; ++i)
-        r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, (n0 + i) * G + g0, ng) : V::load_words(src, 0);
+    // r[d]: group g0 + d. A row reads L factors, past its own ng into the
+    // next row's (never used), wherever the array goes on that far: a short
+    // read goes through a copy, which cost the whole pass as much again when
+    // G is not a multiple of L.
+    const std::int64_t total = a.N * G;
+    auto transposed = [&](const void* src, std::int64_t g0, int ng, I r[L]) {
+      for (int i = 0; i < L; ++i) {
+        const std::int64_t at = (n0 + i) * G + g0;
+        r[i] = i < rows ? row_factors<V>(src, a.scale_dtype, at, at + L <= total ? L : ng) : V::load_words(src, 0);
+      }
       V::transpose(r);
     };
     for (std::int64_t g0 = 0; g0 < G; g0 += L) {
@@ -187,6 +194,27 @@ struct LutPrefetch {
   int first_block = 0;                 // the pass's 16-row block this call starts at
 };
 
+// mlx order, read in place: words wd .. wd + L - 1 of each lane group's L
+// rows (row L r + j of the group at w + (L r + j) row_bytes), transposed in
+// registers into chunk[r][i] = word wd + i of the L rows, one lane each, as
+// interleaved16 holds them. Every L words, so the chunk (R L^2 words: 4 KB
+// on AVX-512) stays in L1 while the lookups read it; staging whole passes
+// instead (R L rows x K) went through L2 and cost 1.6x the layer. Rows past
+// lanes[r] and words past `words` read as zeros and are never used.
+template <class V, int R>
+void stage_chunk(const std::uint8_t* w, std::int64_t row_bytes, const int* lanes, std::int64_t wd,
+                 std::int64_t words, std::uint32_t (*chunk)[V::L][V::L]) {
+  constexpr int L = V::L;
+  const int nw = static_cast<int>(std::min<std::int64_t>(L, words - wd));
+  for (int r = 0; r < R; ++r) {
+    typename V::I v[L];
+    for (int j = 0; j < L; ++j)
+      v[j] = j < lanes[r] ? load_lanes<V>(w + (L * r + j) * row_bytes + 4 * wd, nw) : V::load_words(w, 0);
+    V::transpose(v);
+    for (int i = 0; i < L; ++i) V::store_words(chunk[r][i], v[i]);
+  }
+}
+
 // R lane groups of L W rows from n0 against the XR x rows from m, W in
 // interleaved16 order (n0 a multiple of 16): lane group r is rows L r .. L r
 // + L - 1 of the 16-row block that holds them; one load per word and lane
@@ -198,8 +226,9 @@ struct LutPrefetch {
 // rows exist (fewer only at the end of W): the others read as zero bits and
 // are not stored. Full: all L R rows exist, known at compile time, so the hot
 // loop loads words without a lane count check. Lane group r's factors are in
-// fac[r] (lut_factors).
-template <class V, int B, int GS, int R, int XR, bool Full>
+// fac[r] (lut_factors). Mlx: W is in mlx order (row n0 first; see
+// stage_chunk), read in place too.
+template <class V, int B, int GS, int R, int XR, bool Full, bool Mlx>
 void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int rows, std::int64_t m,
                float* const* fac, const LutPrefetch& pf) {
   using F = typename V::F;
@@ -226,6 +255,7 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
     step[r] = std::min(kBlock, rows - block);
   }
   constexpr int blocks = V::kTune.lut_share * L / kBlock;  // 16-row blocks per pass
+  alignas(64) std::uint32_t chunk[Mlx ? R : 1][L][L];      // mlx order: stage_chunk's words
   for (std::int64_t g = 0, wd = 0; g < G; ++g) {
     F acc[XR][R][kAcc];
     for (auto& ax : acc)
@@ -235,8 +265,16 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
       if (pf.next)
         for (int r = 0; r < R; r += kBlock / std::min(L, kBlock))  // a line per 16-row block (see LutPrefetch)
           prefetch(pf.next + 64 * (blocks * wd + pf.first_block + L * r / kBlock));
+      if constexpr (Mlx) {
+        if (wd % L == 0) stage_chunk<V, R>(w, row_bytes, lanes, wd, K * B / 32, chunk);
+      }
       I q[R];
-      for (int r = 0; r < R; ++r) q[r] = load_lanes<V>(w + word_at[r] + 4 * wd * step[r], lanes[r]);
+      for (int r = 0; r < R; ++r) {
+        if constexpr (Mlx)
+          q[r] = V::load_words(chunk[r][wd % L]);
+        else
+          q[r] = load_lanes<V>(w + word_at[r] + 4 * wd * step[r], lanes[r]);
+      }
       // Lookup c of every lane group and x row. Each index is shifted from
       // the word itself (no chain of shifts), and each table is loaded once
       // into a register for its R lookups: GCC 12 otherwise folds the load
@@ -279,51 +317,21 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
 
 // lut_block for R = 1 .. RMax lane groups, R known at run time only at the
 // end of a task's range.
-template <class V, int B, int GS, int XR, int RMax>
+template <class V, int B, int GS, int XR, int RMax, bool Mlx>
 void lut_blocks(int groups, const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int rows,
                 std::int64_t m, float* const* fac, const LutPrefetch& pf) {
   if constexpr (RMax > 1) {
-    if (groups < RMax) return lut_blocks<V, B, GS, XR, RMax - 1>(groups, job, wq, n0, rows, m, fac, pf);
+    if (groups < RMax) return lut_blocks<V, B, GS, XR, RMax - 1, Mlx>(groups, job, wq, n0, rows, m, fac, pf);
   }
   if (rows == V::L * RMax)
-    lut_block<V, B, GS, RMax, XR, true>(job, wq, n0, rows, m, fac, pf);
+    lut_block<V, B, GS, RMax, XR, true, Mlx>(job, wq, n0, rows, m, fac, pf);
   else
-    lut_block<V, B, GS, RMax, XR, false>(job, wq, n0, rows, m, fac, pf);
-}
-
-// The `rows` (at most a pass) mlx-order W rows at src, `words` 32-bit words
-// each, into interleaved16 order at dst: L x L tiles of words transposed in
-// registers (two per 16-row block with AVX2's L = 8); a block of fewer than
-// 16 rows (only at the end of W) word by word.
-template <class V>
-void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint32_t* dst) {
-  constexpr int L = V::L;
-  using I = typename V::I;
-  for (int block = 0; block < rows; block += kBlock) {
-    const int r = std::min(kBlock, rows - block);
-    const std::uint8_t* in = src + 4 * block * words;
-    std::uint32_t* out = dst + block * words;
-    if (r < kBlock) {
-      for (std::int64_t wd = 0; wd < words; ++wd)
-        for (int n = 0; n < r; ++n) std::memcpy(out + wd * r + n, in + 4 * (n * words + wd), 4);
-      continue;
-    }
-    for (int h = 0; h < kBlock; h += L)
-      for (std::int64_t w0 = 0; w0 < words; w0 += L) {
-        const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
-        I v[L];
-        for (int j = 0; j < L; ++j) v[j] = load_lanes<V>(in + 4 * ((h + j) * words + w0), nw);
-        V::transpose(v);
-        for (int d = 0; d < nw; ++d) V::store_words(out + (w0 + d) * kBlock + h, v[d]);
-      }
-  }
+    lut_block<V, B, GS, RMax, XR, false, Mlx>(job, wq, n0, rows, m, fac, pf);
 }
 
 // One task: passes of lut_share lane groups, each against every x row
-// (their packed rows stay in L1/L2). Interleaved: W is read in place.
-// Otherwise (mlx order) each pass's rows are first staged into interleaved16
-// order in a per-thread buffer (stage_pass), so both layouts run the same
-// loop; the pass before prefetches them.
+// (their packed rows stay in L1/L2). W is read in place in either layout
+// (mlx order through stage_chunk); the pass before prefetches its rows.
 template <class V, int B, int GS, bool Interleaved>
 void lut_task(void* ctx, std::int64_t t) {
   constexpr int L = V::L, share = V::kTune.lut_share;
@@ -336,8 +344,6 @@ void lut_task(void* ctx, std::int64_t t) {
   float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
   float* fac[share];
   for (int r = 0; r < share; ++r) fac[r] = fac_all + r * 2 * L * G;
-  std::uint32_t* staged =
-      Interleaved ? nullptr : scratch<V, 2, std::uint32_t>(static_cast<std::size_t>(share * L * words));
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
   // A pass's factors, as a byte range of the scales (and biases): in either
   // layout rows [n, n + rows) hold elements [n G, (n + rows) G).
@@ -361,27 +367,17 @@ void lut_task(void* ctx, std::int64_t t) {
       prefetch_pass(b + share, false);
       pf.next = w + 4 * L * (b + share) * words;
     }
-    // Where this pass's rows are read: W itself, or the staged copy (whose
-    // row 0 is row L b).
-    const std::uint32_t* wq = a.wq;
-    std::int64_t n0 = L * b;
-    if constexpr (!Interleaved) {
-      stage_pass<V>(w + 4 * L * b * words, rows, words, staged);
-      wq = staged;
-      n0 = 0;
-    }
-    QmmArgs at = a;  // the output from the pass's first row on
-    at.out = a.out + L * b - n0;
-    LutJob pass = job;
-    pass.a = &at;
+    constexpr bool Mlx = !Interleaved;
+    const std::int64_t n0 = L * b;
     std::int64_t m = 0;
     if constexpr (XR > 1) {  // XR x rows against RX lane groups at a time
       for (; m + XR <= a.M; m += XR)
         for (int r0 = 0; r0 < R; r0 += RX)
-          lut_blocks<V, B, GS, XR, RX>(std::min(RX, R - r0), pass, wq, n0 + r0 * L, std::min(RX * L, rows - L * r0), m,
-                                       fac + r0, LutPrefetch{pf.next, L * r0 / kBlock});
+          lut_blocks<V, B, GS, XR, RX, Mlx>(std::min(RX, R - r0), job, a.wq, n0 + r0 * L,
+                                            std::min(RX * L, rows - L * r0), m, fac + r0,
+                                            LutPrefetch{pf.next, L * r0 / kBlock});
     }
-    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share>(R, pass, wq, n0, rows, m, fac, pf);
+    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, Mlx>(R, job, a.wq, n0, rows, m, fac, pf);
   }
 }
 
