@@ -255,7 +255,11 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
     step[r] = std::min(kBlock, rows - block);
   }
   constexpr int blocks = V::kTune.lut_share * L / kBlock;  // 16-row blocks per pass
-  alignas(64) std::uint32_t chunk[Mlx ? R : 1][L][L];      // mlx order: stage_chunk's words
+  struct NoChunk {};
+  struct alignas(64) Chunk {  // mlx order: stage_chunk's words
+    std::uint32_t words[R][L][L];
+  };
+  std::conditional_t<Mlx, Chunk, NoChunk> chunk;
   for (std::int64_t g = 0, wd = 0; g < G; ++g) {
     F acc[XR][R][kAcc];
     for (auto& ax : acc)
@@ -266,12 +270,12 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
         for (int r = 0; r < R; r += kBlock / std::min(L, kBlock))  // a line per 16-row block (see LutPrefetch)
           prefetch(pf.next + 64 * (blocks * wd + pf.first_block + L * r / kBlock));
       if constexpr (Mlx) {
-        if (wd % L == 0) stage_chunk<V, R>(w, row_bytes, lanes, wd, K * B / 32, chunk);
+        if (wd % L == 0) stage_chunk<V, R>(w, row_bytes, lanes, wd, K * B / 32, chunk.words);
       }
       I q[R];
       for (int r = 0; r < R; ++r) {
         if constexpr (Mlx)
-          q[r] = V::load_words(chunk[r][wd % L]);
+          q[r] = V::load_words(chunk.words[r][wd % L]);
         else
           q[r] = load_lanes<V>(w + word_at[r] + 4 * wd * step[r], lanes[r]);
       }
@@ -329,9 +333,41 @@ void lut_blocks(int groups, const LutJob& job, const std::uint32_t* wq, std::int
     lut_block<V, B, GS, RMax, XR, false, Mlx>(job, wq, n0, rows, m, fac, pf);
 }
 
+// The `rows` (at most a pass) mlx-order W rows at src, `words` 32-bit words
+// each, into interleaved16 order at dst: L x L tiles of words transposed in
+// registers (two per 16-row block with AVX2's L = 8); a block of fewer than
+// 16 rows (only at the end of W) word by word.
+template <class V>
+void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint32_t* dst) {
+  constexpr int L = V::L;
+  using I = typename V::I;
+  for (int block = 0; block < rows; block += kBlock) {
+    const int r = std::min(kBlock, rows - block);
+    const std::uint8_t* in = src + 4 * block * words;
+    std::uint32_t* out = dst + block * words;
+    if (r < kBlock) {
+      for (std::int64_t wd = 0; wd < words; ++wd)
+        for (int n = 0; n < r; ++n) std::memcpy(out + wd * r + n, in + 4 * (n * words + wd), 4);
+      continue;
+    }
+    for (int h = 0; h < kBlock; h += L)
+      for (std::int64_t w0 = 0; w0 < words; w0 += L) {
+        const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
+        I v[L];
+        for (int j = 0; j < L; ++j) v[j] = load_lanes<V>(in + 4 * ((h + j) * words + w0), nw);
+        V::transpose(v);
+        for (int d = 0; d < nw; ++d) V::store_words(out + (w0 + d) * kBlock + h, v[d]);
+      }
+  }
+}
+
 // One task: passes of lut_share lane groups, each against every x row
-// (their packed rows stay in L1/L2). W is read in place in either layout
-// (mlx order through stage_chunk); the pass before prefetches its rows.
+// (their packed rows stay in L1/L2). Interleaved: W is read in place. mlx
+// order: at M = 1, where every word is used once, in place too, L words
+// at a time through L1 (stage_chunk); at M > 1, where every word serves
+// each x row, each pass is staged once into interleaved16 order in a
+// per-thread buffer (stage_pass; staging per x row doubled M = 512). The
+// pass before prefetches its rows.
 template <class V, int B, int GS, bool Interleaved>
 void lut_task(void* ctx, std::int64_t t) {
   constexpr int L = V::L, share = V::kTune.lut_share;
@@ -344,6 +380,9 @@ void lut_task(void* ctx, std::int64_t t) {
   float* const fac_all = scratch<V, 1>(static_cast<std::size_t>(share * 2 * L * G));
   float* fac[share];
   for (int r = 0; r < share; ++r) fac[r] = fac_all + r * 2 * L * G;
+  const bool in_place = Interleaved || a.M == 1;
+  std::uint32_t* staged =
+      in_place ? nullptr : scratch<V, 2, std::uint32_t>(static_cast<std::size_t>(share * L * words));
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
   // A pass's factors, as a byte range of the scales (and biases): in either
   // layout rows [n, n + rows) hold elements [n G, (n + rows) G).
@@ -367,17 +406,32 @@ void lut_task(void* ctx, std::int64_t t) {
       prefetch_pass(b + share, false);
       pf.next = w + 4 * L * (b + share) * words;
     }
-    constexpr bool Mlx = !Interleaved;
-    const std::int64_t n0 = L * b;
+    if (!Interleaved && in_place) {  // mlx order, M = 1
+      lut_blocks<V, B, GS, 1, share, true>(R, job, a.wq, L * b, rows, 0, fac, pf);
+      continue;
+    }
+    // Where this pass's rows are read in interleaved16 order: W itself, or
+    // the staged copy (whose row 0 is row L b).
+    const std::uint32_t* wq = a.wq;
+    std::int64_t n0 = L * b;
+    if (!in_place) {
+      stage_pass<V>(w + 4 * L * b * words, rows, words, staged);
+      wq = staged;
+      n0 = 0;
+    }
+    QmmArgs at = a;  // the output from the pass's first row on
+    at.out = a.out + L * b - n0;
+    LutJob pass = job;
+    pass.a = &at;
     std::int64_t m = 0;
     if constexpr (XR > 1) {  // XR x rows against RX lane groups at a time
       for (; m + XR <= a.M; m += XR)
         for (int r0 = 0; r0 < R; r0 += RX)
-          lut_blocks<V, B, GS, XR, RX, Mlx>(std::min(RX, R - r0), job, a.wq, n0 + r0 * L,
-                                            std::min(RX * L, rows - L * r0), m, fac + r0,
-                                            LutPrefetch{pf.next, L * r0 / kBlock});
+          lut_blocks<V, B, GS, XR, RX, false>(std::min(RX, R - r0), pass, wq, n0 + r0 * L,
+                                              std::min(RX * L, rows - L * r0), m, fac + r0,
+                                              LutPrefetch{pf.next, L * r0 / kBlock});
     }
-    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, Mlx>(R, job, a.wq, n0, rows, m, fac, pf);
+    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, false>(R, pass, wq, n0, rows, m, fac, pf);
   }
 }
 
