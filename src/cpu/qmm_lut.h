@@ -20,8 +20,8 @@
 // kernel; with P = 3, 11 lookups for 128 weights, versus 16 vector decodes
 // (shift, mask, convert) and 32 FMAs.
 // The words of L rows come from one load with interleaved16 weights; mlx
-// order is staged into it L words at a time (L plain loads and a transpose
-// per L words; a gather is much slower). At 2 bits
+// order is staged into it (L plain loads and a transpose per L words; a
+// gather is much slower), L words at a time at M = 1, a pass at a time above. At 2 bits
 // the group algebra's terms are bounded by |x_k| (3 |A| + |C|) rather than
 // |x_k w_hat_k| (the row kernel avoids that for wider codes); for quantized
 // real weights (C = w_min < 0 < w_max = 3 A + C) the two are within a small
@@ -198,9 +198,9 @@ struct LutPrefetch {
 // rows (row L r + j of the group at w + (L r + j) row_bytes), transposed in
 // registers into chunk[r][i] = word wd + i of the L rows, one lane each, as
 // interleaved16 holds them. Every L words, so the chunk (R L^2 words: 4 KB
-// on AVX-512) stays in L1 while the lookups read it; staging whole passes
-// instead (R L rows x K) went through L2 and cost 1.6x the layer. Rows past
-// lanes[r] and words past `words` read as zeros and are never used.
+// on AVX-512) stays in L1 while the lookups read it (at M = 1: see
+// lut_task). Rows past lanes[r] and words past `words` read as zeros and
+// are never used.
 template <class V, int R>
 void stage_chunk(const std::uint8_t* w, std::int64_t row_bytes, const int* lanes, std::int64_t wd,
                  std::int64_t words, std::uint32_t (*chunk)[V::L][V::L]) {
