@@ -201,6 +201,15 @@ struct LutPrefetch {
 // on AVX-512) stays in L1 while the lookups read it (at M = 1: see
 // lut_task). Rows past lanes[r] and words past `words` read as zeros and
 // are never used.
+// v[i] = word i of the n <= L rows at p (row j at p + j row_bytes, nw <= L
+// words each), one row per lane: L x L words transposed in registers. Rows
+// past n and words past nw are zero. What both stagings of mlx order share.
+template <class V>
+void load_transposed(const std::uint8_t* p, std::int64_t row_bytes, int n, int nw, typename V::I* v) {
+  for (int j = 0; j < V::L; ++j) v[j] = j < n ? load_lanes<V>(p + j * row_bytes, nw) : V::load_words(p, 0);
+  V::transpose(v);
+}
+
 template <class V, int R>
 void stage_chunk(const std::uint8_t* w, std::int64_t row_bytes, const int* lanes, std::int64_t wd,
                  std::int64_t words, std::uint32_t (*chunk)[V::L][V::L]) {
@@ -208,9 +217,7 @@ void stage_chunk(const std::uint8_t* w, std::int64_t row_bytes, const int* lanes
   const int nw = static_cast<int>(std::min<std::int64_t>(L, words - wd));
   for (int r = 0; r < R; ++r) {
     typename V::I v[L];
-    for (int j = 0; j < L; ++j)
-      v[j] = j < lanes[r] ? load_lanes<V>(w + (L * r + j) * row_bytes + 4 * wd, nw) : V::load_words(w, 0);
-    V::transpose(v);
+    load_transposed<V>(w + L * r * row_bytes + 4 * wd, row_bytes, lanes[r], nw, v);
     for (int i = 0; i < L; ++i) V::store_words(chunk[r][i], v[i]);
   }
 }
@@ -354,8 +361,7 @@ void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint
       for (std::int64_t w0 = 0; w0 < words; w0 += L) {
         const int nw = static_cast<int>(std::min<std::int64_t>(L, words - w0));
         I v[L];
-        for (int j = 0; j < L; ++j) v[j] = load_lanes<V>(in + 4 * ((h + j) * words + w0), nw);
-        V::transpose(v);
+        load_transposed<V>(in + 4 * (h * words + w0), 4 * words, L, nw, v);
         for (int d = 0; d < nw; ++d) V::store_words(out + (w0 + d) * kBlock + h, v[d]);
       }
   }
