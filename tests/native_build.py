@@ -60,8 +60,10 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-o
 # shader mutations): the core and the emulator under ASan and UBSan, C++20
 # for the emulator's tensor ops, ucontext fibers (AddressSanitizer follows
 # swapcontext, not the emulator's own switch), the error bound's constants
-# from tests/error_bound.py. sanitized_jobs() varies it per source.
-SANITIZED = ["-std=c++20", "-O1", "-g", "-ffp-contract=off", *SANITIZE, "-DONEBIT_EMU_UCONTEXT",
+# from tests/error_bound.py; -g1: line tables only, which is all a sanitizer
+# report's stack needs (file and line), in 3/4 of -g's compile time.
+# sanitized_jobs() varies it per source.
+SANITIZED = ["-std=c++20", "-O1", "-g1", "-ffp-contract=off", *SANITIZE, "-DONEBIT_EMU_UCONTEXT",
              "-Wno-attributes", "-Wno-volatile", "-I", INCLUDE, "-I", SRC,
              "-I", os.path.join(SRC, "metal", "emulator", "include"), *cpp_macros()]
 # Builds avx512.cpp on SIMDe (tests/native/avx512_on_simde.h); -Wno-psabi:
