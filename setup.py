@@ -64,8 +64,8 @@ if not metal_sources:
     compile_args += ["-Wno-attributes"]
 
 # The emulated kernels include the Metal 4 tensor ops, whose descriptor is a
-# class-type template argument: that one file is C++20 (GCC >= 10, clang >= 12).
-CXX20_SOURCES = {os.path.normpath("src/metal/emulated_kernels.cpp")}
+# class-type template argument: those files are C++20 (GCC >= 10, clang >= 12).
+CXX20_SOURCES = set(source_lists.emulated_kernel_sources())
 
 
 # -fno-tree-ter (GCC only): else GCC spills the lookup kernel's accumulators (docs/performance.md, build flags).
@@ -91,7 +91,7 @@ def compile_in_parallel(compiler, jobs):
             output_dir, macros, include_dirs, sources, depends, extra_postargs)
         cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
         todo = [(obj, *build[obj]) for obj in objects if obj in build]
-        # The C++20 source (every emulated kernel) takes longest: started first, not last with a core idle.
+        # The C++20 sources (the emulated kernels) take longest: started first, not last with a core idle.
         todo.sort(key=lambda job: os.path.normpath(job[1]) not in CXX20_SOURCES)
         done = itertools.count(1)
         lock = threading.Lock()

@@ -23,8 +23,21 @@ def core_sources(root="."):
 
 def emulator_sources(root="."):
     """The "metal-emulated" backend (builds without Metal): the same kernel
-    sources run on the CPU through src/metal/emulator."""
+    sources run on the CPU through src/metal/emulator. Each kernel source
+    (src/metal/kernels/*.metal) is compiled as C++20 through its own
+    emulated_kernels_<name>.cpp, which only includes it: the very .metal file
+    macOS compiles, with src/metal/emulator/include on the include path so
+    <metal_stdlib> is the emulator's shim; each instantiation registers
+    itself in the emulator's kernel table (kernels/instantiate.h). One file
+    per kernel source, so they compile side by side (one file of all five
+    was half the extension's build time)."""
     return _glob(root, "src/metal/emulated_*.cpp", "src/metal/emulator/*.cpp")
+
+
+def emulated_kernel_sources(root="."):
+    """The emulated_kernels_<name>.cpp files (C++20: the Metal 4 tensor ops of
+    the NAX kernels take their descriptor as a class-type template argument)."""
+    return _glob(root, "src/metal/emulated_kernels_*.cpp")
 
 
 def metal_host_sources(root="."):

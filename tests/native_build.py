@@ -78,7 +78,7 @@ ODR_CHECK = ["-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-w", "-I", INCL
 
 def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
     """[(source, SANITIZED flags for it)]: Metal kernels (*.metal and
-    emulated_kernels.cpp, every family) at -O0, which compiles them in a
+    the emulated_kernels_*.cpp that include them) at -O0, which compiles them in a
     fraction of -O1's minutes with the sanitizers while their cases run in
     well under a second either way; backend.cpp registering the emulated
     backend in emulator programs (the one source the macro changes);
@@ -88,7 +88,7 @@ def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
     jobs = []
     for src in sources:
         flags, name = list(SANITIZED), os.path.basename(src)
-        if src.endswith(".metal") or name == "emulated_kernels.cpp":
+        if src.endswith(".metal") or name.startswith("emulated_kernels_"):
             flags = ["-x", "c++"] + ["-O0" if f == "-O1" else f for f in flags]
         if emulator and name == "backend.cpp":
             flags.append("-DONEBIT_WITH_METAL_EMULATOR")
@@ -100,7 +100,11 @@ def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
     return jobs
 
 
-SLOW_SOURCES = {"avx512.cpp", "avx2.cpp", "neon.cpp", "emulated_kernels.cpp"}
+def is_slow(src):
+    """The sources that take longest to compile: the ISA kernels and the Metal kernels."""
+    name = os.path.basename(src)
+    return name in ("avx512.cpp", "avx2.cpp", "neon.cpp") or name.startswith("emulated_kernels_") \
+        or name.endswith(".metal")
 
 
 class NativeBuilds:
@@ -135,8 +139,7 @@ class NativeBuilds:
                               lambda out: self._run([compiler, *flags, "-c", src, "-o", out]))
 
         # The kernels take longest: started first, not last with a core idle.
-        order = sorted(range(len(jobs)), key=lambda i: os.path.basename(jobs[i][0]) not in SLOW_SOURCES
-                       and not jobs[i][0].endswith(".metal"))
+        order = sorted(range(len(jobs)), key=lambda i: not is_slow(jobs[i][0]))
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             built = dict(zip(order, pool.map(one, [jobs[i] for i in order])))
         return [built[i] for i in range(len(jobs))]
@@ -158,11 +161,11 @@ def sanitized_program(builds, main, avx512_on_simde=False):
 
 def shader_check_program(builds, kernels=None):
     """tests/native/shader_check.cpp with the core and the emulated Metal
-    backend, sanitized: every kernel family (emulated_kernels.cpp), or only
-    the family instantiated by the kernel source `kernels` (a .metal file)."""
+    backend, sanitized: every kernel family (the emulated_kernels_*.cpp), or
+    only the family instantiated by the kernel source `kernels` (a .metal file)."""
     sources = [native("shader_check.cpp"), *core_sources(), *emulator_sources()]
     if kernels is not None:
-        sources = [s for s in sources if os.path.basename(s) != "emulated_kernels.cpp"] + [kernels]
+        sources = [s for s in sources if not os.path.basename(s).startswith("emulated_kernels_")] + [kernels]
     name = "shader_check" + ("_" + os.path.basename(kernels).replace(".metal", "") if kernels else "")
     return builds.program(name, CXX, sanitized_jobs(sources, emulator=True), [*SANITIZE, "-pthread"])
 

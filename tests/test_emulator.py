@@ -45,3 +45,19 @@ def test_emulator_selftest(tmp_path, variant):
     assert lines[-1] == "ALL OK"
     # Every check ran (a silently skipped check would shorten this list).
     assert sum(line.startswith("ok ") for line in lines) == 13, run.stdout
+
+
+def test_every_kernel_source_is_compiled_for_the_emulator():
+    """Each src/metal/kernels/*.metal reaches the metal-emulated backend through
+    exactly one emulated_kernels_<name>.cpp (build_tools/sources.py), which
+    includes that file and nothing else: a new kernel source without one would
+    be missing from the emulator, and one file of several would compile them
+    one after another."""
+    kernels = os.path.join(ROOT, "src", "metal", "kernels")
+    names = sorted(f[:-len(".metal")] for f in os.listdir(kernels) if f.endswith(".metal"))
+    units = sorted(f for f in os.listdir(os.path.join(ROOT, "src", "metal")) if f.startswith("emulated_kernels"))
+    assert units == [f"emulated_kernels_{name}.cpp" for name in names]
+    for name in names:
+        with open(os.path.join(ROOT, "src", "metal", f"emulated_kernels_{name}.cpp")) as f:
+            includes = [line.strip() for line in f if line.startswith("#")]
+        assert includes == [f'#include "kernels/{name}.metal"'], (name, includes)
