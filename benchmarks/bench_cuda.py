@@ -4,7 +4,8 @@
    copy (bytes read + written), medians of several rounds.
 2. Decode: M = 1 over a model-sized stream of distinct 1-bit layers (Llama-3-8B shapes,
    32 layers, past the L2), captured in one CUDA graph, as a fraction of (1).
-3. Per call from PyTorch, eager, cache-hot (one matrix): pyonebit 1-bit vs torch float16
+3. Per call from PyTorch, eager, cache-hot (one matrix): pyonebit 1-bit (float16 x, and
+   bfloat16 x, which takes the tensor-core kernel above M = 8) vs torch float16
    (cuBLAS) and gemlite's 1-bit layer (where gemlite imports) at M = 1 / 16 / 512 for
    4096x4096, 11008x4096, 14336x4096; pyonebit's time against the bandwidth floor (the bytes
    it must read or write at the measured read bandwidth).
@@ -130,9 +131,12 @@ def per_call(shapes, Ms, group_size, read_gbps):
         for M in Ms:
             x = torch.randn(M, K, dtype=torch.float16, device="cuda")
             ours = event_time(lambda: pyonebit.quantized_matmul(x, *w, group_size=group_size, backend="cuda"), 50)
+            xb, wb = x.bfloat16(), (w[0], w[1].bfloat16(), w[2].bfloat16())  # M > 8: the tensor-core kernel
+            ours_bf16 = event_time(lambda: pyonebit.quantized_matmul(xb, *wb, group_size=group_size, backend="cuda"), 50)
             cublas = event_time(lambda: torch.matmul(x, dense.t()), 50)
             floor_us = (nbytes(*w) + nbytes(x) + M * N * 2) / (read_gbps * 1e9) * 1e6
             row = {"N": N, "K": K, "M": M, "pyonebit_us": [t * 1e3 for t in ours],
+                   "pyonebit_bf16_us": [t * 1e3 for t in ours_bf16],
                    "cublas_f16_us": [t * 1e3 for t in cublas], "speedup": cublas[0] / ours[0],
                    "floor_us": floor_us, "fraction_of_floor": floor_us / (ours[0] * 1e3)}
             if glayer is not None:
@@ -180,14 +184,16 @@ def print_decode(dec):
 
 
 def print_calls(calls):
-    print("| N x K | M | pyonebit us (median, range) | % of floor | cuBLAS f16 us (median, range) | speedup | gemlite 1-bit us |")
-    print("|---|---|---|---|---|---|---|")
+    print("| N x K | M | pyonebit us (median, range) | % of floor | cuBLAS f16 us (median, range) | speedup "
+          "| pyonebit, bfloat16 x, us | gemlite 1-bit us |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in calls:
         o, c = r["pyonebit_us"], r["cublas_f16_us"]
         g = r.get("gemlite_us")
         gtext = f"{g[0]:.1f} ({g[1]:.1f}-{g[2]:.1f})" if g else r.get("gemlite_error", "-")[:60]
+        ob = r["pyonebit_bf16_us"]
         print(f"| {r['N']}x{r['K']} | {r['M']} | {o[0]:.1f} ({o[1]:.1f}-{o[2]:.1f}) | {100 * r['fraction_of_floor']:.0f}% "
-              f"| {c[0]:.1f} ({c[1]:.1f}-{c[2]:.1f}) | {r['speedup']:.2f}x | {gtext} |")
+              f"| {c[0]:.1f} ({c[1]:.1f}-{c[2]:.1f}) | {r['speedup']:.2f}x | {ob[0]:.1f} ({ob[1]:.1f}-{ob[2]:.1f}) | {gtext} |")
 
 
 def main():

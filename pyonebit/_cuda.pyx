@@ -42,6 +42,12 @@ cdef extern from "cuda/api.h" namespace "onebit::cuda" nogil:
     int c_current_device "onebit::cuda::current_device"() except +raise_py_error
 
 
+# The plan's arrays (its other fields are the core's business: _onebit.pxd leaves them out).
+cdef extern from "onebit/onebit.h" nogil:
+    cdef cppclass CPlanArrays "onebit::MatmulPlan":
+        CArrayRef x, wq, scales, biases
+
+
 _DTYPES = {"float32": CDType.float32, "float16": CDType.float16, "bfloat16": CDType.bfloat16,
            "uint32": CDType.uint32}
 _NAMES = {v: k for k, v in _DTYPES.items()}
@@ -77,6 +83,7 @@ cdef class Plan:
     cdef CMatmulPlan* plan  # on the heap: constructed and destroyed here, explicitly
     cdef readonly tuple out_shape
     cdef readonly str out_dtype
+    cdef public object torch_dtype  # out_dtype as a torch.dtype, set by cuda_backend's plan cache
 
     def __cinit__(self, *args, **kwargs):
         self.plan = new CMatmulPlan()
@@ -103,6 +110,17 @@ cdef class Plan:
     @property
     def kernel(self):
         return c_choose_kernel(self.plan[0]).decode()
+
+    def launch(self, uintptr_t x, uintptr_t wq, uintptr_t scales, uintptr_t biases, uintptr_t out,
+               uintptr_t stream):
+        """run() on other arrays of the same shapes and dtypes (validation depends on those
+        alone: a plan is reused across calls). Keeps the GIL: the pointers live in this plan."""
+        cdef CPlanArrays* arrays = <CPlanArrays*>self.plan
+        arrays.x.data = <void*>x
+        arrays.wq.data = <void*>wq
+        arrays.scales.data = <void*>scales
+        arrays.biases.data = <void*>biases
+        c_quantized_matmul(self.plan[0], <void*>out, stream)
 
     def run(self, uintptr_t out, uintptr_t stream):
         """Launch on `stream` (a cudaStream_t as an int) into `out` (device memory of

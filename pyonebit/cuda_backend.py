@@ -8,6 +8,7 @@ convenience). The kernels and the core's validation are in the extension
 from __future__ import annotations
 
 import operator
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -62,9 +63,7 @@ def _torch_view(t, name: str):
         return None
     import torch
 
-    names = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-    if hasattr(torch, "uint32"):
-        names[torch.uint32] = "uint32"
+    names = _torch_dtype_names(torch)
     if not t.is_contiguous():
         t = t.contiguous()
     return _DeviceArray(t.data_ptr(), tuple(t.shape), names.get(t.dtype, str(t.dtype)[6:]),
@@ -122,7 +121,7 @@ def _stream(framework: str, device: int) -> int:
     if framework == "torch":
         import torch
 
-        return torch.cuda.current_stream(device).cuda_stream
+        return _torch_stream(torch, device)
     if framework == "cupy":
         import cupy
 
@@ -154,10 +153,83 @@ def _overlaps(a: _DeviceArray, b: _DeviceArray) -> bool:
     return a.ptr < b.ptr + b.nbytes and b.ptr < a.ptr + a.nbytes
 
 
+# Validated plans by signature (shapes, dtypes, spec): the core's validation depends on
+# those alone, so a repeated call only sets the pointers (Plan.launch). Bounded: a model
+# has few distinct shapes; the cache is emptied when it grows past this.
+_PLAN_CACHE_SIZE = 4096
+_plans: dict = {}
+_torch_names: dict = {}  # torch dtype -> our dtype name, filled once torch is imported
+
+
+def _torch_dtype_names(torch) -> dict:
+    if not _torch_names:
+        _torch_names.update({torch.float32: "float32", torch.float16: "float16",
+                             torch.bfloat16: "bfloat16"})
+        if hasattr(torch, "uint32"):
+            _torch_names[torch.uint32] = "uint32"
+    return _torch_names
+
+
+def _fast_operand(a, tensor_type, device: int):
+    """(pointer, shape, dtype) of a contiguous torch tensor on device or a resident weight;
+    None for anything else (the general path handles and checks it)."""
+    if type(a) is tensor_type:
+        if a.get_device() != device or not a.is_contiguous():
+            return None
+        return a.data_ptr(), a.shape, a.dtype
+    if type(a) is _DeviceArray and a.framework == "resident" and a.device == device:
+        return a.ptr, a.shape, a.dtype
+    return None
+
+
+def _torch_fast_path(x, wq, scales, biases, transpose, group_size, bits, mode, layout):
+    """The result for the common call (contiguous PyTorch tensors or a layer's resident
+    weights on x's device, no out=, plain argument types), or None for the general path."""
+    torch = sys.modules.get("torch")
+    if torch is None or type(x) is not torch.Tensor or layout != "mlx" or type(transpose) is not bool \
+            or type(group_size) is not int or type(bits) is not int or type(mode) is not str:
+        return None
+    device = x.get_device()
+    if device < 0 or not x.is_contiguous():
+        return None
+    ops = [_fast_operand(a, torch.Tensor, device) for a in (wq, scales)]
+    ops.append(_fast_operand(biases, torch.Tensor, device) if biases is not None else (0, (), None))
+    if None in ops:
+        return None
+    (pw, sw, dw), (ps, ss, ds), (pb, sb, db) = ops
+    key = (x.shape, x.dtype, sw, dw, ss, ds, sb, db, transpose, group_size, bits, mode)
+    plan = _plans.get(key)
+    if plan is None:
+        return None
+    if _tracing:
+        _trace_log.append({"backend": "cuda", "kernel": plan.kernel,
+                           "grid": tuple(plan.out_shape[-1:]) + (0, 0), "threadgroup": (0, 0, 0)})
+    out = torch.empty(plan.out_shape, dtype=plan.torch_dtype, device=device)
+    plan.launch(x.data_ptr(), pw, ps, pb, out.data_ptr(), _torch_stream(torch, device))
+    return out
+
+
+def _plan_key(x, wq, scales, biases, transpose, group_size, bits, mode):
+    return (x.shape, x.dtype, wq.shape, wq.dtype, scales.shape, scales.dtype,
+            biases.shape if biases is not None else (), biases.dtype if biases is not None else None,
+            transpose, group_size, bits, mode)
+
+
+def _torch_stream(torch, device: int) -> int:
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # no Stream object built
+    if raw is not None:
+        return raw(device)
+    return torch.cuda.current_stream(device).cuda_stream
+
+
 def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128, bits=1,
                      mode="affine", out=None, layout="mlx"):
     """pyonebit.quantized_matmul on the GPU (see its docstring). Device arrays in,
     the same framework's array out, on its current stream; NumPy in, NumPy out."""
+    if out is None and _usable:
+        y = _torch_fast_path(x, wq, scales, biases, transpose, group_size, bits, mode, layout)
+        if y is not None:
+            return y
     ext = extension()
     if not available():
         reason = ext.device_error() if ext is not None else "pyonebit was built without nvcc"
@@ -206,6 +278,8 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     if _tracing:
         _trace_log.append({"backend": "cuda", "kernel": plan.kernel,
                            "grid": tuple(plan.out_shape[-1:]) + (0, 0), "threadgroup": (0, 0, 0)})
+    if lead is not None and lead.framework == "torch" and not keep and type(transpose) is bool:
+        _remember_plan(plan, x, wq, scales, biases, transpose, group_size, bits, mode)
     if lead is None:  # NumPy in, NumPy out
         result_dtype = np.dtype(_np_name(plan.out_dtype))
         if out is None:
@@ -237,6 +311,20 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     return out
 
 
+def _remember_plan(plan, x, wq, scales, biases, transpose, group_size, bits, mode):
+    """Keeps plan for _torch_fast_path, keyed as it looks it up (shapes as torch.Size)."""
+    import torch
+
+    if type(x) is not torch.Tensor or not all(
+            type(a) is torch.Tensor or (type(a) is _DeviceArray and a.framework == "resident")
+            for a in (wq, scales) + ((biases,) if biases is not None else ())):
+        return
+    if len(_plans) >= _PLAN_CACHE_SIZE:
+        _plans.clear()
+    plan.torch_dtype = getattr(torch, plan.out_dtype)
+    _plans[_plan_key(x, wq, scales, biases, transpose, group_size, bits, mode)] = plan
+
+
 class DeviceWeights:
     """A layer's packed weight copied to the current device once
     (QuantizedLinear(backend="cuda")); calls take device or NumPy x."""
@@ -247,7 +335,7 @@ class DeviceWeights:
         self._buffers: list = []
         self._arrays = [self._upload(ext, a) if a is not None else None for a in (wq, scales, biases)]
         ext.synchronize(0)
-        self._spec = (group_size, bits, mode)
+        self._spec = (int(group_size), int(bits), str(mode))  # plain types: the fast path's
         self._bias = bias
         self._device_bias: dict = {}  # (framework, device) -> bias as a float32 device array
 

@@ -99,15 +99,87 @@ def test_model_sized_rows_use_wide_loads(rng, M, mode):
 
 @gpu
 @pytest.mark.parametrize("bits", [1, 4])
-def test_unaligned_device_pointers_take_the_word_path(rng, bits):
+def test_unaligned_device_pointers_take_the_tiled_kernel(rng, bits):
+    """The matrix-vector kernel reads 16-byte words only; unaligned rows go to the tiled one."""
     wq, s, b, what = quantized(rng, (50, 512), np.float32, bits, 64)
     x = random_weights(rng, (3, 512), np.float32)
     xt = to_torch(np.concatenate([np.zeros(1, np.float32), x.ravel()]))[1:].view(3, 512)
     wt = to_torch(np.concatenate([np.zeros(1, np.uint32), wq.ravel()]))[1:].view(wq.shape)
     assert xt.data_ptr() % 16 and wt.data_ptr() % 16
-    y = pyonebit.quantized_matmul(xt, wt.view(torch.uint32), to_torch(s), to_torch(b),
-                                  group_size=64, bits=bits, backend="cuda")
+    with pyonebit.trace() as t:
+        y = pyonebit.quantized_matmul(xt, wt.view(torch.uint32), to_torch(s), to_torch(b),
+                                      group_size=64, bits=bits, backend="cuda")
+    assert t.kernels() == ["qmm_simt_t"]
     assert_matmul_close(to_numpy(y), x, what, True, np.dtype(np.float32))
+
+
+@gpu
+def test_repeated_calls_reuse_the_plan_with_new_arrays(rng):
+    """Calls of the same shapes reuse a validated plan (the fast path): each must use its own
+    x, W, scales and result, and other shapes or dtypes must not get that plan."""
+    layers = [quantized(rng, (96, 256), np.float16, 1, 64) for _ in range(2)]
+    xs = [random_weights(rng, (2, 256), np.float16) for _ in range(3)]
+    for round_ in range(2):  # the second round runs on the plans the first one left
+        for li, (wq, s, b, what) in enumerate(layers):
+            w = [to_torch(wq).view(torch.uint32), to_torch(s), to_torch(b)]
+            for x in xs:
+                y = pyonebit.quantized_matmul(to_torch(x), *w, group_size=64, backend="cuda")
+                assert_matmul_close(to_numpy(y), x, what, True, np.dtype(np.float16))
+    wq, s, b, what = layers[0]
+    w = [to_torch(wq).view(torch.uint32), to_torch(s), to_torch(b)]
+    x32 = random_weights(rng, (2, 256), np.float32)
+    y = pyonebit.quantized_matmul(to_torch(x32), *w, group_size=64, backend="cuda")
+    assert y.dtype == torch.float32
+    assert_matmul_close(to_numpy(y), x32, what, True, np.dtype(np.float32))
+    with pytest.raises(TypeError, match="wq must be uint32"):
+        pyonebit.quantized_matmul(to_torch(xs[0]), w[0].view(torch.int32), *w[1:], group_size=64,
+                                  backend="cuda")
+    with pytest.raises(ValueError, match="group_size"):
+        pyonebit.quantized_matmul(to_torch(xs[0]), *w, group_size=128, backend="cuda")
+
+
+@gpu
+def test_a_weight_written_by_the_previous_product_is_read_after_it(rng):
+    """A kernel launched early reads its first W words before the previous kernel ends;
+    so when W is what that kernel writes (here a float32 result viewed as codes), the
+    launch must wait: the result must match the W the first product left."""
+    first = quantized(rng, (128, 65536), np.float32, 1, 128)  # a long tiled product (M = 256)
+    x1 = random_weights(rng, (256, 65536), np.float32)
+    w1 = [to_torch(a) for a in first[:3]]
+    w1[0] = w1[0].view(torch.uint32)
+    scales = (rng.random((256, 32)) + 0.5).astype(np.float32)
+    biases = (rng.random((256, 32)) - 1.0).astype(np.float32)
+    x2 = random_weights(rng, (1, 4096), np.float32)
+    for _ in range(2):
+        out1 = torch.full((256, 128), float("nan"), device="cuda")  # stale codes: NaN's bits
+        pyonebit.quantized_matmul(to_torch(x1), *w1, group_size=128, backend="cuda", out=out1)
+        wq2 = out1.view(torch.uint32)  # (256, 128) words: N = 256 rows of K = 4096
+        y = pyonebit.quantized_matmul(to_torch(x2), wq2, to_torch(scales), to_torch(biases),
+                                      group_size=128, backend="cuda")
+        torch.cuda.synchronize()
+        codes = to_numpy(out1).view(np.uint32)
+        what = w_hat64(codes, scales, biases, 1, 128, "affine")
+        assert_matmul_close(to_numpy(y), x2, what, True, np.dtype(np.float32))
+
+
+@gpu
+@pytest.mark.parametrize("mode", ["affine", "symmetric"])
+@pytest.mark.parametrize("group_size", GROUP_SIZES)
+@pytest.mark.parametrize("scale_dtype", [np.float32, BF16], ids=dtype_id)
+def test_tensor_core_kernel_keeps_the_float32_bound(rng, scale_dtype, group_size, mode):
+    """1-bit, bfloat16 x, M > 8: the tensor-core kernel, within the same error bound as the
+    float32 kernels (W_hat split exactly into bfloat16 parts), over M / N tails and batches."""
+    for shape, M in (((67, 384), 9), ((130, 256), 16), ((64, 512), 65), ((2, 33, 128), 130)):
+        w = random_weights(rng, shape, np.float32)
+        wq, s, b = pyonebit.quantize(w, group_size=group_size, mode=mode)
+        s = s.astype(scale_dtype)
+        b = b.astype(scale_dtype) if b is not None else None
+        what = w_hat64(wq, s, b, 1, group_size, mode)
+        x = random_weights(rng, shape[:-2] + (M, shape[-1]), BF16)
+        with pyonebit.trace() as t:
+            out = run_torch(x, wq, s, b, group_size=group_size, mode=mode)
+        assert set(t.kernels()) == {"qmm_tc_t"}
+        assert_matmul_close(out, x, what, True, np.dtype(BF16) if scale_dtype == BF16 else np.dtype(np.float32))
 
 
 @gpu

@@ -2,8 +2,10 @@
 // and the memory helpers the binding uses for NumPy inputs.
 #include <climits>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "api.h"
 #include "common/format_values.h"
@@ -19,9 +21,23 @@ void check(cudaError_t err, const char* what) {
     throw std::runtime_error(std::string("[cuda] ") + what + ": " + cudaGetErrorString(err));
 }
 
+bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+// x and W rows start at 16-byte boundaries (in every batch entry too): the bases do, and
+// a row of each is a multiple of 16 bytes (K is a multiple of 32 on the qmv path).
+bool rows_aligned16(const MatmulPlan& plan) {
+  return aligned16(plan.x.data) && aligned16(plan.wq.data) &&
+         plan.K * dtype_size(plan.x.dtype) % 16 == 0 && plan.K * plan.spec.bits / 32 % 4 == 0;
+}
+
+// The matrix-vector kernel reads with 16-byte loads only; unaligned data takes the tiled one.
+// The tensor-core kernel: 1 bit, bfloat16 x (its exact split: qmm_tc.cuh), 16-byte x rows.
 Kernel choose(const MatmulPlan& plan) {
-  if (plan.transpose && plan.M <= kQmvMaxM) return Kernel::qmv_t;
-  return plan.transpose ? Kernel::qmm_t : Kernel::qmm_n;
+  if (!plan.transpose) return Kernel::qmm_n;
+  if (plan.M <= kQmvMaxM) return rows_aligned16(plan) ? Kernel::qmv_t : Kernel::qmm_t;
+  if (plan.spec.bits == 1 && plan.x.dtype == DType::bfloat16 && aligned16(plan.x.data))
+    return Kernel::qmm_tc_t;
+  return Kernel::qmm_t;
 }
 
 // Programmatic dependent launches unless PYONEBIT_CUDA_PDL=0 (read once; for comparisons).
@@ -33,18 +49,38 @@ bool early_launches() {
   return on;
 }
 
+struct Span {
+  const char* begin;
+  const char* end;
+  bool overlaps(const Span& o) const { return begin < o.end && o.begin < end; }
+};
+
+// Each stream's last kernel output. A kernel launched early may read W, scales and biases
+// while the previous kernel on its stream runs (codes.cuh), so it is launched normally when
+// they overlap what that kernel writes.
+std::mutex last_out_mutex;
+std::unordered_map<cudaStream_t, Span> last_out;
+
+bool early_launch_allowed(cudaStream_t stream, const Span (&read_early)[3], const Span& out) {
+  std::lock_guard<std::mutex> lock(last_out_mutex);
+  const auto it = last_out.find(stream);
+  bool early = early_launches();
+  if (it != last_out.end())
+    for (const Span& r : read_early) early = early && !r.overlaps(it->second);
+  last_out[stream] = out;
+  return early;
+}
+
 void launch_bits(int bits, Kernel kernel, DType x, DType s, const KernelArgs& args,
-                 cudaStream_t stream) {
+                 cudaStream_t stream, bool early) {
   switch (bits) {
 #define ONEBIT_CASE(unused, b) \
-  case b: return launch<b>(kernel, x, s, args, stream, early_launches());
+  case b: return launch<b>(kernel, x, s, args, stream, early);
     ONEBIT_FOR_EACH_BITS(ONEBIT_CASE, _)
 #undef ONEBIT_CASE
   }
   throw std::logic_error("[cuda] no kernels for bits=" + std::to_string(bits));
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 
@@ -63,6 +99,7 @@ std::string device_error() {
 std::string choose_kernel(const MatmulPlan& plan) {
   switch (choose(plan)) {
     case Kernel::qmv_t: return "qmv_t";
+    case Kernel::qmm_tc_t: return "qmm_tc_t";
     case Kernel::qmm_t: return "qmm_simt_t";
     default: return "qmm_simt_n";
   }
@@ -97,15 +134,18 @@ void quantized_matmul(const MatmulPlan& plan, void* out, std::uintptr_t stream_h
     a.M = static_cast<int>(plan.M), a.N = static_cast<int>(plan.N), a.K = static_cast<int>(plan.K);
     a.group_size = plan.spec.group_size;
     a.symmetric = symmetric;
-    // Rows start at 16-byte boundaries when the bases do and a row is a
-    // multiple of 16 bytes (K is a multiple of 32 on the qmv path).
-    a.vector_loads = aligned16(a.x) && aligned16(a.wq) && plan.K * xsize % 16 == 0 &&
-                     plan.K * plan.spec.bits / 32 % 4 == 0;
     if (a.K == 0) {  // an empty sum: zeros
       check(cudaMemsetAsync(a.out, 0, plan.M * plan.N * osize, stream), "memset");
       continue;
     }
-    launch_bits(plan.spec.bits, kernel, plan.x.dtype, plan.scales.dtype, a, stream);
+    const char* wq = reinterpret_cast<const char*>(a.wq);
+    const char* sc = static_cast<const char*>(a.scales);
+    const char* bi = static_cast<const char*>(a.biases);
+    const Span read_early[3] = {{wq, wq + w_words * 4}, {sc, sc + s_count * ssize},
+                                {bi, bi ? bi + s_count * ssize : bi}};
+    const char* o = static_cast<const char*>(a.out);
+    const bool early = early_launch_allowed(stream, read_early, {o, o + plan.M * plan.N * osize});
+    launch_bits(plan.spec.bits, kernel, plan.x.dtype, plan.scales.dtype, a, stream, early);
     check(cudaGetLastError(), "kernel launch");
   }
 }

@@ -20,7 +20,6 @@ struct KernelArgs {
   int M, N, K;
   int group_size;
   bool symmetric;
-  bool vector_loads;  // wq rows and x rows are 16-byte aligned (uint4 / float4 loads)
 };
 
 __device__ __forceinline__ float to_float(float v) { return v; }
@@ -57,10 +56,13 @@ __device__ __forceinline__ std::uint32_t code_at(const std::uint32_t* row, std::
 }
 
 // Programmatic dependent launch (sm_90): the next kernel in the stream may start
-// (its blocks only wait) once every block of this one has called allow_next_kernel();
-// wait_for_previous_kernel() returns when the previous kernel has finished and its
-// writes are visible (at once when it was not launched early). Reads of anything an
-// earlier kernel may write (x) and every write come after the wait.
+// (its blocks run up to their wait) once every block of this one has called
+// allow_next_kernel() or exited; wait_for_previous_kernel() returns when the previous
+// kernel has finished and its writes are visible (at once when it was not launched
+// early). Every kernel allows the next one only after its own wait, so an early kernel
+// overlaps at most one running kernel: the one before it. Reads of anything that kernel
+// may write (x; W too when the host saw it could: early_launch_allowed in backend.cu)
+// and every write come after the wait.
 __device__ __forceinline__ void allow_next_kernel() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }

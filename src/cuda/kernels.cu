@@ -1,7 +1,10 @@
 // Every kernel for one bit width (ONEBIT_CUDA_BITS, set by the build): the
 // build compiles this file once per width, in parallel.
+#include <type_traits>
+
 #include "launch.h"
 #include "qmm_simt.cuh"
+#include "qmm_tc.cuh"
 #include "qmv.cuh"
 
 #ifndef ONEBIT_CUDA_BITS
@@ -42,6 +45,13 @@ void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool 
     else if (a.M <= 4) launch_qmv<4, X, S>(a, stream, early);
     else launch_qmv<kQmvMaxM, X, S>(a, stream, early);
     return;
+  }
+  // The tensor-core kernel exists for 1 bit and bfloat16 x only (the host picks it for those).
+  if constexpr (B == 1 && std::is_same<X, __nv_bfloat16>::value) {
+    if (kernel == Kernel::qmm_tc_t) {
+      const dim3 grid((a.M + kTcM - 1) / kTcM, (a.N + kTcN - 1) / kTcN), block(kTcThreads);
+      return launch_kernel(qmm_tc_t<B, S>, grid, block, a, stream, early);
+    }
   }
   const dim3 grid((a.M + kTileM - 1) / kTileM, (a.N + kTileN - 1) / kTileN), block(kTileThreads);
   launch_kernel(kernel == Kernel::qmm_t ? qmm_simt<B, true, X, S> : qmm_simt<B, false, X, S>, grid,

@@ -10,7 +10,7 @@
 namespace onebit {
 namespace cuda {
 
-enum class Kernel { qmv_t, qmm_t, qmm_n };
+enum class Kernel { qmv_t, qmm_tc_t, qmm_t, qmm_n };
 
 // Largest M the matrix-vector kernel takes (its accumulators live in registers).
 constexpr int kQmvMaxM = 8;

@@ -26,8 +26,8 @@ __global__ void __launch_bounds__(kTileThreads) qmm_simt(KernelArgs a) {
   const std::int64_t words = packed * BITS / 32;
   const std::int64_t groups = packed / a.group_size;
 
-  allow_next_kernel();
   wait_for_previous_kernel();
+  allow_next_kernel();
   float acc[4][4] = {};
   for (int k0 = 0; k0 < a.K; k0 += kTileK) {
     for (int i = tid; i < kTileM * kTileK; i += kTileThreads) {

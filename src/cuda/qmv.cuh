@@ -20,25 +20,29 @@ struct QmvChunk {
 };
 
 constexpr int kQmvWarps = 4;  // warps per block
+// Rows of W per warp: each converted x value and its sum serve 4 rows at M = 1, 2 above
+// (registers: more spill); more rows per warp meant fewer warps than the memory latency
+// needs (one block per SM at 8 rows).
+__host__ __device__ constexpr int qmv_rows(int mt) { return mt == 1 ? 4 : 2; }
 
-// Rows of W per warp: 8 at M = 1 (each converted x value serves more rows); 4 above (8 spill at M = 2).
-__host__ __device__ constexpr int qmv_rows(int mt) { return mt == 1 ? 8 : 4; }
-
-// 32 consecutive x values as floats (x rows are 16-byte aligned when vec).
+// 32 consecutive x values as 16-byte words (x rows are 16-byte aligned on this path).
 template <class X>
-__device__ __forceinline__ void load_x32(const X* p, float (&v)[32], bool vec) {
-  if (vec) {
-    constexpr int kPer = 16 / sizeof(X);
+struct XPiece {
+  static constexpr int kPer = 16 / sizeof(X), kVecs = 32 / kPer;
+  uint4 v[kVecs];
+};
+template <class X>
+__device__ __forceinline__ void load_x32(const X* p, XPiece<X>& out) {
 #pragma unroll
-    for (int i = 0; i < 32 / kPer; ++i) {
-      const uint4 u = __ldg(reinterpret_cast<const uint4*>(p) + i);
-      const X* e = reinterpret_cast<const X*>(&u);
+  for (int i = 0; i < XPiece<X>::kVecs; ++i) out.v[i] = __ldg(reinterpret_cast<const uint4*>(p) + i);
+}
+template <class X>
+__device__ __forceinline__ void widen_x32(const XPiece<X>& in, float (&v)[32]) {
 #pragma unroll
-      for (int j = 0; j < kPer; ++j) v[i * kPer + j] = to_float(e[j]);
-    }
-  } else {
+  for (int i = 0; i < XPiece<X>::kVecs; ++i) {
+    const X* e = reinterpret_cast<const X*>(&in.v[i]);
 #pragma unroll
-    for (int j = 0; j < 32; ++j) v[j] = to_float(p[j]);
+    for (int j = 0; j < XPiece<X>::kPer; ++j) v[i * XPiece<X>::kPer + j] = to_float(e[j]);
   }
 }
 
@@ -54,28 +58,74 @@ __device__ __forceinline__ std::uint32_t chunk_code(const std::uint32_t (&w)[Qmv
   return v & ((1u << BITS) - 1u);
 }
 
-// MT: rows of x the accumulators hold (M <= MT).
+// Loads chunk c of R rows of W (rows 16-byte aligned and whole chunks on this path).
+template <int BITS, int R>
+__device__ __forceinline__ void load_chunk(const std::uint32_t* const (&rows)[R], std::int64_t c,
+                                           std::uint32_t (&w)[R][QmvChunk<BITS>::kWords]) {
+  constexpr int CW = QmvChunk<BITS>::kWords;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const std::uint32_t* src = rows[r] + c * CW;
+    if (CW % 4 == 0) {
+#pragma unroll
+      for (int i = 0; i < CW / 4; ++i) {
+        const uint4 u = __ldg(reinterpret_cast<const uint4*>(src) + i);
+        w[r][4 * i] = u.x, w[r][4 * i + 1] = u.y, w[r][4 * i + 2] = u.z, w[r][4 * i + 3] = u.w;
+      }
+    } else {  // 3, 5, 6 bits: a chunk is one 32-element piece of BITS words
+#pragma unroll
+      for (int i = 0; i < CW; ++i) w[r][i] = __ldg(src + i);
+    }
+  }
+}
+
+// Brings [p, p + bytes) into L2, the 128-byte lines split over the warp's lanes.
+__device__ __forceinline__ void prefetch_span_l2(const void* p, std::int64_t bytes, int lane) {
+  const char* base = static_cast<const char*>(p);
+#pragma unroll 1
+  for (std::int64_t off = std::int64_t(lane) * 128; off < bytes + 127; off += 32 * 128)
+    prefetch_l2(base + min(off, bytes - 1));
+}
+
+// MT: rows of x the accumulators hold (M <= MT). A register limit of 255 (one block per SM
+// at least): with the default, ptxas spilled a few bytes at 3, 6 and 8 bits.
 template <int BITS, int MT, class X, class S>
-__global__ void __launch_bounds__(kQmvWarps * 32) qmv_t(KernelArgs a) {
+__global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
   using O = typename OutType<X, S>::type;
   constexpr int CW = QmvChunk<BITS>::kWords, PIECES = QmvChunk<BITS>::kPieces, R = qmv_rows(MT);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * kQmvWarps + warp) * R;
-  if (n0 >= a.N) return;
+  if (n0 >= a.N) return;  // an exited warp counts as having allowed the next kernel
   const X* x = static_cast<const X*>(a.x);
   const S* scales = static_cast<const S*>(a.scales);
   const S* biases = static_cast<const S*>(a.biases);
   const std::int64_t words = static_cast<std::int64_t>(a.K) * BITS / 32;  // per row
   const std::int64_t chunks = (words + CW - 1) / CW;
   const int groups = a.K / a.group_size;
-
-  // W depends on no earlier kernel's result in the stream; x may: fetch W into L2 while
-  // the previous kernel finishes (programmatic launch), read x only after it has.
-  allow_next_kernel();
-  for (std::int64_t c = lane; c < chunks; c += 32)
+  const int group_shift = __ffs(a.group_size) - 1;  // group sizes are powers of two
+  const std::uint32_t* rows[R];
+  const S *srow[R], *brow[R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) prefetch_l2(a.wq + min(n0 + r, a.N - 1) * words + c * CW);
+  for (int r = 0; r < R; ++r) {
+    const std::int64_t n = min(n0 + r, a.N - 1);  // rows past N repeat the last; never stored
+    rows[r] = a.wq + n * words, srow[r] = scales + n * groups;
+    brow[r] = a.symmetric ? srow[r] : biases + n * groups;  // read, never used, when symmetric
+  }
+
+  // W, scales and biases are not written by the kernel this one may overlap (the host
+  // launches normally when they could be: early_launch_allowed), x may: the first step's W
+  // is loaded and the rest brought into L2 while the previous kernel finishes
+  // (programmatic launch); x is read, and anything written, only once it has.
+  std::uint32_t next[R][CW];
+  if (lane < chunks) load_chunk<BITS, R>(rows, lane, next);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    prefetch_span_l2(rows[r], words * 4, lane);
+    prefetch_span_l2(srow[r], groups * std::int64_t(sizeof(S)), lane);
+    if (!a.symmetric) prefetch_span_l2(brow[r], groups * std::int64_t(sizeof(S)), lane);
+  }
   wait_for_previous_kernel();
+  allow_next_kernel();
 
   float acc[R][MT];
 #pragma unroll
@@ -83,58 +133,55 @@ __global__ void __launch_bounds__(kQmvWarps * 32) qmv_t(KernelArgs a) {
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
 
+  // The next step's W is loaded while this step computes (R * CW words per lane in flight).
   for (std::int64_t c = lane; c < chunks; c += 32) {
-    // Every load of the step first, so R * CW words are in flight at once.
     std::uint32_t w[R][CW];
-    const bool whole = (c + 1) * CW <= words;
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const int n = min(n0 + r, a.N - 1);  // rows past N repeat the last; never stored
-      const std::uint32_t* src = a.wq + n * words + c * CW;
-      if (CW % 4 == 0 && whole && a.vector_loads) {
+    for (int r = 0; r < R; ++r)
 #pragma unroll
-        for (int i = 0; i < CW / 4; ++i) {
-          const uint4 u = __ldg(reinterpret_cast<const uint4*>(src) + i);
-          w[r][4 * i] = u.x, w[r][4 * i + 1] = u.y, w[r][4 * i + 2] = u.z, w[r][4 * i + 3] = u.w;
-        }
-      } else {
-#pragma unroll
-        for (int i = 0; i < CW; ++i) w[r][i] = c * CW + i < words ? __ldg(src + i) : 0u;
-      }
-    }
+      for (int i = 0; i < CW; ++i) w[r][i] = next[r][i];
+    if (c + 32 < chunks) load_chunk<BITS, R>(rows, c + 32, next);
+    // Every scale and x load of the step before the first use, and no branch between
+    // them: a partial last chunk's pieces past K read piece 0 and add nothing.
+    bool valid[PIECES];
+    std::int64_t k0[PIECES];
+    float sc[PIECES][R], bi[PIECES][R];
 #pragma unroll
     for (int p = 0; p < PIECES; ++p) {
-      const std::int64_t k0 = (c * PIECES + p) * 32;
-      if (k0 >= a.K) break;  // the last chunk of a row may be partial
-      const int g = static_cast<int>(k0 / a.group_size);
-      float sc[R], bi[R];
+      valid[p] = (c * PIECES + p) * 32 < a.K;
+      k0[p] = valid[p] ? (c * PIECES + p) * 32 : 0;
+      const int g = static_cast<int>(k0[p] >> group_shift);
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const std::int64_t idx = static_cast<std::int64_t>(min(n0 + r, a.N - 1)) * groups + g;
-        sc[r] = to_float(scales[idx]);
-        bi[r] = a.symmetric ? 0.f : to_float(biases[idx]);
-      }
+      for (int r = 0; r < R; ++r) sc[p][r] = to_float(srow[r][g]), bi[p][r] = to_float(brow[r][g]);
+    }
 #pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        if (m >= a.M) break;
+    for (int m = 0; m < MT; ++m) {
+      if (MT > 1 && m >= a.M) break;  // M >= 1 always
+      XPiece<X> xr[PIECES];
+#pragma unroll
+      for (int p = 0; p < PIECES; ++p) load_x32(x + static_cast<std::int64_t>(m) * a.K + k0[p], xr[p]);
+#pragma unroll
+      for (int p = 0; p < PIECES; ++p) {
         float xv[32];
-        load_x32(x + static_cast<std::int64_t>(m) * a.K + k0, xv, a.vector_loads);
+        widen_x32(xr[p], xv);
         float sx = 0.f;
 #pragma unroll
         for (int j = 0; j < 32; ++j) sx += xv[j];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          float dot = 0.f;
+          float dot[2] = {0.f, 0.f};  // two chains: half the dependent-add latency
 #pragma unroll
           for (int j = 0; j < 32; ++j) {
             const std::uint32_t q = chunk_code<BITS>(w[r], p * 32 + j);
             if (BITS == 1) {
-              if (q) dot += xv[j];
+              if (q) dot[j & 1] += xv[j];
             } else {
-              dot = fmaf(static_cast<float>(q), xv[j], dot);
+              dot[j & 1] = fmaf(static_cast<float>(q), xv[j], dot[j & 1]);
             }
           }
-          acc[r][m] += a.symmetric ? sc[r] * (2.f * dot - sx) : sc[r] * dot + bi[r] * sx;
+          const float d = dot[0] + dot[1];
+          const float v = a.symmetric ? sc[p][r] * (2.f * d - sx) : sc[p][r] * d + bi[p][r] * sx;
+          if (valid[p]) acc[r][m] += v;
         }
       }
     }
