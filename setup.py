@@ -25,7 +25,7 @@ CORE_SOURCES = source_lists.core_sources()
 # -ffp-contract=off: the reference kernels and the quantizer define results bit
 # for bit; an implicit multiply-add fusion would change them. -g0 overrides
 # the -g of Python's own CFLAGS: debug info was ~40% of the compile time and
-# 28 of the module's 29 MB (PYONEBIT_DEBUG_INFO=1 keeps it, for a debugger).
+# 27 of the module's 30 MB (PYONEBIT_DEBUG_INFO=1 keeps it, for a debugger).
 compile_args = ["-std=c++17", "-O3", "-ffp-contract=off", "-fvisibility=hidden"]
 if os.environ.get("PYONEBIT_DEBUG_INFO") != "1":
     compile_args.append("-g0")
