@@ -343,7 +343,7 @@ void lut_blocks(int groups, const LutJob& job, const std::uint32_t* wq, std::int
 // The `rows` (at most a pass) mlx-order W rows at src, `words` 32-bit words
 // each, into interleaved16 order at dst: L x L tiles of words transposed in
 // registers (two per 16-row block with AVX2's L = 8); a block of fewer than
-// 16 rows (only at the end of W) word by word.
+// 16 rows (only at the end of W) by the layout's own scalar conversion.
 template <class V>
 void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint32_t* dst) {
   constexpr int L = V::L;
@@ -353,8 +353,7 @@ void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint
     const std::uint8_t* in = src + 4 * block * words;
     std::uint32_t* out = dst + block * words;
     if (r < kBlock) {
-      for (std::int64_t wd = 0; wd < words; ++wd)
-        for (int n = 0; n < r; ++n) std::memcpy(out + wd * r + n, in + 4 * (n * words + wd), 4);
+      layout::interleave(in, 4, r, words, out);
       continue;
     }
     for (int h = 0; h < kBlock; h += L)
