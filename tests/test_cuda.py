@@ -98,6 +98,25 @@ def test_model_sized_rows_use_wide_loads(rng, M, mode):
 
 
 @gpu
+@pytest.mark.parametrize("mode", ["affine", "symmetric"])
+@pytest.mark.parametrize("dtype", [np.float32, BF16], ids=dtype_id)
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
+def test_one_row_of_x_is_staged_in_steps(rng, bits, dtype, mode):
+    """M = 1 takes qmv_staged_t, which stages x in shared memory one warp step at a time
+    (4096 values at 1 bit, 1024 at 3, 4 and 8): K = 10368 is several steps and a partial
+    last one; 37 rows leave the last block's warps past N (they stage, and store nothing).
+    M = 2 takes qmv_t."""
+    K = 10368
+    wq, s, b, what = quantized(rng, (37, K), np.float16, bits, 128, mode)
+    for M, kernel in ((1, "qmv_staged_t"), (2, "qmv_t")):
+        x = random_weights(rng, (M, K), dtype)
+        with pyonebit.trace() as t:
+            out = run_torch(x, wq, s, b, group_size=128, bits=bits, mode=mode)
+        assert t.kernels() == [kernel]
+        assert_matmul_close(out, x, what, True, np.dtype(dtype))
+
+
+@gpu
 @pytest.mark.parametrize("bits", [1, 4])
 def test_unaligned_device_pointers_take_the_tiled_kernel(rng, bits):
     """The matrix-vector kernel reads 16-byte words only; unaligned rows go to the tiled one."""

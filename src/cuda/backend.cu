@@ -34,7 +34,9 @@ bool rows_aligned16(const MatmulPlan& plan) {
 // The tensor-core kernel: 1 bit, bfloat16 x (its exact split: qmm_tc.cuh), 16-byte x rows.
 Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
-  if (plan.M <= kQmvMaxM) return rows_aligned16(plan) ? Kernel::qmv_t : Kernel::qmm_t;
+  if (plan.M <= kQmvMaxM && !rows_aligned16(plan)) return Kernel::qmm_t;
+  if (plan.M <= kStagedMaxM) return Kernel::qmv_staged_t;
+  if (plan.M <= kQmvMaxM) return Kernel::qmv_t;
   if (plan.spec.bits == 1 && plan.x.dtype == DType::bfloat16 && aligned16(plan.x.data))
     return Kernel::qmm_tc_t;
   return Kernel::qmm_t;
@@ -98,6 +100,7 @@ std::string device_error() {
 
 std::string choose_kernel(const MatmulPlan& plan) {
   switch (choose(plan)) {
+    case Kernel::qmv_staged_t: return "qmv_staged_t";
     case Kernel::qmv_t: return "qmv_t";
     case Kernel::qmm_tc_t: return "qmm_tc_t";
     case Kernel::qmm_t: return "qmm_simt_t";

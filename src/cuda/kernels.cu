@@ -6,6 +6,7 @@
 #include "qmm_simt.cuh"
 #include "qmm_tc.cuh"
 #include "qmv.cuh"
+#include "qmv_staged.cuh"
 
 #ifndef ONEBIT_CUDA_BITS
 #error "compile with -DONEBIT_CUDA_BITS=<bits>"
@@ -39,8 +40,13 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
 
 template <class X, class S>
 void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool early) {
+  if (kernel == Kernel::qmv_staged_t) {  // M = 1 (kStagedMaxM)
+    constexpr int rows = kStagedWarps * kStagedRows;  // per block
+    return launch_kernel(qmv_staged_t<B, X, S>, dim3((a.N + rows - 1) / rows), dim3(kStagedWarps * 32),
+                         a, stream, early);
+  }
   if (kernel == Kernel::qmv_t) {
-    if (a.M <= 1) launch_qmv<1, X, S>(a, stream, early);
+    if (a.M <= 1) launch_qmv<1, X, S>(a, stream, early);  // unused: M = 1 takes qmv_staged_t
     else if (a.M <= 2) launch_qmv<2, X, S>(a, stream, early);
     else if (a.M <= 4) launch_qmv<4, X, S>(a, stream, early);
     else launch_qmv<kQmvMaxM, X, S>(a, stream, early);

@@ -10,9 +10,11 @@
 namespace onebit {
 namespace cuda {
 
-enum class Kernel { qmv_t, qmm_tc_t, qmm_t, qmm_n };
+enum class Kernel { qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
 
-// Largest M the matrix-vector kernel takes (its accumulators live in registers).
+// Largest M each matrix-vector kernel takes: qmv_staged_t one row of x (staged in
+// shared memory), qmv_t up to 8 (its accumulators live in registers).
+constexpr int kStagedMaxM = 1;
 constexpr int kQmvMaxM = 8;
 
 // Launches `kernel` for one matrix product, asynchronously on `stream`; `early`: as a
