@@ -65,9 +65,10 @@ __device__ __forceinline__ void widen_step_piece(const uint4* raw, int piece, fl
 }
 
 // M = 1; R rows of W per warp, WARPS warps per block (the defaults are what the
-// library launches; others are for benchmarks).
+// library launches; others are for benchmarks). At least 2 blocks per SM: with no
+// minimum, ptxas held 4 bits to 64 registers and spilled.
 template <int BITS, class X, class S, int R = kStagedRows, int WARPS = kStagedWarps>
-__global__ void __launch_bounds__(WARPS * 32) qmv_staged_t(KernelArgs a) {
+__global__ void __launch_bounds__(WARPS * 32, 2) qmv_staged_t(KernelArgs a) {
   using O = typename OutType<X, S>::type;
   using Step = StagedStep<BITS>;
   constexpr int CW = QmvChunk<BITS>::kWords, P = Step::kPieces;
