@@ -37,9 +37,9 @@ __host__ __device__ constexpr int stream_sums(int K) {
 }
 // Dynamic shared memory of a block: x (float32), its piece sums, the warps' W rings.
 template <int BITS>
-__host__ __device__ constexpr std::size_t stream_smem_bytes(int K, int R, int warps) {
+__host__ __device__ constexpr std::size_t stream_smem_bytes(int K, int R, int warps, int depth = kStreamDepth) {
   return std::size_t(K) * 4 + std::size_t(stream_sums<BITS>(K)) * 4 +
-         std::size_t(warps) * kStreamDepth * R * 32 * QmvChunk<BITS>::kWords * 4;
+         std::size_t(warps) * depth * R * 32 * QmvChunk<BITS>::kWords * 4;
 }
 
 // Index (float4 units) of x unit u: a lane's chunk is kLaneUnits (a multiple of 8)
@@ -77,14 +77,14 @@ __device__ __forceinline__ void stream_copy_chunk(const std::uint32_t* const (&r
   copy_async_commit();
 }
 
-// M = 1. R rows of W per warp and row group, WARPS warps per block (the defaults are
-// what the library launches; others are for benchmarks). Launched with
+// M = 1. R rows of W per warp and row group, WARPS warps per block, D steps in flight
+// (the defaults are what the library launches; others are for benchmarks). Launched with
 // stream_smem_bytes() of dynamic shared memory and at most as many blocks as fit.
-template <int BITS, class X, class S, int R = kStreamRows, int WARPS = kStreamWarps>
+template <int BITS, class X, class S, int R = kStreamRows, int WARPS = kStreamWarps, int D = kStreamDepth>
 __global__ void __launch_bounds__(WARPS * 32) qmv_stream_t(KernelArgs a) {
   using O = typename OutType<X, S>::type;
   using Step = StreamStep<BITS>;
-  constexpr int CW = Step::kWords, P = Step::kPieces, D = kStreamDepth;
+  constexpr int CW = Step::kWords, P = Step::kPieces;
   extern __shared__ float4 smem[];
   const int K = a.K;
   float4* xs = smem;                                          // K / 4 units
