@@ -30,8 +30,8 @@ def run(cmd, timeout=300):
     return done
 
 
-def configure_and_build(source, build, *options):
-    run([cmake(), "-S", source, "-B", build, "-DCMAKE_BUILD_TYPE=Release", *options])
+def configure_and_build(source, build, *options, build_type="Release"):
+    run([cmake(), "-S", source, "-B", build, f"-DCMAKE_BUILD_TYPE={build_type}", *options])
     run([cmake(), "--build", build, "-j", "2"])
 
 
@@ -108,9 +108,13 @@ def test_library_is_built_from_the_sources_of_setup_py(build_dir):
 def test_installed_shared_library_builds_the_example(tmp_path):
     """Install a shared build, then build examples/ as a project of its own
     that finds the library with find_package(onebit): the example needs
-    nothing but the installed headers and library."""
+    nothing but the installed headers and library. Built unoptimized (a
+    build type with no flags of its own: -O0, no -g): this checks the
+    packaging (exports, visibility, the CMake package); the Release code of
+    the same sources is what build_dir's static build runs."""
     prefix = tmp_path / "prefix"
-    configure_and_build(ROOT, tmp_path / "shared", "-DBUILD_SHARED_LIBS=ON", "-DONEBIT_BUILD_EXAMPLES=OFF")
+    configure_and_build(ROOT, tmp_path / "shared", "-DBUILD_SHARED_LIBS=ON", "-DONEBIT_BUILD_EXAMPLES=OFF",
+                        build_type="Unoptimized")
     run([cmake(), "--install", tmp_path / "shared", "--prefix", prefix])
     assert (prefix / "include" / "onebit" / "onebit.h").is_file()
     assert [p for p in glob.glob(str(prefix / "lib*" / "libonebit.*")) if not p.endswith(".a")]
