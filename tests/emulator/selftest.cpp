@@ -107,6 +107,7 @@ int main() {
   expect_error("mismatched_barriers", "different barriers");
   expect_error("barrier_vs_simd", "wait forever");
   expect_error("reads_dead_lane", "reads inactive lane 31");
+  expect_error("nonuniform_load", "simdgroup_load: lanes passed different arguments (lane 5 vs lane 0)");
   {  // wrong number of bindings is caught before running
     std::vector<float> out(64);
     try {

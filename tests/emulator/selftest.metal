@@ -116,6 +116,16 @@ using namespace metal;
   out[simd_lid] = simd_shuffle_down(float(simd_lid), 1);
 }
 
+// A simdgroup matrix load whose arguments differ across lanes (lane 5's origin).
+[[kernel]] void nonuniform_load(device float* out [[buffer(0)]],
+                                uint3 tgid [[threadgroup_position_in_grid]],
+                                uint3 lid [[thread_position_in_threadgroup]],
+                                uint simd_gid [[simdgroup_index_in_threadgroup]],
+                                uint simd_lid [[thread_index_in_simdgroup]]) {
+  simdgroup_matrix<float, 8, 8> m;
+  simdgroup_load(m, out, 8, ulong2(simd_lid == 5 ? 1 : 0, 0));
+}
+
 // half arithmetic rounds per operation.
 [[kernel]] void half_math(const device half* in [[buffer(0)]], device half* out [[buffer(1)]],
                           uint3 tgid [[threadgroup_position_in_grid]],
@@ -136,4 +146,5 @@ ONEBIT_EMULATOR_REGISTER("divergent", divergent)
 ONEBIT_EMULATOR_REGISTER("mismatched_barriers", mismatched_barriers)
 ONEBIT_EMULATOR_REGISTER("barrier_vs_simd", barrier_vs_simd)
 ONEBIT_EMULATOR_REGISTER("reads_dead_lane", reads_dead_lane)
+ONEBIT_EMULATOR_REGISTER("nonuniform_load", nonuniform_load)
 ONEBIT_EMULATOR_REGISTER("half_math", half_math)
