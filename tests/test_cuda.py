@@ -101,29 +101,23 @@ def test_model_sized_rows_use_wide_loads(rng, M, mode):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, BF16], ids=dtype_id)
 @pytest.mark.parametrize("bits,mode", [(1, "affine"), (1, "symmetric"), (2, "affine"), (3, "affine"),
                                        (4, "affine"), (8, "affine")])
-def test_one_row_of_x_streams_through_persistent_warps(rng, bits, mode, dtype):
-    """M = 1 takes qmv_stream_t: x staged in shared memory, persistent warps walking row
-    groups and the steps of K (4096 values at 1 bit, 1024 at 3, 4 and 8 bits) with W
-    copied ahead. 37 x 10368: several steps and a partial last one, most warps idle;
-    5000 x 4352 (1 and 4 bits): more row groups than warps fit on the GPU, so warps
-    take several, with two steps each. M = 2 takes qmv_t."""
-    shapes = [(37, 10368)] + ([(5000, 4352)] if bits in (1, 4) else [])
-    for N, K in shapes:
-        wq, s, b, what = quantized(rng, (N, K), dtype, bits, 128, mode)
-        for M, kernel in ((1, "qmv_stream_t"), (2, "qmv_t")):
-            if M == 2 and N > 37:
-                continue
-            x = random_weights(rng, (M, K), dtype)
-            with pyonebit.trace() as t:
-                out = run_torch(x, wq, s, b, group_size=128, bits=bits, mode=mode)
-            assert t.kernels() == [kernel]
-            assert_matmul_close(out, x, what, True, np.dtype(dtype))
+def test_one_row_of_x_is_staged_in_steps(rng, bits, mode, dtype):
+    """M = 1 takes qmv_staged_t, which stages x in shared memory one warp step at a time
+    (4096 values at 1 bit, 1024 at 3, 4 and 8 bits): K = 10368 is several steps and a
+    partial last one; 37 rows leave the last block's warps past N (they stage, and store
+    nothing). M = 2 takes qmv_t."""
+    wq, s, b, what = quantized(rng, (37, 10368), dtype, bits, 128, mode)
+    for M, kernel in ((1, "qmv_staged_t"), (2, "qmv_t")):
+        x = random_weights(rng, (M, 10368), dtype)
+        with pyonebit.trace() as t:
+            out = run_torch(x, wq, s, b, group_size=128, bits=bits, mode=mode)
+        assert t.kernels() == [kernel]
+        assert_matmul_close(out, x, what, True, np.dtype(dtype))
 
 
 @gpu
-def test_one_row_of_x_past_the_streamed_length_is_staged_in_steps(rng):
-    """K > 32768 (x would not fit in shared memory whole): qmv_staged_t, which stages x one
-    step at a time (33280 = 8 steps and a partial one at 1 bit)."""
+def test_a_long_row_of_x_is_staged_in_steps(rng):
+    """K = 33280 at 1 bit, group 64: eight steps of x through shared memory and a partial one."""
     wq, s, b, what = quantized(rng, (45, 33280), np.float16, 1, 64)
     x = random_weights(rng, (1, 33280), np.float16)
     with pyonebit.trace() as t:

@@ -35,7 +35,7 @@ bool rows_aligned16(const MatmulPlan& plan) {
 Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
   if (plan.M <= kQmvMaxM && !rows_aligned16(plan)) return Kernel::qmm_t;
-  if (plan.M <= kStagedMaxM) return plan.K <= kStreamMaxK ? Kernel::qmv_stream_t : Kernel::qmv_staged_t;
+  if (plan.M <= kStagedMaxM) return Kernel::qmv_staged_t;
   if (plan.M <= kQmvMaxM) return Kernel::qmv_t;
   if (plan.spec.bits == 1 && plan.x.dtype == DType::bfloat16 && aligned16(plan.x.data))
     return Kernel::qmm_tc_t;
@@ -100,7 +100,6 @@ std::string device_error() {
 
 std::string choose_kernel(const MatmulPlan& plan) {
   switch (choose(plan)) {
-    case Kernel::qmv_stream_t: return "qmv_stream_t";
     case Kernel::qmv_staged_t: return "qmv_staged_t";
     case Kernel::qmv_t: return "qmv_t";
     case Kernel::qmm_tc_t: return "qmm_tc_t";

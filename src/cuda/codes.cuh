@@ -74,24 +74,15 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
-// 16 (or 4) bytes from global to shared memory without registers (cp.async, sm_80+;
-// both aligned to the size); copy_async_commit() closes a group, copy_async_wait_all() waits for
+// 16 bytes from global to shared memory without registers (cp.async, sm_80+; both
+// 16-byte aligned); copy_async_commit() closes a group, copy_async_wait_all() waits for
 // this thread's groups (a __syncthreads() after it publishes them to the block).
 __device__ __forceinline__ void copy_async_16(void* smem, const void* gmem) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
 }
-__device__ __forceinline__ void copy_async_4(void* smem, const void* gmem) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(gmem) : "memory");
-}
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 __device__ __forceinline__ void copy_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
-// Waits until at most N of this thread's groups are pending.
-template <int N>
-__device__ __forceinline__ void copy_async_wait_group() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 
 // w_hat = scale * q + bias (affine) or q ? +scale : -scale (symmetric). One rounding
 // (a fused multiply-add): within half an ulp of the exact w_hat the scalar reference

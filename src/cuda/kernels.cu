@@ -1,9 +1,5 @@
 // Every kernel for one bit width (ONEBIT_CUDA_BITS, set by the build): the
 // build compiles this file once per width, in parallel.
-#include <algorithm>
-#include <map>
-#include <mutex>
-#include <tuple>
 #include <type_traits>
 
 #include "launch.h"
@@ -11,7 +7,6 @@
 #include "qmm_tc.cuh"
 #include "qmv.cuh"
 #include "qmv_staged.cuh"
-#include "qmv_stream.cuh"
 
 #ifndef ONEBIT_CUDA_BITS
 #error "compile with -DONEBIT_CUDA_BITS=<bits>"
@@ -26,13 +21,12 @@ constexpr int B = ONEBIT_CUDA_BITS;
 // Launches kernel, as a programmatic dependent launch when early (see allow_next_kernel);
 // an error is left for cudaGetLastError.
 void launch_kernel(void (*kernel)(KernelArgs), dim3 grid, dim3 block, const KernelArgs& a,
-                   cudaStream_t stream, bool early, std::size_t smem = 0) {
+                   cudaStream_t stream, bool early) {
   cudaLaunchAttribute attr[1] = {};
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = early ? 1 : 0;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid, config.blockDim = block, config.stream = stream;
-  config.dynamicSmemBytes = smem;
   config.attrs = attr, config.numAttrs = 1;
   cudaLaunchKernelEx(&config, kernel, a);
 }
@@ -44,39 +38,8 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
                 early);
 }
 
-// Blocks of a persistent kernel that fit on the current device at once (at most
-// `needed`), with `smem` bytes of dynamic shared memory each; the kernel's shared-memory
-// limit is raised to `smem_limit` (its largest) the first time.
-int resident_blocks(void (*kernel)(KernelArgs), int threads, std::size_t smem, std::size_t smem_limit,
-                    int needed) {
-  static std::mutex mu;
-  static std::map<std::tuple<void (*)(KernelArgs), int, std::size_t>, int> fit;  // (kernel, device, smem)
-  int device = 0;
-  cudaGetDevice(&device);
-  std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_tuple(kernel, device, smem);
-  auto it = fit.find(key);
-  if (it == fit.end()) {
-    if (fit.size() > 4096) fit.clear();  // bounded: one entry per kernel, device and K
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_limit));
-    int per_sm = 0, sms = 0;
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    it = fit.emplace(key, std::max(1, per_sm * sms)).first;
-  }
-  return std::min(needed, it->second);
-}
-
 template <class X, class S>
 void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool early) {
-  if (kernel == Kernel::qmv_stream_t) {  // M = 1, K <= kStreamMaxK
-    constexpr int threads = kStreamWarps * 32;
-    const int needed = ((a.N + kStreamRows - 1) / kStreamRows + kStreamWarps - 1) / kStreamWarps;
-    const std::size_t smem = stream_smem_bytes<B>(a.K, kStreamRows, kStreamWarps);
-    const int blocks = resident_blocks(qmv_stream_t<B, X, S>, threads, smem,
-                                       stream_smem_bytes<B>(kStreamMaxK, kStreamRows, kStreamWarps), needed);
-    return launch_kernel(qmv_stream_t<B, X, S>, dim3(blocks), dim3(threads), a, stream, early, smem);
-  }
   if (kernel == Kernel::qmv_staged_t) {  // M = 1 (kStagedMaxM)
     constexpr int rows = kStagedWarps * kStagedRows;  // per block
     return launch_kernel(qmv_staged_t<B, X, S>, dim3((a.N + rows - 1) / rows), dim3(kStagedWarps * 32),

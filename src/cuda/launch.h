@@ -10,13 +10,11 @@
 namespace onebit {
 namespace cuda {
 
-enum class Kernel { qmv_stream_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
+enum class Kernel { qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
 
 // Largest M each matrix-vector kernel takes: qmv_staged_t one row of x (staged in
 // shared memory), qmv_t up to 8 (its accumulators live in registers).
 constexpr int kStagedMaxM = 1;
-// Largest K of qmv_stream_t (M = 1), which keeps all of x in shared memory (128 KB).
-constexpr int kStreamMaxK = 32768;
 constexpr int kQmvMaxM = 8;
 
 // Launches `kernel` for one matrix product, asynchronously on `stream`; `early`: as a
