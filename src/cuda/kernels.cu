@@ -33,7 +33,7 @@ void launch_kernel(void (*kernel)(KernelArgs), dim3 grid, dim3 block, const Kern
 
 template <int MT, class X, class S>
 void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
-  constexpr int rows = kQmvWarps * qmv_rows(MT);  // per block
+  constexpr int rows = kQmvWarps * kQmvRows;  // per block
   launch_kernel(qmv_t<B, MT, X, S>, dim3((a.N + rows - 1) / rows), dim3(kQmvWarps * 32), a, stream,
                 early);
 }
@@ -46,8 +46,8 @@ void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool 
                          a, stream, early);
   }
   if (kernel == Kernel::qmv_t) {
-    if (a.M <= 1) launch_qmv<1, X, S>(a, stream, early);  // unused: M = 1 takes qmv_staged_t
-    else if (a.M <= 2) launch_qmv<2, X, S>(a, stream, early);
+    static_assert(kStagedMaxM == 1, "M = 1 takes qmv_staged_t, so qmv_t starts at 2 rows");
+    if (a.M <= 2) launch_qmv<2, X, S>(a, stream, early);
     else if (a.M <= 4) launch_qmv<4, X, S>(a, stream, early);
     else launch_qmv<kQmvMaxM, X, S>(a, stream, early);
     return;

@@ -1,4 +1,4 @@
-// Matrix-vector kernel for x @ W_hat^T with few rows of x (M <= 8): each
+// Matrix-vector kernel for x @ W_hat^T with few rows of x (2 <= M <= 8): each
 // warp streams R rows of W once, each lane a 16-byte chunk at a time, and
 // every x value a lane loads serves its R rows and, through the per-group
 // algebra below, needs one add per weight bit:
@@ -20,10 +20,9 @@ struct QmvChunk {
 };
 
 constexpr int kQmvWarps = 4;  // warps per block
-// Rows of W per warp: each converted x value and its sum serve 4 rows at M = 1, 2 above
-// (registers: more spill); more rows per warp meant fewer warps than the memory latency
-// needs (one block per SM at 8 rows).
-__host__ __device__ constexpr int qmv_rows(int mt) { return mt == 1 ? 4 : 2; }
+// Rows of W per warp (M >= 2 here; M = 1 takes qmv_staged.cuh): more rows spill
+// registers at M = 8 and leave fewer warps than the memory latency needs.
+constexpr int kQmvRows = 2;
 
 // 32 consecutive x values as 16-byte words (x rows are 16-byte aligned on this path).
 template <class X>
@@ -92,7 +91,7 @@ __device__ __forceinline__ void prefetch_span_l2(const void* p, std::int64_t byt
 template <int BITS, int MT, class X, class S>
 __global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
   using O = typename OutType<X, S>::type;
-  constexpr int CW = QmvChunk<BITS>::kWords, PIECES = QmvChunk<BITS>::kPieces, R = qmv_rows(MT);
+  constexpr int CW = QmvChunk<BITS>::kWords, PIECES = QmvChunk<BITS>::kPieces, R = kQmvRows;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * kQmvWarps + warp) * R;
   if (n0 >= a.N) return;  // an exited warp counts as having allowed the next kernel
