@@ -1,10 +1,8 @@
-// Matrix-vector kernel for one row of x (a decode step): qmv_t's
-// algebra (qmv.cuh), with x converted to float32 once per block into shared
-// memory, with its 32-value sums, instead of by every warp in registers. A warp
-// then spends, per 32 weights of a row, 8 shared loads (shared by its rows) and
-// one add per weight bit, and needs few registers: several blocks fit on an SM,
-// so more W loads are in flight, and the next kernel's blocks (a programmatic
-// launch) find room to start fetching their W while this one ends.
+// Matrix-vector kernel for one row of x (a decode step): qmv_t's algebra
+// (qmv.cuh), with x converted to float32 once per block into shared memory,
+// one warp step at a time, with its 32-value sums, instead of by every warp in
+// registers: a warp then spends, per 32 weights of a row, 8 shared loads (shared
+// by its rows) and one add per weight bit. docs/cuda.md compares it with qmv_t.
 #pragma once
 
 #include "qmv.cuh"
