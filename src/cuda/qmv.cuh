@@ -86,6 +86,43 @@ __device__ __forceinline__ void prefetch_span_l2(const void* p, std::int64_t byt
     prefetch_l2(base + min(off, bytes - 1));
 }
 
+// Pointers to the W words, scales and biases of rows n0 .. n0 + R - 1 (rows past N
+// repeat the last and are never stored; biases are the scales, read and never used,
+// when symmetric).
+template <int R, class S>
+__device__ __forceinline__ void row_pointers(const KernelArgs& a, int n0, std::int64_t words, int groups,
+                                             const std::uint32_t* (&rows)[R], const S* (&srow)[R],
+                                             const S* (&brow)[R]) {
+  const S* scales = static_cast<const S*>(a.scales);
+  const S* biases = static_cast<const S*>(a.biases);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const std::int64_t n = min(n0 + r, a.N - 1);
+    rows[r] = a.wq + n * words, srow[r] = scales + n * groups;
+    brow[r] = a.symmetric ? srow[r] : biases + n * groups;
+  }
+}
+
+// Brings the rows' W words, scales and (affine) biases into L2, split over the warp's lanes.
+template <int R, class S>
+__device__ __forceinline__ void prefetch_rows_l2(const std::uint32_t* const (&rows)[R], const S* const (&srow)[R],
+                                                 const S* const (&brow)[R], std::int64_t words, int groups,
+                                                 bool symmetric, int lane) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    prefetch_span_l2(rows[r], words * 4, lane);
+    prefetch_span_l2(srow[r], groups * std::int64_t(sizeof(S)), lane);
+    if (!symmetric) prefetch_span_l2(brow[r], groups * std::int64_t(sizeof(S)), lane);
+  }
+}
+
+// The sum of v over the warp's lanes (every lane gets it).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
 // MT: rows of x the accumulators hold (M <= MT). A register limit of 255 (one block per SM
 // at least): with the default, ptxas spilled a few bytes at 3, 6 and 8 bits.
 template <int BITS, int MT, class X, class S>
@@ -96,20 +133,13 @@ __global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
   const int n0 = (blockIdx.x * kQmvWarps + warp) * R;
   if (n0 >= a.N) return;  // an exited warp counts as having allowed the next kernel
   const X* x = static_cast<const X*>(a.x);
-  const S* scales = static_cast<const S*>(a.scales);
-  const S* biases = static_cast<const S*>(a.biases);
   const std::int64_t words = static_cast<std::int64_t>(a.K) * BITS / 32;  // per row
   const std::int64_t chunks = (words + CW - 1) / CW;
   const int groups = a.K / a.group_size;
   const int group_shift = __ffs(a.group_size) - 1;  // group sizes are powers of two
   const std::uint32_t* rows[R];
   const S *srow[R], *brow[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const std::int64_t n = min(n0 + r, a.N - 1);  // rows past N repeat the last; never stored
-    rows[r] = a.wq + n * words, srow[r] = scales + n * groups;
-    brow[r] = a.symmetric ? srow[r] : biases + n * groups;  // read, never used, when symmetric
-  }
+  row_pointers<R, S>(a, n0, words, groups, rows, srow, brow);
 
   // W, scales and biases are not written by the kernel this one may overlap (the host
   // launches normally when they could be: early_launch_allowed), x may: the first step's W
@@ -117,12 +147,7 @@ __global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
   // (programmatic launch); x is read, and anything written, only once it has.
   std::uint32_t next[R][CW];
   if (lane < chunks) load_chunk<BITS, R>(rows, lane, next);
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    prefetch_span_l2(rows[r], words * 4, lane);
-    prefetch_span_l2(srow[r], groups * std::int64_t(sizeof(S)), lane);
-    if (!a.symmetric) prefetch_span_l2(brow[r], groups * std::int64_t(sizeof(S)), lane);
-  }
+  prefetch_rows_l2<R, S>(rows, srow, brow, words, groups, a.symmetric, lane);
   wait_for_previous_kernel();
   allow_next_kernel();
 
@@ -191,9 +216,7 @@ __global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
-      float v = acc[r][m];
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+      const float v = warp_sum(acc[r][m]);
       if (lane == 0 && m < a.M && n0 + r < a.N)
         out[static_cast<std::int64_t>(m) * a.N + n0 + r] = from_float<O>(v);
     }

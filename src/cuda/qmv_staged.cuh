@@ -77,8 +77,6 @@ __global__ void __launch_bounds__(WARPS * 32, 2) qmv_staged_t(KernelArgs a) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * WARPS + warp) * R;  // may be >= N: such a warp only stages
   const X* x = static_cast<const X*>(a.x);
-  const S* scales = static_cast<const S*>(a.scales);
-  const S* biases = static_cast<const S*>(a.biases);
   const std::int64_t words = static_cast<std::int64_t>(a.K) * BITS / 32;  // per row
   const std::int64_t chunks = (words + CW - 1) / CW;
   const int steps = static_cast<int>((a.K + Step::kK - 1) / Step::kK);
@@ -86,25 +84,13 @@ __global__ void __launch_bounds__(WARPS * 32, 2) qmv_staged_t(KernelArgs a) {
   const int group_shift = __ffs(a.group_size) - 1;  // group sizes are powers of two
   const std::uint32_t* rows[R];
   const S *srow[R], *brow[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const std::int64_t n = min(n0 + r, a.N - 1);  // rows past N repeat the last; never stored
-    rows[r] = a.wq + n * words, srow[r] = scales + n * groups;
-    brow[r] = a.symmetric ? srow[r] : biases + n * groups;  // read, never used, when symmetric
-  }
+  row_pointers<R, S>(a, n0, words, groups, rows, srow, brow);
 
   // Before the previous kernel ends (programmatic launch): the first step's W into
   // registers, the rest of this warp's rows and factors into L2. x (which it may write) after.
   std::uint32_t w[R][CW];
   if (lane < chunks) load_chunk<BITS, R>(rows, lane, w);
-  if (n0 < a.N) {
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      prefetch_span_l2(rows[r], words * 4, lane);
-      prefetch_span_l2(srow[r], groups * std::int64_t(sizeof(S)), lane);
-      if (!a.symmetric) prefetch_span_l2(brow[r], groups * std::int64_t(sizeof(S)), lane);
-    }
-  }
+  if (n0 < a.N) prefetch_rows_l2<R, S>(rows, srow, brow, words, groups, a.symmetric, lane);
   wait_for_previous_kernel();
   allow_next_kernel();
   copy_step_x<BITS, X>(x, a.K, 0, raw);
@@ -165,9 +151,7 @@ __global__ void __launch_bounds__(WARPS * 32, 2) qmv_staged_t(KernelArgs a) {
   O* out = static_cast<O*>(a.out);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    float v = acc[r];
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    const float v = warp_sum(acc[r]);
     if (lane == 0 && n0 + r < a.N) out[n0 + r] = from_float<O>(v);
   }
 }
