@@ -86,35 +86,42 @@ __device__ __forceinline__ void prefetch_span_l2(const void* p, std::int64_t byt
     prefetch_l2(base + min(off, bytes - 1));
 }
 
-// Pointers to the W words, scales and biases of rows n0 .. n0 + R - 1 (rows past N
-// repeat the last and are never stored; biases are the scales, read and never used,
-// when symmetric).
-template <int R, class S>
-__device__ __forceinline__ void row_pointers(const KernelArgs& a, int n0, std::int64_t words, int groups,
-                                             const std::uint32_t* (&rows)[R], const S* (&srow)[R],
-                                             const S* (&brow)[R]) {
-  const S* scales = static_cast<const S*>(a.scales);
-  const S* biases = static_cast<const S*>(a.biases);
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const std::int64_t n = min(n0 + r, a.N - 1);
-    rows[r] = a.wq + n * words, srow[r] = scales + n * groups;
-    brow[r] = a.symmetric ? srow[r] : biases + n * groups;
-  }
-}
+// A warp's R rows n0 .. n0 + R - 1 of W: a row's length in words and 16-byte chunks,
+// its groups, and pointers to each row's words, scales and biases (rows past N repeat
+// the last and are never stored; biases are the scales, read and never used, when
+// symmetric).
+template <int BITS, int R, class S>
+struct WarpRows {
+  std::int64_t words, chunks;
+  int groups, group_shift;  // group sizes are powers of two
+  const std::uint32_t* rows[R];
+  const S *srow[R], *brow[R];
 
-// Brings the rows' W words, scales and (affine) biases into L2, split over the warp's lanes.
-template <int R, class S>
-__device__ __forceinline__ void prefetch_rows_l2(const std::uint32_t* const (&rows)[R], const S* const (&srow)[R],
-                                                 const S* const (&brow)[R], std::int64_t words, int groups,
-                                                 bool symmetric, int lane) {
+  __device__ __forceinline__ WarpRows(const KernelArgs& a, int n0) {
+    words = static_cast<std::int64_t>(a.K) * BITS / 32;
+    chunks = (words + QmvChunk<BITS>::kWords - 1) / QmvChunk<BITS>::kWords;
+    groups = a.K / a.group_size;
+    group_shift = __ffs(a.group_size) - 1;
+    const S* scales = static_cast<const S*>(a.scales);
+    const S* biases = static_cast<const S*>(a.biases);
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    prefetch_span_l2(rows[r], words * 4, lane);
-    prefetch_span_l2(srow[r], groups * std::int64_t(sizeof(S)), lane);
-    if (!symmetric) prefetch_span_l2(brow[r], groups * std::int64_t(sizeof(S)), lane);
+    for (int r = 0; r < R; ++r) {
+      const std::int64_t n = min(n0 + r, a.N - 1);
+      rows[r] = a.wq + n * words, srow[r] = scales + n * groups;
+      brow[r] = a.symmetric ? srow[r] : biases + n * groups;
+    }
   }
-}
+
+  // Brings the rows' W words, scales and (affine) biases into L2, split over the warp's lanes.
+  __device__ __forceinline__ void prefetch_l2(bool symmetric, int lane) const {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      prefetch_span_l2(rows[r], words * 4, lane);
+      prefetch_span_l2(srow[r], groups * std::int64_t(sizeof(S)), lane);
+      if (!symmetric) prefetch_span_l2(brow[r], groups * std::int64_t(sizeof(S)), lane);
+    }
+  }
+};
 
 // The sum of v over the warp's lanes (every lane gets it).
 __device__ __forceinline__ float warp_sum(float v) {
@@ -133,21 +140,15 @@ __global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
   const int n0 = (blockIdx.x * kQmvWarps + warp) * R;
   if (n0 >= a.N) return;  // an exited warp counts as having allowed the next kernel
   const X* x = static_cast<const X*>(a.x);
-  const std::int64_t words = static_cast<std::int64_t>(a.K) * BITS / 32;  // per row
-  const std::int64_t chunks = (words + CW - 1) / CW;
-  const int groups = a.K / a.group_size;
-  const int group_shift = __ffs(a.group_size) - 1;  // group sizes are powers of two
-  const std::uint32_t* rows[R];
-  const S *srow[R], *brow[R];
-  row_pointers<R, S>(a, n0, words, groups, rows, srow, brow);
+  const WarpRows<BITS, R, S> wr(a, n0);
 
   // W, scales and biases are not written by the kernel this one may overlap (the host
   // launches normally when they could be: early_launch_allowed), x may: the first step's W
   // is loaded and the rest brought into L2 while the previous kernel finishes
   // (programmatic launch); x is read, and anything written, only once it has.
   std::uint32_t next[R][CW];
-  if (lane < chunks) load_chunk<BITS, R>(rows, lane, next);
-  prefetch_rows_l2<R, S>(rows, srow, brow, words, groups, a.symmetric, lane);
+  if (lane < wr.chunks) load_chunk<BITS, R>(wr.rows, lane, next);
+  wr.prefetch_l2(a.symmetric, lane);
   wait_for_previous_kernel();
   allow_next_kernel();
 
@@ -158,13 +159,13 @@ __global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
     for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
 
   // The next step's W is loaded while this step computes (R * CW words per lane in flight).
-  for (std::int64_t c = lane; c < chunks; c += 32) {
+  for (std::int64_t c = lane; c < wr.chunks; c += 32) {
     std::uint32_t w[R][CW];
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int i = 0; i < CW; ++i) w[r][i] = next[r][i];
-    if (c + 32 < chunks) load_chunk<BITS, R>(rows, c + 32, next);
+    if (c + 32 < wr.chunks) load_chunk<BITS, R>(wr.rows, c + 32, next);
     // Every scale and x load of the step before the first use, and no branch between
     // them: a partial last chunk's pieces past K read piece 0 and add nothing.
     bool valid[PIECES];
@@ -174,9 +175,9 @@ __global__ void __launch_bounds__(kQmvWarps * 32, 1) qmv_t(KernelArgs a) {
     for (int p = 0; p < PIECES; ++p) {
       valid[p] = (c * PIECES + p) * 32 < a.K;
       k0[p] = valid[p] ? (c * PIECES + p) * 32 : 0;
-      const int g = static_cast<int>(k0[p] >> group_shift);
+      const int g = static_cast<int>(k0[p] >> wr.group_shift);
 #pragma unroll
-      for (int r = 0; r < R; ++r) sc[p][r] = to_float(srow[r][g]), bi[p][r] = to_float(brow[r][g]);
+      for (int r = 0; r < R; ++r) sc[p][r] = to_float(wr.srow[r][g]), bi[p][r] = to_float(wr.brow[r][g]);
     }
 #pragma unroll
     for (int m = 0; m < MT; ++m) {

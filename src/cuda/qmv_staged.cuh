@@ -77,20 +77,14 @@ __global__ void __launch_bounds__(WARPS * 32, 2) qmv_staged_t(KernelArgs a) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * WARPS + warp) * R;  // may be >= N: such a warp only stages
   const X* x = static_cast<const X*>(a.x);
-  const std::int64_t words = static_cast<std::int64_t>(a.K) * BITS / 32;  // per row
-  const std::int64_t chunks = (words + CW - 1) / CW;
   const int steps = static_cast<int>((a.K + Step::kK - 1) / Step::kK);
-  const int groups = a.K / a.group_size;
-  const int group_shift = __ffs(a.group_size) - 1;  // group sizes are powers of two
-  const std::uint32_t* rows[R];
-  const S *srow[R], *brow[R];
-  row_pointers<R, S>(a, n0, words, groups, rows, srow, brow);
+  const WarpRows<BITS, R, S> wr(a, n0);
 
   // Before the previous kernel ends (programmatic launch): the first step's W into
   // registers, the rest of this warp's rows and factors into L2. x (which it may write) after.
   std::uint32_t w[R][CW];
-  if (lane < chunks) load_chunk<BITS, R>(rows, lane, w);
-  if (n0 < a.N) prefetch_rows_l2<R, S>(rows, srow, brow, words, groups, a.symmetric, lane);
+  if (lane < wr.chunks) load_chunk<BITS, R>(wr.rows, lane, w);
+  if (n0 < a.N) wr.prefetch_l2(a.symmetric, lane);
   wait_for_previous_kernel();
   allow_next_kernel();
   copy_step_x<BITS, X>(x, a.K, 0, raw);
@@ -107,13 +101,13 @@ __global__ void __launch_bounds__(WARPS * 32, 2) qmv_staged_t(KernelArgs a) {
     std::uint32_t wn[R][CW];
     if (s + 1 < steps) {
       copy_step_x<BITS, X>(x, a.K, std::int64_t(s + 1) * Step::kK, raw);
-      if (c + 32 < chunks) load_chunk<BITS, R>(rows, c + 32, wn);
+      if (c + 32 < wr.chunks) load_chunk<BITS, R>(wr.rows, c + 32, wn);
     }
 #pragma unroll
     for (int p = 0; p < P; ++p) {
       const std::int64_t k = (c * P + p) * 32;
-      const bool valid = c < chunks && k < a.K;
-      const int g = valid ? static_cast<int>(k >> group_shift) : 0;  // past K: read, never used
+      const bool valid = c < wr.chunks && k < a.K;
+      const int g = valid ? static_cast<int>(k >> wr.group_shift) : 0;  // past K: read, never used
       float dot[R][2] = {};  // two chains per row: half the dependent-add latency
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
@@ -135,8 +129,8 @@ __global__ void __launch_bounds__(WARPS * 32, 2) qmv_staged_t(KernelArgs a) {
       const float sx = sums[p * 32 + lane];
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        const float d = dot[r][0] + dot[r][1], scale = to_float(srow[r][g]);
-        const float v = a.symmetric ? scale * (2.f * d - sx) : scale * d + to_float(brow[r][g]) * sx;
+        const float d = dot[r][0] + dot[r][1], scale = to_float(wr.srow[r][g]);
+        const float v = a.symmetric ? scale * (2.f * d - sx) : scale * d + to_float(wr.brow[r][g]) * sx;
         if (valid) acc[r] += v;
       }
     }
