@@ -78,9 +78,11 @@ ODR_CHECK = ["-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-w", "-I", INCL
 
 def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
     """[(source, SANITIZED flags for it)]: Metal kernels (*.metal and
-    the emulated_kernels_*.cpp that include them) at -O0, which compiles them in a
-    fraction of -O1's minutes with the sanitizers while their cases run in
-    well under a second either way; backend.cpp registering the emulated
+    the emulated_kernels_*.cpp that include them) and the ISA kernel files
+    (avx2.cpp, avx512.cpp; not on SIMDe, whose emulation needs the optimizer)
+    at -O0, which compiles them in a fraction of -O1's time with the sanitizers
+    while their cases run as fast either way (the sweeps' time is the
+    reference and the checks, not the kernels); backend.cpp registering the emulated
     backend in emulator programs (the one source the macro changes);
     avx512.cpp on SIMDe if avx512_on_simde, without the sanitizers if it is
     "uninstrumented" (a minute's compile less where the sweep already runs
@@ -90,6 +92,8 @@ def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
         flags, name = list(SANITIZED), os.path.basename(src)
         if src.endswith(".metal") or name.startswith("emulated_kernels_"):
             flags = ["-x", "c++"] + ["-O0" if f == "-O1" else f for f in flags]
+        if name == "avx2.cpp" or (name == "avx512.cpp" and not avx512_on_simde):
+            flags = ["-O0" if f == "-O1" else f for f in flags]
         if emulator and name == "backend.cpp":
             flags.append("-DONEBIT_WITH_METAL_EMULATOR")
         if avx512_on_simde and name == "avx512.cpp":
