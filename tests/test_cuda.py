@@ -97,6 +97,13 @@ def test_model_sized_rows_use_wide_loads(rng, M, mode):
                         np.dtype(np.float16))
 
 
+def matrix_vector_kernel(bits, dtype, M):
+    """The kernel backend.cu picks for a transposed product with M <= 8 on aligned rows."""
+    if M == 1:
+        return "qmv_staged_t"
+    return "qmv_tc_t" if bits == 1 and np.dtype(dtype) != np.float32 else "qmv_t"
+
+
 @gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, BF16], ids=dtype_id)
 @pytest.mark.parametrize("bits,mode", [(1, "affine"), (1, "symmetric"), (2, "affine"), (3, "affine"),
@@ -105,13 +112,13 @@ def test_one_row_of_x_is_staged_in_steps(rng, bits, mode, dtype):
     """M = 1 takes qmv_staged_t, which stages x in shared memory one warp step at a time
     (4096 values at 1 bit, 1024 at 3, 4 and 8 bits): K = 10368 is several steps and a
     partial last one; 37 rows leave the last block's warps past N (they stage, and store
-    nothing). M = 2 takes qmv_t."""
+    nothing). M = 2 takes qmv_t (1 bit with float16 / bfloat16 x: qmv_tc_t)."""
     wq, s, b, what = quantized(rng, (37, 10368), dtype, bits, 128, mode)
-    for M, kernel in ((1, "qmv_staged_t"), (2, "qmv_t")):
+    for M in (1, 2):
         x = random_weights(rng, (M, 10368), dtype)
         with pyonebit.trace() as t:
             out = run_torch(x, wq, s, b, group_size=128, bits=bits, mode=mode)
-        assert t.kernels() == [kernel]
+        assert t.kernels() == [matrix_vector_kernel(bits, dtype, M)]
         assert_matmul_close(out, x, what, True, np.dtype(dtype))
 
 
@@ -124,6 +131,41 @@ def test_a_long_row_of_x_is_staged_in_steps(rng):
         out = run_torch(x, wq, s, b, group_size=64)
     assert t.kernels() == ["qmv_staged_t"]
     assert_matmul_close(out, x, what, True, np.dtype(np.float16))
+
+
+@gpu
+@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float16, np.float32),
+                                             (BF16, np.float16)], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("mode", ["affine", "symmetric"])
+@pytest.mark.parametrize("group_size", GROUP_SIZES)
+def test_one_bit_half_x_takes_tensor_cores(rng, group_size, mode, x_dtype, w_dtype):
+    """1 bit, float16 / bfloat16 x, 2 <= M <= 16: qmv_tc_t (qmv_tc.cuh), W's bits as the mma's A.
+    Each x row is a column of the mma (M = 2, 3, 8 one tile, 9 and 16 two); 37 rows: the last block's 16 rows
+    are partly past N; K = 128 (one chunk: one warp works, seven add zeros), 1664
+    (13 chunks over 8 warps: uneven shares, one warp without any) and 33280; scales of
+    another dtype (float32 results)."""
+    for K in (128, 1664, 33280):
+        wq, s, b, what = quantized(rng, (37, K), w_dtype, 1, group_size, mode)
+        for M in (2, 3, 8, 9, 16):
+            x = random_weights(rng, (M, K), x_dtype)
+            with pyonebit.trace() as t:
+                out = run_torch(x, wq, s, b, group_size=group_size, mode=mode)
+            assert t.kernels() == ["qmv_tc_t"], (K, M)
+            expected = np.dtype(x_dtype) if np.dtype(x_dtype) == np.dtype(w_dtype) else np.dtype(np.float32)
+            assert_matmul_close(out, x, what, True, expected)
+
+
+@gpu
+def test_tensor_core_products_of_large_half_values_stay_finite(rng):
+    """x near float16's largest value: the mma's products (x times 2.0) and sums are float32,
+    so nothing overflows although 2 x does not fit a float16."""
+    wq, s, b, what = quantized(rng, (64, 1024), np.float32, 1, 64)
+    x = (rng.uniform(30000, 65504, (2, 1024)) * rng.choice([-1, 1], (2, 1024))).astype(np.float16)
+    with pyonebit.trace() as t:
+        out = run_torch(x, wq, s, b, group_size=64)
+    assert t.kernels() == ["qmv_tc_t"]
+    assert np.isfinite(out).all()
+    assert_matmul_close(out, x, what, True, np.dtype(np.float32))
 
 
 @gpu
@@ -196,9 +238,9 @@ def test_a_weight_written_by_the_previous_product_is_read_after_it(rng):
 @pytest.mark.parametrize("group_size", GROUP_SIZES)
 @pytest.mark.parametrize("scale_dtype", [np.float32, BF16], ids=dtype_id)
 def test_tensor_core_kernel_keeps_the_float32_bound(rng, scale_dtype, group_size, mode):
-    """1-bit, bfloat16 x, M > 8: the tensor-core kernel, within the same error bound as the
+    """1-bit, bfloat16 x, M > 16: the tensor-core kernel, within the same error bound as the
     float32 kernels (W_hat split exactly into bfloat16 parts), over M / N tails and batches."""
-    for shape, M in (((67, 384), 9), ((130, 256), 16), ((64, 512), 65), ((2, 33, 128), 130)):
+    for shape, M in (((67, 384), 17), ((130, 256), 33), ((64, 512), 65), ((2, 33, 128), 130)):
         w = random_weights(rng, shape, np.float32)
         wq, s, b = pyonebit.quantize(w, group_size=group_size, mode=mode)
         s = s.astype(scale_dtype)
@@ -218,6 +260,13 @@ def test_batches_broadcast_on_device(rng):
     out = run_torch(x, wq, s, b, group_size=32, bits=2)
     assert out.shape == (2, 3, 5, 33)
     assert_matmul_close(out, x, what, True, np.dtype(np.float32))
+    # 1 bit, float16: the tensor-core matrix-vector kernel, once per batch entry
+    wq, s, b, what = quantized(rng, (3, 33, 256), np.float16, 1, 64)
+    x = random_weights(rng, (2, 1, 5, 256), np.float16)
+    with pyonebit.trace() as t:
+        out = run_torch(x, wq, s, b, group_size=64)
+    assert set(t.kernels()) == {"qmv_tc_t"}
+    assert_matmul_close(out, x, what, True, np.dtype(np.float16))
 
 
 @gpu

@@ -30,13 +30,17 @@ bool rows_aligned16(const MatmulPlan& plan) {
          plan.K * dtype_size(plan.x.dtype) % 16 == 0 && plan.K * plan.spec.bits / 32 % 4 == 0;
 }
 
-// The matrix-vector kernel reads with 16-byte loads only; unaligned data takes the tiled one.
-// The tensor-core kernel: 1 bit, bfloat16 x (its exact split: qmm_tc.cuh), 16-byte x rows.
+// The matrix-vector kernels read with 16-byte loads only; unaligned data takes the tiled one.
+// 1 bit with float16 / bfloat16 x takes the tensor-core one for 2 <= M <= 16 (float32 x
+// would lose bits in the mma); M = 1 the staged one, faster there (docs/cuda.md). The
+// tensor-core qmm: 1 bit, bfloat16 x (its exact split: qmm_tc.cuh), 16-byte x rows.
 Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
-  if (plan.M <= kQmvMaxM && !rows_aligned16(plan)) return Kernel::qmm_t;
-  if (plan.M <= kStagedMaxM) return Kernel::qmv_staged_t;
-  if (plan.M <= kQmvMaxM) return Kernel::qmv_t;
+  const bool aligned = rows_aligned16(plan);
+  if (aligned && plan.M > kStagedMaxM && plan.M <= kTcvMaxM && plan.spec.bits == 1 &&
+      plan.x.dtype != DType::float32)
+    return Kernel::qmv_tc_t;
+  if (plan.M <= kQmvMaxM) return !aligned ? Kernel::qmm_t : plan.M <= kStagedMaxM ? Kernel::qmv_staged_t : Kernel::qmv_t;
   if (plan.spec.bits == 1 && plan.x.dtype == DType::bfloat16 && aligned16(plan.x.data))
     return Kernel::qmm_tc_t;
   return Kernel::qmm_t;
@@ -100,6 +104,7 @@ std::string device_error() {
 
 std::string choose_kernel(const MatmulPlan& plan) {
   switch (choose(plan)) {
+    case Kernel::qmv_tc_t: return "qmv_tc_t";
     case Kernel::qmv_staged_t: return "qmv_staged_t";
     case Kernel::qmv_t: return "qmv_t";
     case Kernel::qmm_tc_t: return "qmm_tc_t";

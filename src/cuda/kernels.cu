@@ -7,6 +7,7 @@
 #include "qmm_tc.cuh"
 #include "qmv.cuh"
 #include "qmv_staged.cuh"
+#include "qmv_tc.cuh"
 
 #ifndef ONEBIT_CUDA_BITS
 #error "compile with -DONEBIT_CUDA_BITS=<bits>"
@@ -38,8 +39,25 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
                 early);
 }
 
+template <int NT, class X, class S>
+void launch_tcv(const KernelArgs& a, cudaStream_t stream, bool early) {
+  const dim3 grid((a.N + 15) / 16), block(kTcvWarps * 32);
+  switch (a.group_size) {
+    case 32: return launch_kernel(qmv_tc_t<32, NT, X, S>, grid, block, a, stream, early);
+    case 64: return launch_kernel(qmv_tc_t<64, NT, X, S>, grid, block, a, stream, early);
+    default: return launch_kernel(qmv_tc_t<128, NT, X, S>, grid, block, a, stream, early);
+  }
+}
+
 template <class X, class S>
 void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool early) {
+  // The tensor-core matrix-vector kernel: 1 bit, float16 / bfloat16 x (the host picks it for those).
+  if constexpr (B == 1 && !std::is_same<X, float>::value) {
+    if (kernel == Kernel::qmv_tc_t) {
+      static_assert(kTcvMaxM == 16, "one or two tiles of 8 rows of x");
+      return a.M <= 8 ? launch_tcv<1, X, S>(a, stream, early) : launch_tcv<2, X, S>(a, stream, early);
+    }
+  }
   if (kernel == Kernel::qmv_staged_t) {  // M = 1 (kStagedMaxM)
     constexpr int rows = kStagedWarps * kStagedRows;  // per block
     return launch_kernel(qmv_staged_t<B, X, S>, dim3((a.N + rows - 1) / rows), dim3(kStagedWarps * 32),
