@@ -7,22 +7,13 @@
 // the result keeps the float32 kernels' error bound (tests/error_bound.py).
 #pragma once
 
-#include "codes.cuh"
+#include "mma.cuh"
 
 namespace onebit {
 namespace cuda {
 
 constexpr int kTcM = 64, kTcN = 64, kTcK = 32, kTcThreads = 128;
 constexpr int kTcPad = 8;  // halves per smem row beyond kTcK: fragment loads hit 32 banks
-
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const std::uint32_t (&a)[4],
-                                               const std::uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 constexpr int kTcParts = 3;  // bfloat16 parts of each W_hat value
 
@@ -114,7 +105,7 @@ __global__ void __launch_bounds__(kTcThreads) qmm_tc_t(KernelArgs a) {
           const int c = wn + 8 * j + g;
           const std::uint32_t bf[2] = {pair_at(&ws[p][c][kk + 2 * t]), pair_at(&ws[p][c][kk + 2 * t + 8])};
 #pragma unroll
-          for (int i = 0; i < 2; ++i) mma_bf16_16816(acc[p][i][j], af[i], bf);
+          for (int i = 0; i < 2; ++i) mma_16816<__nv_bfloat16>(acc[p][i][j], af[i], bf);
         }
     }
     __syncthreads();

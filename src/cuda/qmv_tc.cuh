@@ -20,36 +20,13 @@
 // (8h + 2t + 1, 8h + 2t + 17) in slots (2t + 8, 2t + 9); B holds x at the same k.
 #pragma once
 
-#include "codes.cuh"
+#include "mma.cuh"
 
 namespace onebit {
 namespace cuda {
 
 constexpr int kTcvWarps = 8;  // warps per block (each a share of K)
 constexpr int kTcvChunk = 128;  // values of K per 16-byte load of a row
-
-// d += a * b, m16n8k16, float32 accumulators; a and b hold X pairs (float16 or bfloat16).
-template <class X>
-__device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a)[4],
-                                          const std::uint32_t (&b)[2]);
-template <>
-__device__ __forceinline__ void mma_16816<__half>(float (&d)[4], const std::uint32_t (&a)[4],
-                                                  const std::uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-template <>
-__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&d)[4], const std::uint32_t (&a)[4],
-                                                         const std::uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 constexpr std::uint32_t kTwoPair = 0x40004000u;  // 2.0 in both halves, float16 and bfloat16
 
