@@ -9,10 +9,11 @@
 //   symmetric: scale * (2 sum q x - sum x)     =  scale acc - (scale/2) xacc
 // where xacc = 2 sum_k x_k comes from one more mma with A all 2.0. The products are
 // exact (x times a power of two) and every sum is float32, so the error bound of the
-// float32 kernels holds (tests/error_bound.py).
+// float32 kernels holds (tests/error_bound.py). The library sends it M >= 2: at M = 1
+// qmv_staged_t was faster (docs/cuda.md).
 //
 // A block takes 16 rows of W; its warps split K (chunks of 128 values, one 16-byte
-// word of each row) and add their partial sums in shared memory at the end.
+// load of each row) and add their partial sums in shared memory at the end.
 //
 // The mma's 16 k slots of one step map to 16 values of one 32-bit word of W (so a step
 // never spans two groups): lane (g, t) (g = lane / 4, t = lane % 4) of step h (0, 1)
