@@ -90,10 +90,11 @@ def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
     jobs = []
     for src in sources:
         flags, name = list(SANITIZED), os.path.basename(src)
-        if src.endswith(".metal") or name.startswith("emulated_kernels_"):
-            flags = ["-x", "c++"] + ["-O0" if f == "-O1" else f for f in flags]
-        if name == "avx2.cpp" or (name == "avx512.cpp" and not avx512_on_simde):
+        metal = src.endswith(".metal") or name.startswith("emulated_kernels_")
+        if metal or name == "avx2.cpp" or (name == "avx512.cpp" and not avx512_on_simde):
             flags = ["-O0" if f == "-O1" else f for f in flags]
+        if metal:
+            flags = ["-x", "c++"] + flags
         if emulator and name == "backend.cpp":
             flags.append("-DONEBIT_WITH_METAL_EMULATOR")
         if avx512_on_simde and name == "avx512.cpp":

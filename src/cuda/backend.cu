@@ -40,7 +40,10 @@ Kernel choose(const MatmulPlan& plan) {
   if (aligned && plan.M > kStagedMaxM && plan.M <= kTcvMaxM && plan.spec.bits == 1 &&
       plan.x.dtype != DType::float32)
     return Kernel::qmv_tc_t;
-  if (plan.M <= kQmvMaxM) return !aligned ? Kernel::qmm_t : plan.M <= kStagedMaxM ? Kernel::qmv_staged_t : Kernel::qmv_t;
+  if (plan.M <= kQmvMaxM) {
+    if (!aligned) return Kernel::qmm_t;
+    return plan.M <= kStagedMaxM ? Kernel::qmv_staged_t : Kernel::qmv_t;
+  }
   if (plan.spec.bits == 1 && plan.x.dtype == DType::bfloat16 && aligned16(plan.x.data))
     return Kernel::qmm_tc_t;
   return Kernel::qmm_t;

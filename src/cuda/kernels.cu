@@ -41,7 +41,7 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
 
 template <int NT, class X, class S>
 void launch_tcv(const KernelArgs& a, cudaStream_t stream, bool early) {
-  const dim3 grid((a.N + 15) / 16), block(kTcvWarps * 32);
+  const dim3 grid((a.N + kTcvRows - 1) / kTcvRows), block(kTcvWarps * 32);
   switch (a.group_size) {
     case 32: return launch_kernel(qmv_tc_t<32, NT, X, S>, grid, block, a, stream, early);
     case 64: return launch_kernel(qmv_tc_t<64, NT, X, S>, grid, block, a, stream, early);

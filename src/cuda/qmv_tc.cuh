@@ -27,6 +27,7 @@ namespace onebit {
 namespace cuda {
 
 constexpr int kTcvWarps = 8;  // warps per block (each a share of K)
+constexpr int kTcvRows = 16;  // rows of W per block: the mma's M
 constexpr int kTcvChunk = 128;  // values of K per 16-byte load of a row
 
 constexpr std::uint32_t kTwoPair = 0x40004000u;  // 2.0 in both halves, float16 and bfloat16
@@ -44,12 +45,12 @@ __global__ void __launch_bounds__(WARPS * 32) qmv_tc_t(KernelArgs a) {
   using O = typename OutType<X, S>::type;
   static_assert(GS % 32 == 0 && kTcvChunk % GS == 0, "a group is whole words within a chunk");
   constexpr int kWordsPerGroup = GS / 32;
-  static_assert(16 * 8 * NT <= WARPS * 32, "a thread per output at the end");
+  static_assert(kTcvRows * 8 * NT <= WARPS * 32, "a thread per output at the end");
   __shared__ float partial[WARPS][NT][4][32];
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
-  const int n0 = blockIdx.x * 16;
+  const int n0 = blockIdx.x * kTcvRows;
   const std::int64_t words = a.K / 32;  // per row; K % 128 == 0 on this path
   const std::int64_t chunks = words / 4;
   const std::int64_t share = (chunks + WARPS - 1) / WARPS;
@@ -75,7 +76,7 @@ __global__ void __launch_bounds__(WARPS * 32) qmv_tc_t(KernelArgs a) {
   // and biases into L2 (one contiguous span each) and this warp's first chunk into
   // registers; x (which that kernel may write) after.
   {
-    const int rows = min(16, a.N - n0);
+    const int rows = min(kTcvRows, a.N - n0);
     const std::int64_t factor_bytes = std::int64_t(rows) * groups * std::int64_t(sizeof(S));
     const std::int64_t spans[3] = {rows * words * 4, factor_bytes, a.symmetric ? 0 : factor_bytes};
     const char* bases[3] = {reinterpret_cast<const char*>(a.wq + std::int64_t(n0) * words),
@@ -167,7 +168,7 @@ __global__ void __launch_bounds__(WARPS * 32) qmv_tc_t(KernelArgs a) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) partial[warp][j][e][lane] = y[j][e];
   __syncthreads();
-  if (threadIdx.x < 16 * 8 * NT) {
+  if (threadIdx.x < kTcvRows * 8 * NT) {
     const int r = threadIdx.x / (8 * NT), m = threadIdx.x % (8 * NT);
     const int j = m / 8, e = (r / 8) * 2 + (m & 1), l = (r % 8) * 4 + (m % 8) / 2;
     float v = 0.f;
