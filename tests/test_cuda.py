@@ -97,10 +97,14 @@ def test_model_sized_rows_use_wide_loads(rng, M, mode):
                         np.dtype(np.float16))
 
 
-def matrix_vector_kernel(bits, dtype, M):
+STREAM_MAX_K = 53248  # launch.h's kStreamMaxK
+
+
+def matrix_vector_kernel(bits, dtype, M, K):
     """The kernel backend.cu picks for a transposed product with M <= 8 on aligned rows."""
     if M == 1:
-        return "qmv_staged_t"
+        stream = bits == 1 and K % 128 == 0 and K <= STREAM_MAX_K
+        return "qmv_stream_t" if stream else "qmv_staged_t"
     return "qmv_tc_t" if bits == 1 and np.dtype(dtype) != np.float32 else "qmv_t"
 
 
@@ -109,28 +113,54 @@ def matrix_vector_kernel(bits, dtype, M):
 @pytest.mark.parametrize("bits,mode", [(1, "affine"), (1, "symmetric"), (2, "affine"), (3, "affine"),
                                        (4, "affine"), (8, "affine")])
 def test_one_row_of_x_is_staged_in_steps(rng, bits, mode, dtype):
-    """M = 1 takes qmv_staged_t, which stages x in shared memory one warp step at a time
-    (4096 values at 1 bit, 1024 at 3, 4 and 8 bits): K = 10368 is several steps and a
-    partial last one; 37 rows leave the last block's warps past N (they stage, and store
-    nothing). M = 2 takes qmv_t (1 bit with float16 / bfloat16 x: qmv_tc_t)."""
+    """M = 1 takes qmv_staged_t at 2-8 bits (1 bit: qmv_stream_t), which stages x in shared
+    memory one warp step at a time (4096 values at 1 bit, 1024 at 3, 4 and 8 bits): K =
+    10368 is several steps and a partial last one; 37 rows leave the last block's warps
+    past N (they stage, and store nothing). M = 2 takes qmv_t (1 bit with float16 /
+    bfloat16 x: qmv_tc_t)."""
     wq, s, b, what = quantized(rng, (37, 10368), dtype, bits, 128, mode)
     for M in (1, 2):
         x = random_weights(rng, (M, 10368), dtype)
         with pyonebit.trace() as t:
             out = run_torch(x, wq, s, b, group_size=128, bits=bits, mode=mode)
-        assert t.kernels() == [matrix_vector_kernel(bits, dtype, M)]
+        assert t.kernels() == [matrix_vector_kernel(bits, dtype, M, 10368)]
         assert_matmul_close(out, x, what, True, np.dtype(dtype))
 
 
 @gpu
-def test_a_long_row_of_x_is_staged_in_steps(rng):
-    """K = 33280 at 1 bit, group 64: eight steps of x through shared memory and a partial one."""
-    wq, s, b, what = quantized(rng, (45, 33280), np.float16, 1, 64)
-    x = random_weights(rng, (1, 33280), np.float16)
+def test_a_row_of_x_too_long_to_stream_is_staged_in_steps(rng):
+    """K = 53376 at 1 bit, group 64: past what qmv_stream_t holds in shared memory, so
+    qmv_staged_t, thirteen steps of x and a partial one."""
+    K = STREAM_MAX_K + 128
+    wq, s, b, what = quantized(rng, (45, K), np.float16, 1, 64)
+    x = random_weights(rng, (1, K), np.float16)
     with pyonebit.trace() as t:
         out = run_torch(x, wq, s, b, group_size=64)
     assert t.kernels() == ["qmv_staged_t"]
     assert_matmul_close(out, x, what, True, np.dtype(np.float16))
+
+
+@gpu
+@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float32, np.float32),
+                                             (np.float16, np.float32), (BF16, np.float16)],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("mode", ["affine", "symmetric"])
+@pytest.mark.parametrize("group_size", GROUP_SIZES)
+def test_one_bit_row_of_x_streams_through_resident_blocks(rng, group_size, mode, x_dtype, w_dtype):
+    """1 bit, M = 1, K whole 128-value chunks: qmv_stream_t (qmv_stream.cuh), all of x in
+    shared memory, resident blocks walking tiles of rows. K = 128 (one chunk: one lane of
+    each warp works), 4224 (a second lane step with one chunk), 53248 (the most it takes:
+    one block a multiprocessor); N = 37 (2-row tiles, the last partial), 4097 (at group
+    size 128 4-row tiles, the last with one row) and 8453 with K = 128 (more tiles than
+    warps in the grid: some warps take two)."""
+    for N, K in ((37, 128), (37, 4224), (3, STREAM_MAX_K), (4097, 4224), (8453, 128)):
+        wq, s, b, what = quantized(rng, (N, K), w_dtype, 1, group_size, mode)
+        x = random_weights(rng, (1, K), x_dtype)
+        with pyonebit.trace() as t:
+            out = run_torch(x, wq, s, b, group_size=group_size, mode=mode)
+        assert t.kernels() == ["qmv_stream_t"], (N, K)
+        expected = np.dtype(x_dtype) if np.dtype(x_dtype) == np.dtype(w_dtype) else np.dtype(np.float32)
+        assert_matmul_close(out, x, what, True, expected)
 
 
 @gpu

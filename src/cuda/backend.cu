@@ -31,12 +31,17 @@ bool rows_aligned16(const MatmulPlan& plan) {
 }
 
 // The matrix-vector kernels read with 16-byte loads only; unaligned data takes the tiled one.
+// M = 1 at 1 bit: the streaming one where all of x fits its shared memory and a row is whole
+// 128-value chunks (its offsets are 32-bit: fewer than 2^31 words of W), else the staged one.
 // 1 bit with float16 / bfloat16 x takes the tensor-core one for 2 <= M <= 16 (float32 x
-// would lose bits in the mma); M = 1 the staged one, faster there (docs/cuda.md). The
-// tensor-core qmm: 1 bit, bfloat16 x (its exact split: qmm_tc.cuh), 16-byte x rows.
+// would lose bits in the mma). The tensor-core qmm: 1 bit, bfloat16 x (its exact split:
+// qmm_tc.cuh), 16-byte x rows.
 Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
   const bool aligned = rows_aligned16(plan);
+  if (aligned && plan.M == 1 && plan.spec.bits == 1 && plan.K % 128 == 0 && plan.K <= kStreamMaxK &&
+      plan.N * (plan.K / 32) < (std::int64_t(1) << 31))
+    return Kernel::qmv_stream_t;
   if (aligned && plan.M > kStagedMaxM && plan.M <= kTcvMaxM && plan.spec.bits == 1 &&
       plan.x.dtype != DType::float32)
     return Kernel::qmv_tc_t;
@@ -107,6 +112,7 @@ std::string device_error() {
 
 std::string choose_kernel(const MatmulPlan& plan) {
   switch (choose(plan)) {
+    case Kernel::qmv_stream_t: return "qmv_stream_t";
     case Kernel::qmv_tc_t: return "qmv_tc_t";
     case Kernel::qmv_staged_t: return "qmv_staged_t";
     case Kernel::qmv_t: return "qmv_t";

@@ -1,5 +1,8 @@
 // Every kernel for one bit width (ONEBIT_CUDA_BITS, set by the build): the
 // build compiles this file once per width, in parallel.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <type_traits>
 
 #include "launch.h"
@@ -7,6 +10,7 @@
 #include "qmm_tc.cuh"
 #include "qmv.cuh"
 #include "qmv_staged.cuh"
+#include "qmv_stream.cuh"
 #include "qmv_tc.cuh"
 
 #ifndef ONEBIT_CUDA_BITS
@@ -22,12 +26,13 @@ constexpr int B = ONEBIT_CUDA_BITS;
 // Launches kernel, as a programmatic dependent launch when early (see allow_next_kernel);
 // an error is left for cudaGetLastError.
 void launch_kernel(void (*kernel)(KernelArgs), dim3 grid, dim3 block, const KernelArgs& a,
-                   cudaStream_t stream, bool early) {
+                   cudaStream_t stream, bool early, std::size_t smem = 0) {
   cudaLaunchAttribute attr[1] = {};
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = early ? 1 : 0;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid, config.blockDim = block, config.stream = stream;
+  config.dynamicSmemBytes = smem;
   config.attrs = attr, config.numAttrs = 1;
   cudaLaunchKernelEx(&config, kernel, a);
 }
@@ -37,6 +42,53 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
   constexpr int rows = kQmvWarps * kQmvRows;  // per block
   launch_kernel(qmv_t<B, MT, X, S>, dim3((a.N + rows - 1) / rows), dim3(kQmvWarps * 32), a, stream,
                 early);
+}
+
+// The current device's multiprocessors (each device asked once; qmv_stream_t, 1 bit only).
+[[maybe_unused]] int multiprocessors() {
+  static std::atomic<int> count[64] = {};
+  int device = 0;
+  cudaGetDevice(&device);
+  std::atomic<int>& c = count[device & 63];
+  if (c.load(std::memory_order_relaxed) == 0) {
+    int n = 0;
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device);
+    c.store(n > 0 ? n : 1, std::memory_order_relaxed);
+  }
+  return c.load(std::memory_order_relaxed);
+}
+
+// qmv_stream_t: as many blocks as are resident at once (registers allow two a multiprocessor,
+// shared memory may allow one), or fewer where the tiles run out; R rows a tile (4 from N =
+// 4096 at group size 128: fewer shared loads of x per weight; else 2, where 4 leaves
+// multiprocessors idle or spills).
+template <int GS, int R, class X, class S>
+void launch_stream_r(const KernelArgs& a, cudaStream_t stream, bool early) {
+  const auto kernel = qmv_stream_t<GS, X, S, R>;
+  // Above 48 KB of shared memory a kernel must opt in, once per device (the call is idempotent).
+  static std::atomic<std::uint64_t> opted_in{0};
+  int device = 0;
+  cudaGetDevice(&device);
+  const std::uint64_t bit = std::uint64_t(1) << (device & 63);
+  if (!(opted_in.load(std::memory_order_relaxed) & bit)) {
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(stream_smem_bytes(kStreamMaxK)));
+    opted_in.fetch_or(bit, std::memory_order_relaxed);
+  }
+  const std::size_t smem = stream_smem_bytes(a.K);
+  constexpr std::size_t kSmemPerSM = 228 * 1024, kReservedPerBlock = 1024;  // sm_90
+  const int per_sm = min(2, max(1, static_cast<int>(kSmemPerSM / (smem + kReservedPerBlock))));
+  const int tiles = (a.N + R - 1) / R, blocks = (tiles + kStreamWarps - 1) / kStreamWarps;
+  launch_kernel(kernel, dim3(min(blocks, per_sm * multiprocessors())), dim3(kStreamWarps * 32), a, stream,
+                early, smem);
+}
+
+template <int GS, class X, class S>
+void launch_stream(const KernelArgs& a, cudaStream_t stream, bool early) {
+  if constexpr (GS == 128) {  // smaller groups: 4 rows' factors of two items spill registers
+    if (a.N >= 4096) return launch_stream_r<GS, 4, X, S>(a, stream, early);
+  }
+  launch_stream_r<GS, 2, X, S>(a, stream, early);
 }
 
 template <int NT, class X, class S>
@@ -56,6 +108,15 @@ void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool 
     if (kernel == Kernel::qmv_tc_t) {
       static_assert(kTcvMaxM == 16, "one or two tiles of 8 rows of x");
       return a.M <= 8 ? launch_tcv<1, X, S>(a, stream, early) : launch_tcv<2, X, S>(a, stream, early);
+    }
+  }
+  if constexpr (B == 1) {
+    if (kernel == Kernel::qmv_stream_t) {  // M = 1, K % 128 == 0, K <= kStreamMaxK
+      switch (a.group_size) {
+        case 32: return launch_stream<32, X, S>(a, stream, early);
+        case 64: return launch_stream<64, X, S>(a, stream, early);
+        default: return launch_stream<128, X, S>(a, stream, early);
+      }
     }
   }
   if (kernel == Kernel::qmv_staged_t) {  // M = 1 (kStagedMaxM)

@@ -10,12 +10,15 @@
 namespace onebit {
 namespace cuda {
 
-enum class Kernel { qmv_tc_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
+enum class Kernel { qmv_stream_t, qmv_tc_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
 
 // Largest M each matrix-vector kernel takes: qmv_staged_t one row of x (staged in shared
 // memory); qmv_tc_t (1 bit, float16 / bfloat16 x, from M = 2) 16 (two mma tiles of N =
 // 8); qmv_t (the rest from M = 2) 8 (its accumulators live in registers).
 constexpr int kTcvMaxM = 16;
+// qmv_stream_t (1 bit, M = 1) holds all of x in shared memory: 4.25 bytes per value, at most
+// 227 KB a block.
+constexpr int kStreamMaxK = 53248;
 constexpr int kStagedMaxM = 1;
 constexpr int kQmvMaxM = 8;
 

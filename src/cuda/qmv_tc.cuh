@@ -10,7 +10,7 @@
 // where xacc = 2 sum_k x_k comes from one more mma with A all 2.0. The products are
 // exact (x times a power of two) and every sum is float32, so the error bound of the
 // float32 kernels holds (tests/error_bound.py). The library sends it M >= 2: at M = 1
-// qmv_staged_t was faster (docs/cuda.md).
+// qmv_stream_t and qmv_staged_t were faster (docs/cuda.md).
 //
 // A block takes 16 rows of W; its warps split K (chunks of 128 values, one 16-byte
 // load of each row) and add their partial sums in shared memory at the end.
