@@ -11,6 +11,7 @@
 #include "common/format_values.h"
 #include "launch.h"
 #include "qmm_simt.cuh"  // the tile shape, for the grid limit
+#include "qmv_stream.cuh"  // its shared memory, for the choice
 
 namespace onebit {
 namespace cuda {
@@ -20,6 +21,27 @@ void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess)
     throw std::runtime_error(std::string("[cuda] ") + what + ": " + cudaGetErrorString(err));
 }
+
+}  // namespace
+
+const DeviceLimits& device_limits() {
+  static DeviceLimits cache[64] = {};
+  static std::mutex mutex;
+  int device = 0;
+  cudaGetDevice(&device);
+  std::lock_guard<std::mutex> lock(mutex);
+  DeviceLimits& d = cache[device & 63];
+  if (d.multiprocessors == 0) {
+    int sms = 0, per_sm = 0, per_block = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
+    cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    d = {sms > 0 ? sms : 1, static_cast<std::size_t>(per_sm), static_cast<std::size_t>(per_block)};
+  }
+  return d;
+}
+
+namespace {
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
@@ -40,6 +62,7 @@ Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
   const bool aligned = rows_aligned16(plan);
   if (aligned && plan.M == 1 && plan.spec.bits == 1 && plan.K % 128 == 0 && plan.K <= kStreamMaxK &&
+      stream_smem_bytes(static_cast<int>(plan.K)) <= device_limits().shared_per_block &&
       plan.N * (plan.K / 32) < (std::int64_t(1) << 31))
     return Kernel::qmv_stream_t;
   if (aligned && plan.M > kStagedMaxM && plan.M <= kTcvMaxM && plan.spec.bits == 1 &&

@@ -44,20 +44,6 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
                 early);
 }
 
-// The current device's multiprocessors (each device asked once; qmv_stream_t, 1 bit only).
-[[maybe_unused]] int multiprocessors() {
-  static std::atomic<int> count[64] = {};
-  int device = 0;
-  cudaGetDevice(&device);
-  std::atomic<int>& c = count[device & 63];
-  if (c.load(std::memory_order_relaxed) == 0) {
-    int n = 0;
-    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device);
-    c.store(n > 0 ? n : 1, std::memory_order_relaxed);
-  }
-  return c.load(std::memory_order_relaxed);
-}
-
 // qmv_stream_t: as many blocks as are resident at once (registers allow two a multiprocessor,
 // shared memory may allow one), or fewer where the tiles run out; R rows a tile (4 from N =
 // 4096 at group size 128: fewer shared loads of x per weight; else 2, where 4 leaves
@@ -65,22 +51,23 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
 template <int GS, int R, class X, class S>
 void launch_stream_r(const KernelArgs& a, cudaStream_t stream, bool early) {
   const auto kernel = qmv_stream_t<GS, X, S, R>;
-  // Above 48 KB of shared memory a kernel must opt in, once per device (the call is idempotent).
+  const DeviceLimits& device = device_limits();
+  // Above 48 KB of shared memory a kernel must opt in, once per device (the call is idempotent;
+  // the host chose this kernel only where the device allows a block stream_smem_bytes(K)).
   static std::atomic<std::uint64_t> opted_in{0};
-  int device = 0;
-  cudaGetDevice(&device);
-  const std::uint64_t bit = std::uint64_t(1) << (device & 63);
+  int id = 0;
+  cudaGetDevice(&id);
+  const std::uint64_t bit = std::uint64_t(1) << (id & 63);
   if (!(opted_in.load(std::memory_order_relaxed) & bit)) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(stream_smem_bytes(kStreamMaxK)));
+                         static_cast<int>(std::min(device.shared_per_block, stream_smem_bytes(kStreamMaxK))));
     opted_in.fetch_or(bit, std::memory_order_relaxed);
   }
-  const std::size_t smem = stream_smem_bytes(a.K);
-  constexpr std::size_t kSmemPerSM = 228 * 1024, kReservedPerBlock = 1024;  // sm_90
-  const int per_sm = min(2, max(1, static_cast<int>(kSmemPerSM / (smem + kReservedPerBlock))));
+  const std::size_t smem = stream_smem_bytes(a.K), reserved = 1024;  // per block (sm_80+)
+  const int per_sm = min(2, max(1, static_cast<int>(device.shared_per_multiprocessor / (smem + reserved))));
   const int tiles = (a.N + R - 1) / R, blocks = (tiles + kStreamWarps - 1) / kStreamWarps;
-  launch_kernel(kernel, dim3(min(blocks, per_sm * multiprocessors())), dim3(kStreamWarps * 32), a, stream,
-                early, smem);
+  launch_kernel(kernel, dim3(min(blocks, per_sm * device.multiprocessors)), dim3(kStreamWarps * 32), a,
+                stream, early, smem);
 }
 
 template <int GS, class X, class S>

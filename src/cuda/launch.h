@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 #include "codes.cuh"
 #include "onebit/onebit.h"
 
@@ -16,11 +18,20 @@ enum class Kernel { qmv_stream_t, qmv_tc_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t
 // memory); qmv_tc_t (1 bit, float16 / bfloat16 x, from M = 2) 16 (two mma tiles of N =
 // 8); qmv_t (the rest from M = 2) 8 (its accumulators live in registers).
 constexpr int kTcvMaxM = 16;
-// qmv_stream_t (1 bit, M = 1) holds all of x in shared memory: 4.25 bytes per value, at most
-// 227 KB a block.
+// qmv_stream_t (1 bit, M = 1) holds all of x in shared memory, 4.25 bytes per value
+// (stream_smem_bytes): K up to kStreamMaxK where a block may have 227 KB (sm_90), less on
+// devices that offer less (device_limits).
 constexpr int kStreamMaxK = 53248;
 constexpr int kStagedMaxM = 1;
 constexpr int kQmvMaxM = 8;
+
+// What the current device offers (each device asked once).
+struct DeviceLimits {
+  int multiprocessors;
+  std::size_t shared_per_multiprocessor;  // bytes
+  std::size_t shared_per_block;           // bytes a block may opt in to
+};
+const DeviceLimits& device_limits();
 
 // Launches `kernel` for one matrix product, asynchronously on `stream`; `early`: as a
 // programmatic dependent launch (it may start before the previous kernel ends; see codes.cuh).
