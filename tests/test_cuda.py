@@ -100,6 +100,12 @@ def test_model_sized_rows_use_wide_loads(rng, M, mode):
 STREAM_MAX_K = 53248  # launch.h's kStreamMaxK
 
 
+def test_stream_limit_is_launch_h_s():
+    """The GPU tests below go just past qmv_stream_t's K limit: their constant is launch.h's."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "src", "cuda", "launch.h")) as f:
+        assert f"constexpr int kStreamMaxK = {STREAM_MAX_K};" in f.read()
+
+
 def matrix_vector_kernel(bits, dtype, M, K):
     """The kernel backend.cu picks for a transposed product with M <= 8 on aligned rows."""
     if M == 1:
