@@ -7,8 +7,8 @@ capabilities to build machine code for (default "90": H100/H200), and PTX
 for the last, so later GPUs compile it at load time.
 
 PYONEBIT_CUDA_COMPILE_CHECK=1 is the compile check of machines without a GPU
-(CI, .ci/run): nvcc's fastest device compile (--Ofast-compile=max: the
-optimizations of NVVM and ptxas that cost compile time off), no register
+(CI, .ci/run): nvcc's fastest device compile (--Ofast-compile=max, nvcc
+12.8 or later: the optimizations of NVVM and ptxas that cost compile time off), no register
 spill check. Every source and bit width still goes through nvcc's front end
 (every kernel template instantiated), PTX generation and ptxas (inline PTX
 assembled, shared memory sizes checked), so a compile error fails the build,
