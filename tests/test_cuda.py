@@ -97,6 +97,16 @@ def test_model_sized_rows_use_wide_loads(rng, M, mode):
                         np.dtype(np.float16))
 
 
+def assert_kernel_matches_model(kernel, x, wq, s, b, what, context, **kw):
+    """The transposed product of x with (wq, s, b) on the device ran `kernel` alone and is within
+    the bound of the float64 model what; its dtype as in MLX (x's where the scales have it, else
+    float32). context names the case in a failure."""
+    with pyonebit.trace() as t:
+        out = run_torch(x, wq, s, b, **kw)
+    assert t.kernels() == [kernel], context
+    assert_matmul_close(out, x, what, True, x.dtype if x.dtype == s.dtype else np.dtype(np.float32))
+
+
 STREAM_MAX_K = 53248  # launch.h's kStreamMaxK
 
 
@@ -162,11 +172,7 @@ def test_one_bit_row_of_x_streams_through_resident_blocks(rng, group_size, mode,
     for N, K in ((37, 128), (37, 4224), (3, STREAM_MAX_K), (4097, 4224), (8453, 128)):
         wq, s, b, what = quantized(rng, (N, K), w_dtype, 1, group_size, mode)
         x = random_weights(rng, (1, K), x_dtype)
-        with pyonebit.trace() as t:
-            out = run_torch(x, wq, s, b, group_size=group_size, mode=mode)
-        assert t.kernels() == ["qmv_stream_t"], (N, K)
-        expected = np.dtype(x_dtype) if np.dtype(x_dtype) == np.dtype(w_dtype) else np.dtype(np.float32)
-        assert_matmul_close(out, x, what, True, expected)
+        assert_kernel_matches_model("qmv_stream_t", x, wq, s, b, what, (N, K), group_size=group_size, mode=mode)
 
 
 @gpu
@@ -184,11 +190,7 @@ def test_one_bit_half_x_takes_tensor_cores(rng, group_size, mode, x_dtype, w_dty
         wq, s, b, what = quantized(rng, (37, K), w_dtype, 1, group_size, mode)
         for M in (2, 3, 8, 9, 16):
             x = random_weights(rng, (M, K), x_dtype)
-            with pyonebit.trace() as t:
-                out = run_torch(x, wq, s, b, group_size=group_size, mode=mode)
-            assert t.kernels() == ["qmv_tc_t"], (K, M)
-            expected = np.dtype(x_dtype) if np.dtype(x_dtype) == np.dtype(w_dtype) else np.dtype(np.float32)
-            assert_matmul_close(out, x, what, True, expected)
+            assert_kernel_matches_model("qmv_tc_t", x, wq, s, b, what, (K, M), group_size=group_size, mode=mode)
 
 
 @gpu
