@@ -25,19 +25,18 @@ void check(cudaError_t err, const char* what) {
 }  // namespace
 
 const DeviceLimits& device_limits() {
-  static DeviceLimits cache[64] = {};
-  static std::mutex mutex;
+  static DeviceLimits cache[64];
+  static std::once_flag asked[64];
   int device = 0;
   cudaGetDevice(&device);
-  std::lock_guard<std::mutex> lock(mutex);
   DeviceLimits& d = cache[device & 63];
-  if (d.multiprocessors == 0) {
+  std::call_once(asked[device & 63], [&] {  // after the first call: one atomic load, no lock
     int sms = 0, per_sm = 0, per_block = 0;
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
     cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
     cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-    d = {sms > 0 ? sms : 1, static_cast<std::size_t>(per_sm), static_cast<std::size_t>(per_block)};
-  }
+    d = {device, sms > 0 ? sms : 1, static_cast<std::size_t>(per_sm), static_cast<std::size_t>(per_block)};
+  });
   return d;
 }
 

@@ -55,9 +55,7 @@ void launch_stream_r(const KernelArgs& a, cudaStream_t stream, bool early) {
   // Above 48 KB of shared memory a kernel must opt in, once per device (the call is idempotent;
   // the host chose this kernel only where the device allows a block stream_smem_bytes(K)).
   static std::atomic<std::uint64_t> opted_in{0};
-  int id = 0;
-  cudaGetDevice(&id);
-  const std::uint64_t bit = std::uint64_t(1) << (id & 63);
+  const std::uint64_t bit = std::uint64_t(1) << (device.ordinal & 63);
   if (!(opted_in.load(std::memory_order_relaxed) & bit)) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(std::min(device.shared_per_block, stream_smem_bytes(kStreamMaxK))));

@@ -25,8 +25,9 @@ constexpr int kStreamMaxK = 53248;
 constexpr int kStagedMaxM = 1;
 constexpr int kQmvMaxM = 8;
 
-// What the current device offers (each device asked once).
+// The current device and what it offers (each device asked once).
 struct DeviceLimits {
+  int ordinal;  // cudaGetDevice's
   int multiprocessors;
   std::size_t shared_per_multiprocessor;  // bytes
   std::size_t shared_per_block;           // bytes a block may opt in to
