@@ -272,23 +272,45 @@ def test_a_weight_written_by_the_previous_product_is_read_after_it(rng):
 
 
 @gpu
+@pytest.mark.parametrize("x_dtype,scale_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float16, np.float32),
+                                                 (BF16, np.float32), (np.float16, BF16)],
+                         ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("mode", ["affine", "symmetric"])
 @pytest.mark.parametrize("group_size", GROUP_SIZES)
-@pytest.mark.parametrize("scale_dtype", [np.float32, BF16], ids=dtype_id)
-def test_tensor_core_kernel_keeps_the_float32_bound(rng, scale_dtype, group_size, mode):
-    """1-bit, bfloat16 x, M > 16: the tensor-core kernel, within the same error bound as the
-    float32 kernels (W_hat split exactly into bfloat16 parts), over M / N tails and batches."""
-    for shape, M in (((67, 384), 17), ((130, 256), 33), ((64, 512), 65), ((2, 33, 128), 130)):
+def test_tensor_core_kernel_keeps_the_float32_bound(rng, x_dtype, scale_dtype, group_size, mode):
+    """1 bit, float16 / bfloat16 x, M > 16: qmm_tc_t (qmm_tc.cuh), x times W's bits as 0 / 2.0 in
+    the mma and the group factors after, within the float32 kernels' error bound. K = 3 groups
+    (one step of 128 values, cut short at group sizes 32 and 64), 33 groups (a last step of one
+    word at group size 32, two at 64) and 128 + a group; N = 67 (one partial tile of 256 rows)
+    and 300 (two); M = 17, 65 and 130 (tiles of 64 rows, the last partial); a batch of W."""
+    cases = (((67, 3 * group_size), 17), ((300, 33 * group_size), 65), ((67, 3 * group_size), 130),
+             ((2, 33, 128 + group_size), 65))
+    for shape, M in cases:
         w = random_weights(rng, shape, np.float32)
         wq, s, b = pyonebit.quantize(w, group_size=group_size, mode=mode)
         s = s.astype(scale_dtype)
         b = b.astype(scale_dtype) if b is not None else None
         what = w_hat64(wq, s, b, 1, group_size, mode)
-        x = random_weights(rng, shape[:-2] + (M, shape[-1]), BF16)
+        x = random_weights(rng, shape[:-2] + (M, shape[-1]), x_dtype)
         with pyonebit.trace() as t:
             out = run_torch(x, wq, s, b, group_size=group_size, mode=mode)
         assert set(t.kernels()) == {"qmm_tc_t"}
-        assert_matmul_close(out, x, what, True, np.dtype(BF16) if scale_dtype == BF16 else np.dtype(np.float32))
+        out_dtype = np.dtype(x_dtype) if np.dtype(x_dtype) == np.dtype(scale_dtype) else np.dtype(np.float32)
+        assert out.dtype == out_dtype
+        assert_matmul_close(out, x, what, True, out_dtype)
+
+
+@gpu
+def test_tensor_core_matrix_products_of_large_half_values_stay_finite(rng):
+    """qmm_tc_t with x near float16's largest value: its products (x times 2.0) and sums are
+    float32, so nothing overflows although 2 x does not fit a float16."""
+    wq, s, b, what = quantized(rng, (64, 1024), np.float32, 1, 64)
+    x = (rng.uniform(30000, 65504, (40, 1024)) * rng.choice([-1, 1], (40, 1024))).astype(np.float16)
+    with pyonebit.trace() as t:
+        out = run_torch(x, wq, s, b, group_size=64)
+    assert t.kernels() == ["qmm_tc_t"]
+    assert np.isfinite(out).all()
+    assert_matmul_close(out, x, what, True, np.dtype(np.float32))
 
 
 @gpu

@@ -11,6 +11,7 @@
 #include "common/format_values.h"
 #include "launch.h"
 #include "qmm_simt.cuh"  // the tile shape, for the grid limit
+#include "qmm_tc.cuh"    // its shared memory, for the choice
 #include "qmv_stream.cuh"  // its shared memory, for the choice
 
 namespace onebit {
@@ -55,8 +56,8 @@ bool rows_aligned16(const MatmulPlan& plan) {
 // M = 1 at 1 bit: the streaming one where all of x fits its shared memory and a row is whole
 // 128-value chunks (its offsets are 32-bit: fewer than 2^31 words of W), else the staged one.
 // 1 bit with float16 / bfloat16 x takes the tensor-core one for 2 <= M <= 16 (float32 x
-// would lose bits in the mma). The tensor-core qmm: 1 bit, bfloat16 x (its exact split:
-// qmm_tc.cuh), 16-byte x rows.
+// would lose bits in the mma). The tensor-core qmm: 1 bit, float16 / bfloat16 x, 16-byte x
+// rows, where the device allows a block its shared memory.
 Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
   const bool aligned = rows_aligned16(plan);
@@ -71,7 +72,8 @@ Kernel choose(const MatmulPlan& plan) {
     if (!aligned) return Kernel::qmm_t;
     return plan.M <= kStagedMaxM ? Kernel::qmv_staged_t : Kernel::qmv_t;
   }
-  if (plan.spec.bits == 1 && plan.x.dtype == DType::bfloat16 && aligned16(plan.x.data))
+  if (plan.spec.bits == 1 && plan.x.dtype != DType::float32 && aligned16(plan.x.data) &&
+      qmm_tc_smem_bytes() <= device_limits().shared_per_block)
     return Kernel::qmm_tc_t;
   return Kernel::qmm_t;
 }

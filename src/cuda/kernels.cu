@@ -37,6 +37,16 @@ void launch_kernel(void (*kernel)(KernelArgs), dim3 grid, dim3 block, const Kern
   cudaLaunchKernelEx(&config, kernel, a);
 }
 
+// Above 48 KB of shared memory a kernel must opt in, once per device (idempotent; the host
+// chose the kernel only where the device allows a block that much). `done`: one bit per
+// device ordinal, one variable per kernel instantiation.
+[[maybe_unused]] void opt_in_shared(void (*kernel)(KernelArgs), std::size_t bytes, std::atomic<std::uint64_t>& done) {
+  const std::uint64_t bit = std::uint64_t(1) << (device_limits().ordinal & 63);
+  if (done.load(std::memory_order_relaxed) & bit) return;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  done.fetch_or(bit, std::memory_order_relaxed);
+}
+
 template <int MT, class X, class S>
 void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
   constexpr int rows = kQmvWarps * kQmvRows;  // per block
@@ -52,15 +62,8 @@ template <int GS, int R, class X, class S>
 void launch_stream_r(const KernelArgs& a, cudaStream_t stream, bool early) {
   const auto kernel = qmv_stream_t<GS, X, S, R>;
   const DeviceLimits& device = device_limits();
-  // Above 48 KB of shared memory a kernel must opt in, once per device (the call is idempotent;
-  // the host chose this kernel only where the device allows a block stream_smem_bytes(K)).
   static std::atomic<std::uint64_t> opted_in{0};
-  const std::uint64_t bit = std::uint64_t(1) << (device.ordinal & 63);
-  if (!(opted_in.load(std::memory_order_relaxed) & bit)) {
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(std::min(device.shared_per_block, stream_smem_bytes(kStreamMaxK))));
-    opted_in.fetch_or(bit, std::memory_order_relaxed);
-  }
+  opt_in_shared(kernel, std::min(device.shared_per_block, stream_smem_bytes(kStreamMaxK)), opted_in);
   const std::size_t smem = stream_smem_bytes(a.K), reserved = 1024;  // per block (sm_80+)
   const int per_sm = min(2, max(1, static_cast<int>(device.shared_per_multiprocessor / (smem + reserved))));
   const int tiles = (a.N + R - 1) / R, blocks = (tiles + kStreamWarps - 1) / kStreamWarps;
@@ -84,6 +87,14 @@ void launch_tcv(const KernelArgs& a, cudaStream_t stream, bool early) {
     case 64: return launch_kernel(qmv_tc_t<64, NT, X, S>, grid, block, a, stream, early);
     default: return launch_kernel(qmv_tc_t<128, NT, X, S>, grid, block, a, stream, early);
   }
+}
+
+template <int GS, class X, class S>
+void launch_qmm_tc(const KernelArgs& a, cudaStream_t stream, bool early) {
+  static std::atomic<std::uint64_t> opted_in{0};
+  opt_in_shared(qmm_tc_t<GS, X, S>, qmm_tc_smem_bytes(), opted_in);
+  const dim3 grid((a.M + kQmmM - 1) / kQmmM, (a.N + kQmmN - 1) / kQmmN), block(kQmmThreads);
+  launch_kernel(qmm_tc_t<GS, X, S>, grid, block, a, stream, early, qmm_tc_smem_bytes());
 }
 
 template <class X, class S>
@@ -116,11 +127,14 @@ void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool 
     else launch_qmv<kQmvMaxM, X, S>(a, stream, early);
     return;
   }
-  // The tensor-core kernel exists for 1 bit and bfloat16 x only (the host picks it for those).
-  if constexpr (B == 1 && std::is_same<X, __nv_bfloat16>::value) {
+  // The tensor-core kernel exists for 1 bit and float16 / bfloat16 x (the host picks it for those).
+  if constexpr (B == 1 && !std::is_same<X, float>::value) {
     if (kernel == Kernel::qmm_tc_t) {
-      const dim3 grid((a.M + kTcM - 1) / kTcM, (a.N + kTcN - 1) / kTcN), block(kTcThreads);
-      return launch_kernel(qmm_tc_t<B, S>, grid, block, a, stream, early);
+      switch (a.group_size) {
+        case 32: return launch_qmm_tc<32, X, S>(a, stream, early);
+        case 64: return launch_qmm_tc<64, X, S>(a, stream, early);
+        default: return launch_qmm_tc<128, X, S>(a, stream, early);
+      }
     }
   }
   const dim3 grid((a.M + kTileM - 1) / kTileM, (a.N + kTileN - 1) / kTileN), block(kTileThreads);
