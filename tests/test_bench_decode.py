@@ -19,8 +19,12 @@ def test_decode_benchmark_reports_each_matrix(capsys):
     assert re.search(r"memory read bandwidth \d+\.\d GB/s", out)
     for path in ("layer", "raw"):
         for name, _, _ in bench_decode.BLOCK:
-            assert re.search(rf"^{path}\s+1\s+{name}\s", out, re.M), (path, name)
+            row = re.search(rf"^{path}\s+1\s+{name}\s.*$", out, re.M)
+            assert row, (path, name)
+            # path M name NxK cold (range) GB/s of-bw hot (range) stall hot/cache
+            assert len(row.group(0).split()) == 12 and float(row.group(0).split()[-1]) > 0, row.group(0)
         assert re.search(rf"^{path}\s+1\s+block: \d+ us, .* tokens/s", out, re.M)
+    assert "hot/cache" in out
     assert pyonebit.get_num_threads() == threads  # the benchmark leaves the pool as it found it
 
 

@@ -10,7 +10,11 @@ cache), runs each once per pass, and reports per matrix shape:
     wq, scales and biases per second) and that rate as a fraction of the
     memory read bandwidth measured in the same run (a streaming read of a
     buffer 8x the size of the weights set, by the same threads);
-  * hot: the same matrix called again and again (cache-resident);
+  * hot: the same matrix called again and again (cache-resident), and
+    "hot/cache": that time over the time its bytes take at the cache read
+    bandwidth, measured as the memory bandwidth is but over a buffer of the
+    matrix's size read again and again (1.0: as fast as the cache delivers;
+    a larger ratio is the kernel's arithmetic);
   * stall: cold / max(bytes / bandwidth, hot). 1.0 means no time is lost to
     memory stalls: the call runs at the memory limit or at its own cache-hot
     speed, whichever is slower.
@@ -96,6 +100,21 @@ def read_bandwidth(nbytes: int, rounds: int) -> list[float]:
     return rates
 
 
+def cache_read_bandwidth(nbytes: int, rounds: int) -> float:
+    """Bytes per second of repeated streaming reads of one nbytes buffer (it
+    stays in the caches that hold it): the median over rounds of ~2 ms each."""
+    buf = np.ones(nbytes, np.uint8)
+    _core._read_memory(buf)
+    reps = max(4, int(2e-3 * 50e9 / nbytes))
+    rates = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(reps):
+            _core._read_memory(buf)
+        rates.append(nbytes * reps / (time.perf_counter() - t))
+    return float(np.median(rates))
+
+
 def timed_passes(calls, rounds):
     """Per-call seconds of each call in `calls`, one list per call, over
     `rounds` passes that run every call once in turn."""
@@ -140,8 +159,10 @@ def run(blocks, bits_list, m_list, threads_list, paths, rounds, gs):
             bw_med, bw_lo, bw_hi = spread(bw)
             print(f"\n{bits} bit, {T} thread(s): {total / 1e6:.0f} MB of weights; memory read "
                   f"bandwidth {bw_med / 1e9:.1f} GB/s ({bw_lo / 1e9:.1f}-{bw_hi / 1e9:.1f})")
+            by_size = {size: cache_read_bandwidth(size, rounds) for size in set(nbytes.values())}
+            cache_bw = {name: by_size[size] for name, size in nbytes.items()}
             print(f"{'path':5s} {'M':>3s} {'matrix':>10s} {'N x K':>13s} {'cold us':>16s} "
-                  f"{'GB/s':>5s} {'of bw':>5s} {'hot us':>14s} {'stall':>5s}")
+                  f"{'GB/s':>5s} {'of bw':>5s} {'hot us':>14s} {'stall':>5s} {'hot/cache':>9s}")
             for M in m_list:
                 x = rng.standard_normal((M, max(K for _, _, K in BLOCK))).astype(np.float16)
                 for path in paths:
@@ -163,7 +184,8 @@ def run(blocks, bits_list, m_list, threads_list, paths, rounds, gs):
                               f"{c_med * 1e6:6.0f} ({c_lo * 1e6:.0f}-{c_hi * 1e6:.0f}) "
                               f"{nbytes[name] / c_med / 1e9:5.1f} {floor / c_med:5.2f} "
                               f"{h_med * 1e6:5.0f} ({h_lo * 1e6:.0f}-{h_hi * 1e6:.0f}) "
-                              f"{c_med / max(floor, h_med):5.2f}")
+                              f"{c_med / max(floor, h_med):5.2f} "
+                              f"{h_med / (nbytes[name] / cache_bw[name]):9.2f}")
                     block_bytes = sum(nbytes[name] for name, _, _ in BLOCK)
                     print(f"{path:5s} {M:3d} {'block':>10s}: {step * 1e6:.0f} us, "
                           f"{block_bytes / step / 1e9:.1f} GB/s = {block_bytes / step / bw_med:.2f} "
