@@ -84,9 +84,8 @@ def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
     while their cases run as fast either way (the sweeps' time is the
     reference and the checks, not the kernels); backend.cpp registering the emulated
     backend in emulator programs (the one source the macro changes);
-    avx512.cpp on SIMDe if avx512_on_simde, without the sanitizers if it is
-    "uninstrumented" (a minute's compile less where the sweep already runs
-    the real AVX-512 code sanitized)."""
+    avx512.cpp on SIMDe if avx512_on_simde (test_avx512_simde.py, on CPUs
+    without AVX-512)."""
     jobs = []
     for src in sources:
         flags, name = list(SANITIZED), os.path.basename(src)
@@ -99,8 +98,6 @@ def sanitized_jobs(sources, emulator=False, avx512_on_simde=False):
             flags.append("-DONEBIT_WITH_METAL_EMULATOR")
         if avx512_on_simde and name == "avx512.cpp":
             flags += AVX512_ON_SIMDE
-            if avx512_on_simde == "uninstrumented":
-                flags = [f for f in flags if f not in SANITIZE]
         jobs.append((src, flags))
     return jobs
 
