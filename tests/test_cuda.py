@@ -194,14 +194,15 @@ def test_one_bit_half_x_takes_tensor_cores(rng, group_size, mode, x_dtype, w_dty
 
 
 @gpu
-def test_tensor_core_products_of_large_half_values_stay_finite(rng):
+@pytest.mark.parametrize("M,kernel", [(2, "qmv_tc_t"), (40, "qmm_tc_t")])
+def test_tensor_core_products_of_large_half_values_stay_finite(rng, M, kernel):
     """x near float16's largest value: the mma's products (x times 2.0) and sums are float32,
-    so nothing overflows although 2 x does not fit a float16."""
+    so nothing overflows although 2 x does not fit a float16 (both tensor-core kernels)."""
     wq, s, b, what = quantized(rng, (64, 1024), np.float32, 1, 64)
-    x = (rng.uniform(30000, 65504, (2, 1024)) * rng.choice([-1, 1], (2, 1024))).astype(np.float16)
+    x = (rng.uniform(30000, 65504, (M, 1024)) * rng.choice([-1, 1], (M, 1024))).astype(np.float16)
     with pyonebit.trace() as t:
         out = run_torch(x, wq, s, b, group_size=64)
-    assert t.kernels() == ["qmv_tc_t"]
+    assert t.kernels() == [kernel]
     assert np.isfinite(out).all()
     assert_matmul_close(out, x, what, True, np.dtype(np.float32))
 
@@ -298,19 +299,6 @@ def test_tensor_core_kernel_keeps_the_float32_bound(rng, x_dtype, scale_dtype, g
         out_dtype = np.dtype(x_dtype) if np.dtype(x_dtype) == np.dtype(scale_dtype) else np.dtype(np.float32)
         assert out.dtype == out_dtype
         assert_matmul_close(out, x, what, True, out_dtype)
-
-
-@gpu
-def test_tensor_core_matrix_products_of_large_half_values_stay_finite(rng):
-    """qmm_tc_t with x near float16's largest value: its products (x times 2.0) and sums are
-    float32, so nothing overflows although 2 x does not fit a float16."""
-    wq, s, b, what = quantized(rng, (64, 1024), np.float32, 1, 64)
-    x = (rng.uniform(30000, 65504, (40, 1024)) * rng.choice([-1, 1], (40, 1024))).astype(np.float16)
-    with pyonebit.trace() as t:
-        out = run_torch(x, wq, s, b, group_size=64)
-    assert t.kernels() == ["qmm_tc_t"]
-    assert np.isfinite(out).all()
-    assert_matmul_close(out, x, what, True, np.dtype(np.float32))
 
 
 @gpu
