@@ -26,5 +26,14 @@ ONEBIT_MMA_16816(__half, "f16")
 ONEBIT_MMA_16816(__nv_bfloat16, "bf16")
 #undef ONEBIT_MMA_16816
 
+constexpr std::uint32_t kTwoPair = 0x40004000u;  // 2.0 in both halves, float16 and bfloat16
+
+// Bits S and S + 16 of w as a pair of 0 / 2.0 halves (S <= 14): weight bits as an mma operand
+// (the bit moved onto the exponent's top bit, 0x4000 in both half types; a shift and an AND).
+template <int S>
+__device__ __forceinline__ std::uint32_t bit_pair(std::uint32_t w) {
+  return (w << (14 - S)) & kTwoPair;
+}
+
 }  // namespace cuda
 }  // namespace onebit

@@ -19,7 +19,7 @@
 // The mma's k slots: within each 32 values of x (one W word), the smem row holds x in the
 // order x0 x16 x1 x17 ... x15 x31, so the pair of k slots (2t, 2t + 1) of 8-value chunk c
 // is (x_{4c+t}, x_{4c+t+16}) and lane t's B register for that chunk is bits (4c + t,
-// 4c + t + 16) of the word: (w >> t) shifted by 14 - 4c and ANDed onto 0x4000 per half.
+// 4c + t + 16) of the word: bit_pair<4c>(w >> t).
 #pragma once
 
 #include "mma.cuh"
@@ -41,8 +41,6 @@ struct QmmStage {
 };
 using QmmRawX = std::uint16_t[kQmmM][kQmmK];  // x as copied, before the reorder
 constexpr std::size_t qmm_tc_smem_bytes() { return 2 * sizeof(QmmStage) + sizeof(QmmRawX); }
-
-constexpr std::uint32_t kQmmTwo = 0x40004000u;  // 2.0 in both halves, float16 and bfloat16
 
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* smem_row) {
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
@@ -161,7 +159,8 @@ __global__ void __launch_bounds__(kQmmThreads, 1) qmm_tc_t(KernelArgs a) {
         for (int i = 0; i < 2; ++i) ldmatrix_x4(af[i], &st.x[wm + 16 * i + (lane & 15)][32 * p + 16 * h + (lane >> 4) * 8]);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const std::uint32_t b[2] = {(wv[j] << (14 - 8 * h)) & kQmmTwo, (wv[j] << (10 - 8 * h)) & kQmmTwo};
+          const std::uint32_t b[2] = {h ? bit_pair<8>(wv[j]) : bit_pair<0>(wv[j]),
+                                      h ? bit_pair<12>(wv[j]) : bit_pair<4>(wv[j])};
 #pragma unroll
           for (int i = 0; i < 2; ++i) mma_16816<X>(P[i][j], af[i], b);
         }

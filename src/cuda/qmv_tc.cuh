@@ -30,14 +30,6 @@ constexpr int kTcvWarps = 8;  // warps per block (each a share of K)
 constexpr int kTcvRows = 16;  // rows of W per block: the mma's M
 constexpr int kTcvChunk = 128;  // values of K per 16-byte load of a row
 
-constexpr std::uint32_t kTwoPair = 0x40004000u;  // 2.0 in both halves, float16 and bfloat16
-
-// Bits S and S + 16 of w as a pair of 0 / 2.0 halves (S <= 14).
-template <int S>
-__device__ __forceinline__ std::uint32_t bit_pair(std::uint32_t w) {
-  return (w << (14 - S)) & kTwoPair;
-}
-
 // GS: the group size (a template: the groups a chunk holds are then known); NT: mma
 // tiles of 8 rows of x (M <= 8 NT).
 template <int GS, int NT, class X, class S, int WARPS = kTcvWarps>
