@@ -23,6 +23,7 @@
 #pragma once
 
 #include "mma.cuh"
+#include "qmv.cuh"  // XPiece, widen_x32
 
 namespace onebit {
 namespace cuda {
@@ -49,12 +50,6 @@ __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* s
                : "r"(addr));
 }
 
-__device__ __forceinline__ float2 pair_to_float2(std::uint32_t v, __half) {
-  return __half22float2(*reinterpret_cast<const __half2*>(&v));
-}
-__device__ __forceinline__ float2 pair_to_float2(std::uint32_t v, __nv_bfloat16) {
-  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v));
-}
 
 // x rows 16-byte aligned (the host checks); K a multiple of 32 (of the group size). GS, the
 // group size, is a template so that a step's group ends are known: no branch within a step
@@ -110,24 +105,20 @@ __global__ void __launch_bounds__(kQmmThreads, 1) qmm_tc_t(KernelArgs a) {
   };
   const auto store = [&](const Staged& s, QmmStage& st) {
     copy_async_wait_all();  // this thread's copies (it reads only its own x below)
-    std::uint32_t v[16];
+    XPiece<X> piece;  // the 32 values this thread copied, as 16 pairs v[i]
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint4 q = *reinterpret_cast<const uint4*>(&raw[xr][32 * xp + 8 * i]);
-      v[4 * i] = q.x, v[4 * i + 1] = q.y, v[4 * i + 2] = q.z, v[4 * i + 3] = q.w;
-    }
+    for (int i = 0; i < 4; ++i) piece.v[i] = *reinterpret_cast<const uint4*>(&raw[xr][32 * xp + 8 * i]);
+    const std::uint32_t* v = reinterpret_cast<const std::uint32_t*>(piece.v);
 #pragma unroll
     for (int c = 0; c < 4; ++c)  // chunk c: x_{4c+j}, x_{4c+j+16} for j = 0..3
       *reinterpret_cast<uint4*>(&st.x[xr][32 * xp + 8 * c]) =
           make_uint4(__byte_perm(v[2 * c], v[2 * c + 8], 0x5410), __byte_perm(v[2 * c], v[2 * c + 8], 0x7632),
                      __byte_perm(v[2 * c + 1], v[2 * c + 9], 0x5410),
                      __byte_perm(v[2 * c + 1], v[2 * c + 9], 0x7632));
-    float sum = 0.f;
+    float f[32], sum = 0.f;
+    widen_x32(piece, f);
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      const float2 f = pair_to_float2(v[i], X());
-      sum += f.x + f.y;
-    }
+    for (int i = 0; i < 16; ++i) sum += f[2 * i] + f[2 * i + 1];
     // X of a group: the 4 lanes of an x row hold its 4 word spans (lanes 4r .. 4r + 3).
     if (GS >= 64) sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     if (GS >= 128) sum += __shfl_xor_sync(0xffffffffu, sum, 2);
