@@ -88,31 +88,23 @@ def random_weights(rng, N, K, bits, gs):
     return wq, scales, biases
 
 
-def read_bandwidth(nbytes: int, rounds: int) -> list[float]:
-    """Bytes per second of a streaming read of nbytes, one value per round."""
+def read_bandwidth(nbytes: int, rounds: int, reps: int = 1) -> list[float]:
+    """Bytes per second of a streaming read of nbytes, one value per round of
+    `reps` reads (several: a buffer small enough stays in the caches)."""
     buf = np.ones(nbytes, np.uint8)
     _core._read_memory(buf)  # fault the pages in
-    rates = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        _core._read_memory(buf)
-        rates.append(nbytes / (time.perf_counter() - t))
-    return rates
-
-
-def cache_read_bandwidth(nbytes: int, rounds: int) -> float:
-    """Bytes per second of repeated streaming reads of one nbytes buffer (it
-    stays in the caches that hold it): the median over rounds of ~2 ms each."""
-    buf = np.ones(nbytes, np.uint8)
-    _core._read_memory(buf)
-    reps = max(4, int(2e-3 * 50e9 / nbytes))
     rates = []
     for _ in range(rounds):
         t = time.perf_counter()
         for _ in range(reps):
             _core._read_memory(buf)
         rates.append(nbytes * reps / (time.perf_counter() - t))
-    return float(np.median(rates))
+    return rates
+
+
+def cache_read_bandwidth(nbytes: int, rounds: int) -> float:
+    """The median read rate of one nbytes buffer read again and again, rounds of ~2 ms."""
+    return float(np.median(read_bandwidth(nbytes, rounds, reps=max(4, int(2e-3 * 50e9 / nbytes)))))
 
 
 def timed_passes(calls, rounds):
