@@ -108,12 +108,26 @@ def assert_kernel_matches_model(kernel, x, wq, s, b, what, context, **kw):
 
 
 STREAM_MAX_K = 53248  # launch.h's kStreamMaxK
+DIGIT_CLUSTER, DIGIT_MAX_CHUNKS, DIGIT_FACTOR_BYTES = 8, 16, 64  # qmv_digits.cuh's constants
 
 
-def test_stream_limit_is_launch_h_s():
-    """The GPU tests below go just past qmv_stream_t's K limit: their constant is launch.h's."""
-    with open(os.path.join(os.path.dirname(__file__), "..", "src", "cuda", "launch.h")) as f:
+def digit_max_k(group_size, scale_bytes):
+    """The longest K qmv_digits_t takes (sm_90: clusters of 8 blocks): 8 slices of at most 16
+    128-value chunks, and at most 64 bytes of a row's scales a slice."""
+    return DIGIT_CLUSTER * 128 * min(DIGIT_MAX_CHUNKS, DIGIT_FACTOR_BYTES // (128 // group_size * scale_bytes))
+
+
+def test_kernel_limits_are_the_headers():
+    """The GPU tests below go just past qmv_digits_t's and qmv_stream_t's K limits: their
+    constants are the headers'."""
+    cuda_src = os.path.join(os.path.dirname(__file__), "..", "src", "cuda")
+    with open(os.path.join(cuda_src, "launch.h")) as f:
         assert f"constexpr int kStreamMaxK = {STREAM_MAX_K};" in f.read()
+    with open(os.path.join(cuda_src, "qmv_digits.cuh")) as f:
+        text = f.read()
+    for name, value in (("kDigitMaxCluster", DIGIT_CLUSTER), ("kDigitMaxChunks", DIGIT_MAX_CHUNKS),
+                        ("kDigitFactorBytes", DIGIT_FACTOR_BYTES)):
+        assert f"constexpr int {name} = {value};" in text
 
 
 def matrix_vector_kernel(bits, dtype, M, K):
@@ -175,6 +189,63 @@ def test_one_bit_row_of_x_streams_through_resident_blocks(rng, group_size, mode,
         assert_kernel_matches_model("qmv_stream_t", x, wq, s, b, what, (N, K), group_size=group_size, mode=mode)
 
 
+def x_of_wide_range(rng, K, group_size, dtype):
+    """A row of x whose groups span the dtype's range: a group of zeros, groups scaled far
+    down and up (float16: to its subnormals and near 65504), a lone large value beside
+    small ones, and random signs."""
+    x = random_weights(rng, (1, K), np.float32)
+    groups = x.reshape(1, -1, group_size)
+    tiny, huge = (2.0**-20, 2.0**6) if np.dtype(dtype) == np.float16 else (2.0**-60, 2.0**60)
+    groups[0, 0] = 0.0
+    if groups.shape[1] > 2:
+        groups[0, 1] *= tiny
+        groups[0, 2] *= huge
+    groups[0, -1] *= 2.0**-12
+    groups[0, -1, 5] = 1000.0
+    return x.astype(dtype)
+
+
+@gpu
+@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float32, np.float32),
+                                             (np.float16, np.float32), (BF16, np.float16)],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("mode", ["affine", "symmetric"])
+@pytest.mark.parametrize("group_size", GROUP_SIZES)
+def test_one_bit_row_of_x_runs_on_integer_tensor_cores(rng, monkeypatch, group_size, mode, x_dtype, w_dtype):
+    """1 bit, M = 1 with PYONEBIT_CUDA_DIGITS=1, K whole 128-value chunks up to digit_max_k:
+    qmv_digits_t (qmv_digits.cuh), x as seven base-128 digits per group in an int8 mma with W's
+    bits. K = 128 (one chunk, one block a row block), 3200 (25 chunks over a cluster of 8:
+    slices of 4, the seventh block's one chunk, the eighth's none), the most it takes (8 full
+    slices) and 1024; N = 37 (a partial 16-row tile), 4097 (33 row blocks, the last with one
+    row), 300; x spans the dtype's range per group (x_of_wide_range), and plain random x. Past
+    the most, qmv_stream_t."""
+    monkeypatch.setenv("PYONEBIT_CUDA_DIGITS", "1")
+    k_max = digit_max_k(group_size, np.dtype(w_dtype).itemsize)
+    for N, K in ((37, 128), (37, 3200), (4097, 3200), (300, k_max), (300, 1024)):
+        wq, s, b, what = quantized(rng, (N, K), w_dtype, 1, group_size, mode)
+        for x in (x_of_wide_range(rng, K, group_size, x_dtype), random_weights(rng, (1, K), x_dtype)):
+            assert_kernel_matches_model("qmv_digits_t", x, wq, s, b, what, (N, K), group_size=group_size, mode=mode)
+    wq, s, b, what = quantized(rng, (37, k_max + 128), w_dtype, 1, group_size, mode)
+    x = random_weights(rng, (1, k_max + 128), x_dtype)
+    assert_kernel_matches_model("qmv_stream_t", x, wq, s, b, what, "past", group_size=group_size, mode=mode)
+
+
+@gpu
+def test_integer_tensor_core_kernel_gives_non_finite_rows_for_non_finite_x(rng, monkeypatch):
+    """An infinity or NaN in x: qmv_digits_t's fixed point has no room for it, so the group's
+    factors are NaN and every row comes out NaN (the float64 model: +-inf or NaN), never a
+    finite wrong value."""
+    monkeypatch.setenv("PYONEBIT_CUDA_DIGITS", "1")
+    wq, s, b, what = quantized(rng, (64, 1024), np.float16, 1, 64)
+    for bad in (np.inf, -np.inf, np.nan):
+        x = random_weights(rng, (1, 1024), np.float16)
+        x[0, 300] = bad
+        with pyonebit.trace() as t:
+            out = run_torch(x, wq, s, b, group_size=64)
+        assert t.kernels() == ["qmv_digits_t"]
+        assert not np.isfinite(out).any()
+
+
 @gpu
 @pytest.mark.parametrize("x_dtype,w_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float16, np.float32),
                                              (BF16, np.float16)], ids=lambda d: np.dtype(d).name)
@@ -194,10 +265,12 @@ def test_one_bit_half_x_takes_tensor_cores(rng, group_size, mode, x_dtype, w_dty
 
 
 @gpu
-@pytest.mark.parametrize("M,kernel", [(2, "qmv_tc_t"), (40, "qmm_tc_t")])
-def test_tensor_core_products_of_large_half_values_stay_finite(rng, M, kernel):
-    """x near float16's largest value: the mma's products (x times 2.0) and sums are float32,
-    so nothing overflows although 2 x does not fit a float16 (both tensor-core kernels)."""
+@pytest.mark.parametrize("M,kernel", [(1, "qmv_digits_t"), (2, "qmv_tc_t"), (40, "qmm_tc_t")])
+def test_tensor_core_products_of_large_half_values_stay_finite(rng, monkeypatch, M, kernel):
+    """x near float16's largest value: the mma's products (x times 2.0; x's digits times 2^j)
+    and sums are float32 (int32), so nothing overflows although 2 x does not fit a float16
+    (the three tensor-core kernels; qmv_digits_t with PYONEBIT_CUDA_DIGITS=1)."""
+    monkeypatch.setenv("PYONEBIT_CUDA_DIGITS", "1")
     wq, s, b, what = quantized(rng, (64, 1024), np.float32, 1, 64)
     x = (rng.uniform(30000, 65504, (M, 1024)) * rng.choice([-1, 1], (M, 1024))).astype(np.float16)
     with pyonebit.trace() as t:

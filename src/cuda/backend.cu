@@ -12,6 +12,7 @@
 #include "launch.h"
 #include "qmm_simt.cuh"  // the tile shape, for the grid limit
 #include "qmm_tc.cuh"    // its shared memory, for the choice
+#include "qmv_digits.cuh"  // its cluster rule, for the choice
 #include "qmv_stream.cuh"  // its shared memory, for the choice
 
 namespace onebit {
@@ -32,11 +33,13 @@ const DeviceLimits& device_limits() {
   cudaGetDevice(&device);
   DeviceLimits& d = cache[device & 63];
   std::call_once(asked[device & 63], [&] {  // after the first call: one atomic load, no lock
-    int sms = 0, per_sm = 0, per_block = 0;
+    int sms = 0, per_sm = 0, per_block = 0, clusters = 0;
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
     cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
     cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-    d = {device, sms > 0 ? sms : 1, static_cast<std::size_t>(per_sm), static_cast<std::size_t>(per_block)};
+    cudaDeviceGetAttribute(&clusters, cudaDevAttrClusterLaunch, device);
+    d = {device, sms > 0 ? sms : 1, static_cast<std::size_t>(per_sm), static_cast<std::size_t>(per_block),
+         clusters != 0};
   });
   return d;
 }
@@ -52,8 +55,17 @@ bool rows_aligned16(const MatmulPlan& plan) {
          plan.K * dtype_size(plan.x.dtype) % 16 == 0 && plan.K * plan.spec.bits / 32 % 4 == 0;
 }
 
+// qmv_digits_t only where PYONEBIT_CUDA_DIGITS=1 (read each call): slower than qmv_stream_t
+// at every shape measured (docs/cuda.md), kept for float32 x and as the base of M > 1.
+bool digits_allowed() {
+  const char* v = std::getenv("PYONEBIT_CUDA_DIGITS");
+  return v && std::string(v) == "1";
+}
+
 // The matrix-vector kernels read with 16-byte loads only; unaligned data takes the tiled one.
-// M = 1 at 1 bit: the streaming one where all of x fits its shared memory and a row is whole
+// M = 1 at 1 bit: the integer tensor-core one where asked for (digits_allowed), K is whole
+// 128-value chunks, W rows are 16-byte aligned and a cluster's slices hold K (digit_cluster;
+// 32-bit offsets); else the streaming one where all of x fits its shared memory and a row is whole
 // 128-value chunks (its offsets are 32-bit: fewer than 2^31 words of W), else the staged one.
 // 1 bit with float16 / bfloat16 x takes the tensor-core one for 2 <= M <= 16 (float32 x
 // would lose bits in the mma). The tensor-core qmm: 1 bit, float16 / bfloat16 x, 16-byte x
@@ -61,8 +73,16 @@ bool rows_aligned16(const MatmulPlan& plan) {
 Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
   const bool aligned = rows_aligned16(plan);
+  const DeviceLimits& device = device_limits();
+  if (digits_allowed() && plan.M == 1 && plan.spec.bits == 1 && plan.K % kDigitChunk == 0 &&
+      aligned16(plan.wq.data) && plan.N * (plan.K / 32) < (std::int64_t(1) << 31) &&
+      digit_smem_bytes(kDigitMaxChunks, 128) <= device.shared_per_block &&
+      digit_cluster(static_cast<int>(plan.N), static_cast<int>(plan.K),
+                    digit_max_chunks(plan.spec.group_size, static_cast<int>(dtype_size(plan.scales.dtype))),
+                    device.multiprocessors, device.clusters ? kDigitMaxCluster : 1) > 0)
+    return Kernel::qmv_digits_t;
   if (aligned && plan.M == 1 && plan.spec.bits == 1 && plan.K % 128 == 0 && plan.K <= kStreamMaxK &&
-      stream_smem_bytes(static_cast<int>(plan.K)) <= device_limits().shared_per_block &&
+      stream_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block &&
       plan.N * (plan.K / 32) < (std::int64_t(1) << 31))
     return Kernel::qmv_stream_t;
   if (aligned && plan.M > kStagedMaxM && plan.M <= kTcvMaxM && plan.spec.bits == 1 &&
@@ -73,7 +93,7 @@ Kernel choose(const MatmulPlan& plan) {
     return plan.M <= kStagedMaxM ? Kernel::qmv_staged_t : Kernel::qmv_t;
   }
   if (plan.spec.bits == 1 && plan.x.dtype != DType::float32 && aligned16(plan.x.data) &&
-      qmm_tc_smem_bytes() <= device_limits().shared_per_block)
+      qmm_tc_smem_bytes() <= device.shared_per_block)
     return Kernel::qmm_tc_t;
   return Kernel::qmm_t;
 }
@@ -136,6 +156,7 @@ std::string device_error() {
 
 std::string choose_kernel(const MatmulPlan& plan) {
   switch (choose(plan)) {
+    case Kernel::qmv_digits_t: return "qmv_digits_t";
     case Kernel::qmv_stream_t: return "qmv_stream_t";
     case Kernel::qmv_tc_t: return "qmv_tc_t";
     case Kernel::qmv_staged_t: return "qmv_staged_t";

@@ -9,6 +9,7 @@
 #include "qmm_simt.cuh"
 #include "qmm_tc.cuh"
 #include "qmv.cuh"
+#include "qmv_digits.cuh"
 #include "qmv_staged.cuh"
 #include "qmv_stream.cuh"
 #include "qmv_tc.cuh"
@@ -23,17 +24,20 @@ namespace {
 
 constexpr int B = ONEBIT_CUDA_BITS;
 
-// Launches kernel, as a programmatic dependent launch when early (see allow_next_kernel);
-// an error is left for cudaGetLastError.
+// Launches kernel, as a programmatic dependent launch when early (see allow_next_kernel),
+// in clusters of `cluster` blocks where that is > 1; an error is left for cudaGetLastError.
 void launch_kernel(void (*kernel)(KernelArgs), dim3 grid, dim3 block, const KernelArgs& a,
-                   cudaStream_t stream, bool early, std::size_t smem = 0) {
-  cudaLaunchAttribute attr[1] = {};
+                   cudaStream_t stream, bool early, std::size_t smem = 0, int cluster = 1) {
+  cudaLaunchAttribute attr[2] = {};
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = early ? 1 : 0;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = static_cast<unsigned>(cluster), attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid, config.blockDim = block, config.stream = stream;
   config.dynamicSmemBytes = smem;
-  config.attrs = attr, config.numAttrs = 1;
+  config.attrs = attr, config.numAttrs = cluster > 1 ? 2 : 1;
   cudaLaunchKernelEx(&config, kernel, a);
 }
 
@@ -79,6 +83,20 @@ void launch_stream(const KernelArgs& a, cudaStream_t stream, bool early) {
   launch_stream_r<GS, 2, X, S>(a, stream, early);
 }
 
+// qmv_digits_t: clusters of digit_cluster() blocks per 128 rows, each block a slice of K.
+template <int GS, class X, class S>
+void launch_digits(const KernelArgs& a, cudaStream_t stream, bool early) {
+  const DeviceLimits& device = device_limits();
+  constexpr int max_chunks = digit_max_chunks(GS, sizeof(S));
+  static std::atomic<std::uint64_t> opted_in{0};
+  opt_in_shared(qmv_digits_t<GS, X, S>, digit_smem_bytes(max_chunks, GS), opted_in);
+  const int ks =
+      digit_cluster(a.N, a.K, max_chunks, device.multiprocessors, device.clusters ? kDigitMaxCluster : 1);
+  const int per_rank = (a.K / kDigitChunk + ks - 1) / ks, row_blocks = (a.N + kDigitRows - 1) / kDigitRows;
+  launch_kernel(qmv_digits_t<GS, X, S>, dim3(ks * row_blocks), dim3(kDigitWarps * 32), a, stream, early,
+                digit_smem_bytes(per_rank, GS), ks);
+}
+
 template <int NT, class X, class S>
 void launch_tcv(const KernelArgs& a, cudaStream_t stream, bool early) {
   const dim3 grid((a.N + kTcvRows - 1) / kTcvRows), block(kTcvWarps * 32);
@@ -107,6 +125,13 @@ void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool 
     }
   }
   if constexpr (B == 1) {
+    if (kernel == Kernel::qmv_digits_t) {  // M = 1, K % 128 == 0, digit_cluster() > 0
+      switch (a.group_size) {
+        case 32: return launch_digits<32, X, S>(a, stream, early);
+        case 64: return launch_digits<64, X, S>(a, stream, early);
+        default: return launch_digits<128, X, S>(a, stream, early);
+      }
+    }
     if (kernel == Kernel::qmv_stream_t) {  // M = 1, K % 128 == 0, K <= kStreamMaxK
       switch (a.group_size) {
         case 32: return launch_stream<32, X, S>(a, stream, early);

@@ -12,7 +12,7 @@
 namespace onebit {
 namespace cuda {
 
-enum class Kernel { qmv_stream_t, qmv_tc_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
+enum class Kernel { qmv_digits_t, qmv_stream_t, qmv_tc_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
 
 // Largest M each matrix-vector kernel takes: qmv_staged_t one row of x (staged in shared
 // memory); qmv_tc_t (1 bit, float16 / bfloat16 x, from M = 2) 16 (two mma tiles of N =
@@ -31,6 +31,7 @@ struct DeviceLimits {
   int multiprocessors;
   std::size_t shared_per_multiprocessor;  // bytes
   std::size_t shared_per_block;           // bytes a block may opt in to
+  bool clusters;                          // thread block clusters (sm_90+)
 };
 const DeviceLimits& device_limits();
 
