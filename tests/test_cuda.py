@@ -130,6 +130,12 @@ def test_kernel_limits_are_the_headers():
         assert f"constexpr int {name} = {value};" in text
 
 
+# The M = 1 kernels' dtype cases: x and scales of one type, and of two.
+EVERY_X_AND_SCALE_DTYPE = pytest.mark.parametrize(
+    "x_dtype,w_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float32, np.float32), (np.float16, np.float32),
+                        (BF16, np.float16)], ids=lambda d: np.dtype(d).name)
+
+
 def matrix_vector_kernel(bits, dtype, M, K):
     """The kernel backend.cu picks for a transposed product with M <= 8 on aligned rows."""
     if M == 1:
@@ -171,9 +177,7 @@ def test_a_row_of_x_too_long_to_stream_is_staged_in_steps(rng):
 
 
 @gpu
-@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float32, np.float32),
-                                             (np.float16, np.float32), (BF16, np.float16)],
-                         ids=lambda d: np.dtype(d).name)
+@EVERY_X_AND_SCALE_DTYPE
 @pytest.mark.parametrize("mode", ["affine", "symmetric"])
 @pytest.mark.parametrize("group_size", GROUP_SIZES)
 def test_one_bit_row_of_x_streams_through_resident_blocks(rng, group_size, mode, x_dtype, w_dtype):
@@ -206,9 +210,7 @@ def x_of_wide_range(rng, K, group_size, dtype):
 
 
 @gpu
-@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float16, np.float16), (BF16, BF16), (np.float32, np.float32),
-                                             (np.float16, np.float32), (BF16, np.float16)],
-                         ids=lambda d: np.dtype(d).name)
+@EVERY_X_AND_SCALE_DTYPE
 @pytest.mark.parametrize("mode", ["affine", "symmetric"])
 @pytest.mark.parametrize("group_size", GROUP_SIZES)
 def test_one_bit_row_of_x_runs_on_integer_tensor_cores(rng, monkeypatch, group_size, mode, x_dtype, w_dtype):
