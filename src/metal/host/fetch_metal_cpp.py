@@ -28,8 +28,10 @@ def _is_metal_cpp(path):
 def _download_sdist(dest):
     # The sdist, never a wheel: only the sdist has the headers. pip prepares the
     # sdist's metadata; --no-build-isolation does that with the backend already
-    # installed (no extra downloads) and the retry lets pip fetch it.
-    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+    # installed (no extra downloads) and the retry lets pip fetch it. Only this
+    # package is taken as source: with ":all:" the retry built its backend's
+    # build requirements from source too (CMake: over 10 minutes on 2 cores).
+    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "pymetal-cpp",
             f"pymetal-cpp=={VERSION}", "-d", dest]
     errors = []
     for extra in (["--no-build-isolation"], []):
