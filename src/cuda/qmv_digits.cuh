@@ -14,9 +14,9 @@
 //     scale * sum_{q=1} x (symmetric: 2 scale), plus bias * sum x (a quarter a lane).
 // A block copies its W slice to shared memory (cp.async, issued before the programmatic
 // wait) and converts its slice of x into digits there once, then its 8 warps each run one
-// 16-row tile over the slice; a cluster of KS blocks splits K
-// and adds its partial rows through distributed shared memory (sm_90), so no scratch
-// memory, no atomics and one launch. Fragment layouts: the PTX ISA's "Matrix Fragments for
+// 16-row tile over the slice; a cluster of KS blocks splits K and adds its partial rows
+// through distributed shared memory (sm_90), so no scratch memory, no atomics and one
+// launch. Opt-in (backend.cu): slower than qmv_stream_t so far (docs/cuda.md). Fragment layouts: the PTX ISA's "Matrix Fragments for
 // mma.m16n8k32" (.u8 A row-major, .s8 B column-major, .s32 accumulators).
 #pragma once
 
