@@ -158,9 +158,10 @@ __global__ void __launch_bounds__(kDigitWarps * 32, 3) qmv_digits_t(KernelArgs a
 
   const int row0 = static_cast<int>(blockIdx.x / ks) * kDigitRows + warp * 16;
   const int row_chunks = a.K / kDigitChunk, groups = a.K / GS;
-  // A row's factors of the slice, kind 0 scales, 1 biases (rows past N repeat the last).
+  // A row's factors of the slice, kind 0 scales, 1 biases (rows past N repeat the last;
+  // symmetric mode has no biases: kind 1 is the scales there, never read).
   auto factor_row = [&](int kind, int row) {
-    const S* f = static_cast<const S*>(kind ? a.biases : a.scales);
+    const S* f = static_cast<const S*>(kind && !a.symmetric ? a.biases : a.scales);
     return f + static_cast<unsigned>(min(row0 + row, a.N - 1) * groups + c0 * G);
   };
 
