@@ -74,7 +74,7 @@ Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
   const bool aligned = rows_aligned16(plan);
   const DeviceLimits& device = device_limits();
-  if (digits_allowed() && plan.M == 1 && plan.spec.bits == 1 && plan.K % kDigitChunk == 0 &&
+  if (plan.M == 1 && plan.spec.bits == 1 && digits_allowed() && plan.K % kDigitChunk == 0 &&
       aligned16(plan.wq.data) && plan.N * (plan.K / 32) < (std::int64_t(1) << 31) &&
       digit_smem_bytes(kDigitMaxChunks, 128) <= device.shared_per_block &&
       digit_cluster(static_cast<int>(plan.N), static_cast<int>(plan.K),

@@ -50,7 +50,6 @@ __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* s
                : "r"(addr));
 }
 
-
 // x rows 16-byte aligned (the host checks); K a multiple of 32 (of the group size). GS, the
 // group size, is a template so that a step's group ends are known: no branch within a step
 // (which kept ptxas from loading the next fragments during the mma). A last step past K
