@@ -108,6 +108,11 @@ def assert_kernel_matches_model(kernel, x, wq, s, b, what, context, **kw):
 
 
 STREAM_MAX_K = 53248  # launch.h's kStreamMaxK
+LUT_STEP_BYTES = 65536  # qmv_stream.cuh's kLutStepBytes: qmv_lut_t's tables for 4096 values of x
+# The longest K qmv_lut_t takes in the 227 KB a block may have on sm_90 (H100, H200): three steps
+# of tables and the 32-value sums (lut_smem_bytes).
+LUT_MAX_K = 12288
+assert 3 * LUT_STEP_BYTES + LUT_MAX_K // 8 <= 227 * 1024 < 4 * LUT_STEP_BYTES
 DIGIT_CLUSTER, DIGIT_MAX_CHUNKS, DIGIT_FACTOR_BYTES = 8, 16, 64  # qmv_digits.cuh's constants
 
 
@@ -123,6 +128,8 @@ def test_kernel_limits_are_the_headers():
     cuda_src = os.path.join(os.path.dirname(__file__), "..", "src", "cuda")
     with open(os.path.join(cuda_src, "launch.h")) as f:
         assert f"constexpr int kStreamMaxK = {STREAM_MAX_K};" in f.read()
+    with open(os.path.join(cuda_src, "qmv_stream.cuh")) as f:
+        assert f"constexpr int kLutStepBytes = {LUT_STEP_BYTES};" in f.read()
     with open(os.path.join(cuda_src, "qmv_digits.cuh")) as f:
         text = f.read()
     for name, value in (("kDigitMaxCluster", DIGIT_CLUSTER), ("kDigitMaxChunks", DIGIT_MAX_CHUNKS),
@@ -177,20 +184,33 @@ def test_a_row_of_x_too_long_to_stream_is_staged_in_steps(rng):
 
 
 @gpu
+@pytest.mark.parametrize("kernel", ["qmv_stream_t", "qmv_lut_t"])
 @EVERY_X_AND_SCALE_DTYPE
 @pytest.mark.parametrize("mode", ["affine", "symmetric"])
 @pytest.mark.parametrize("group_size", GROUP_SIZES)
-def test_one_bit_row_of_x_streams_through_resident_blocks(rng, group_size, mode, x_dtype, w_dtype):
+def test_one_bit_row_of_x_streams_through_resident_blocks(rng, monkeypatch, group_size, mode, x_dtype, w_dtype,
+                                                          kernel):
     """1 bit, M = 1, K whole 128-value chunks: qmv_stream_t (qmv_stream.cuh), all of x in
-    shared memory, resident blocks walking tiles of rows. K = 128 (one chunk: one lane of
-    each warp works), 4224 (a second lane step with one chunk), 53248 (the most it takes:
-    one block a multiprocessor); N = 37 (2-row tiles, the last partial), 4097 (at group
-    size 128 4-row tiles, the last with one row) and 8453 with K = 128 (more tiles than
-    warps in the grid: some warps take two)."""
-    for N, K in ((37, 128), (37, 4224), (3, STREAM_MAX_K), (4097, 4224), (8453, 128)):
+    shared memory, resident blocks walking tiles of rows; with PYONEBIT_CUDA_LUT=1 its lookup
+    variant qmv_lut_t, which stages 16-entry tables of x's subset sums instead. K = 128 (one
+    chunk: one lane of each warp works), 4224 (a second lane step with one chunk: a second
+    step of tables), the most each takes (53248: one block a multiprocessor; 12288: three
+    steps of tables); N = 37 (2-row tiles, the last partial), 4097 (at group size 128 4-row
+    tiles, the last with one row) and 8453 with K = 128 (more tiles than warps in the grid:
+    some warps take two); x spans the dtype's range per group (x_of_wide_range) at K = 4224.
+    Past qmv_lut_t's K, qmv_stream_t."""
+    lut = kernel == "qmv_lut_t"
+    monkeypatch.setenv("PYONEBIT_CUDA_LUT", "1" if lut else "0")
+    k_max = LUT_MAX_K if lut else STREAM_MAX_K
+    for N, K in ((37, 128), (37, 4224), (3, k_max), (4097, 4224), (8453, 128)):
         wq, s, b, what = quantized(rng, (N, K), w_dtype, 1, group_size, mode)
-        x = random_weights(rng, (1, K), x_dtype)
-        assert_kernel_matches_model("qmv_stream_t", x, wq, s, b, what, (N, K), group_size=group_size, mode=mode)
+        xs = [random_weights(rng, (1, K), x_dtype)] + ([x_of_wide_range(rng, K, group_size, x_dtype)] if K == 4224 else [])
+        for x in xs:
+            assert_kernel_matches_model(kernel, x, wq, s, b, what, (N, K), group_size=group_size, mode=mode)
+    if lut:
+        wq, s, b, what = quantized(rng, (37, k_max + 128), w_dtype, 1, group_size, mode)
+        x = random_weights(rng, (1, k_max + 128), x_dtype)
+        assert_kernel_matches_model("qmv_stream_t", x, wq, s, b, what, "past", group_size=group_size, mode=mode)
 
 
 def x_of_wide_range(rng, K, group_size, dtype):

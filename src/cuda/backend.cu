@@ -62,11 +62,19 @@ bool digits_allowed() {
   return v && std::string(v) == "1";
 }
 
+// qmv_lut_t (the lookup variant of qmv_stream_t) only where PYONEBIT_CUDA_LUT=1 (read each
+// call), until it is measured against qmv_stream_t.
+bool lut_allowed() {
+  const char* v = std::getenv("PYONEBIT_CUDA_LUT");
+  return v && std::string(v) == "1";
+}
+
 // The matrix-vector kernels read with 16-byte loads only; unaligned data takes the tiled one.
 // M = 1 at 1 bit: the integer tensor-core one where asked for (digits_allowed), K is whole
 // 128-value chunks, W rows are 16-byte aligned and a cluster's slices hold K (digit_cluster;
-// 32-bit offsets); else the streaming one where all of x fits its shared memory and a row is whole
-// 128-value chunks (its offsets are 32-bit: fewer than 2^31 words of W), else the staged one.
+// 32-bit offsets); else, where a row is whole 128-value chunks (their offsets are 32-bit: fewer
+// than 2^31 words of W), the lookup one where asked for (lut_allowed) and its tables fit a
+// block's shared memory, or the streaming one where all of x does; else the staged one.
 // 1 bit with float16 / bfloat16 x takes the tensor-core one for 2 <= M <= 16 (float32 x
 // would lose bits in the mma). The tensor-core qmm: 1 bit, float16 / bfloat16 x, 16-byte x
 // rows, where the device allows a block its shared memory.
@@ -81,9 +89,12 @@ Kernel choose(const MatmulPlan& plan) {
                     digit_max_chunks(plan.spec.group_size, static_cast<int>(dtype_size(plan.scales.dtype))),
                     device.multiprocessors, device.clusters ? kDigitMaxCluster : 1) > 0)
     return Kernel::qmv_digits_t;
-  if (aligned && plan.M == 1 && plan.spec.bits == 1 && plan.K % 128 == 0 && plan.K <= kStreamMaxK &&
-      stream_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block &&
-      plan.N * (plan.K / 32) < (std::int64_t(1) << 31))
+  const bool whole_chunks = aligned && plan.M == 1 && plan.spec.bits == 1 && plan.K % 128 == 0 &&
+                            plan.N * (plan.K / 32) < (std::int64_t(1) << 31);
+  if (whole_chunks && plan.K <= kStreamMaxK && lut_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block &&
+      lut_allowed())
+    return Kernel::qmv_lut_t;
+  if (whole_chunks && plan.K <= kStreamMaxK && stream_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block)
     return Kernel::qmv_stream_t;
   if (aligned && plan.M > kStagedMaxM && plan.M <= kTcvMaxM && plan.spec.bits == 1 &&
       plan.x.dtype != DType::float32)
@@ -157,6 +168,7 @@ std::string device_error() {
 std::string choose_kernel(const MatmulPlan& plan) {
   switch (choose(plan)) {
     case Kernel::qmv_digits_t: return "qmv_digits_t";
+    case Kernel::qmv_lut_t: return "qmv_lut_t";
     case Kernel::qmv_stream_t: return "qmv_stream_t";
     case Kernel::qmv_tc_t: return "qmv_tc_t";
     case Kernel::qmv_staged_t: return "qmv_staged_t";

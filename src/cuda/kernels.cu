@@ -58,29 +58,39 @@ void launch_qmv(const KernelArgs& a, cudaStream_t stream, bool early) {
                 early);
 }
 
-// qmv_stream_t: as many blocks as are resident at once (registers allow two a multiprocessor,
-// shared memory may allow one), or fewer where the tiles run out; R rows a tile (4 from N =
-// 4096 at group size 128: fewer shared loads of x per weight; else 2, where 4 leaves
-// multiprocessors idle or spills).
-template <int GS, int R, class X, class S>
+// qmv_stream_t and its lookup variant qmv_lut_t (Lut): as many blocks as are resident at
+// once (registers allow two a multiprocessor, shared memory may allow one), or fewer where
+// the tiles run out; R rows a tile (4 from N = 4096 at group size 128: fewer shared loads of
+// x per weight; else 2, where 4 leaves multiprocessors idle or spills).
+template <int GS, int R, bool Lut, class X, class S>
 void launch_stream_r(const KernelArgs& a, cudaStream_t stream, bool early) {
-  const auto kernel = qmv_stream_t<GS, X, S, R>;
+  const auto kernel = qmv_stream_t<GS, X, S, R, Lut>;
   const DeviceLimits& device = device_limits();
   static std::atomic<std::uint64_t> opted_in{0};
-  opt_in_shared(kernel, std::min(device.shared_per_block, stream_smem_bytes(kStreamMaxK)), opted_in);
-  const std::size_t smem = stream_smem_bytes(a.K), reserved = 1024;  // per block (sm_80+)
+  opt_in_shared(kernel, Lut ? device.shared_per_block : std::min(device.shared_per_block, stream_smem_bytes(kStreamMaxK)),
+                opted_in);
+  const std::size_t smem = Lut ? lut_smem_bytes(a.K) : stream_smem_bytes(a.K), reserved = 1024;  // per block (sm_80+)
   const int per_sm = min(2, max(1, static_cast<int>(device.shared_per_multiprocessor / (smem + reserved))));
   const int tiles = (a.N + R - 1) / R, blocks = (tiles + kStreamWarps - 1) / kStreamWarps;
   launch_kernel(kernel, dim3(min(blocks, per_sm * device.multiprocessors)), dim3(kStreamWarps * 32), a,
                 stream, early, smem);
 }
 
-template <int GS, class X, class S>
+template <int GS, bool Lut, class X, class S>
 void launch_stream(const KernelArgs& a, cudaStream_t stream, bool early) {
   if constexpr (GS == 128) {  // smaller groups: 4 rows' factors of two items spill registers
-    if (a.N >= 4096) return launch_stream_r<GS, 4, X, S>(a, stream, early);
+    if (a.N >= 4096) return launch_stream_r<GS, 4, Lut, X, S>(a, stream, early);
   }
-  launch_stream_r<GS, 2, X, S>(a, stream, early);
+  launch_stream_r<GS, 2, Lut, X, S>(a, stream, early);
+}
+
+template <bool Lut, class X, class S>
+void launch_stream_gs(const KernelArgs& a, cudaStream_t stream, bool early) {
+  switch (a.group_size) {
+    case 32: return launch_stream<32, Lut, X, S>(a, stream, early);
+    case 64: return launch_stream<64, Lut, X, S>(a, stream, early);
+    default: return launch_stream<128, Lut, X, S>(a, stream, early);
+  }
 }
 
 // qmv_digits_t: clusters of digit_cluster() blocks per 128 rows, each block a slice of K.
@@ -132,13 +142,8 @@ void launch_typed(Kernel kernel, const KernelArgs& a, cudaStream_t stream, bool 
         default: return launch_digits<128, X, S>(a, stream, early);
       }
     }
-    if (kernel == Kernel::qmv_stream_t) {  // M = 1, K % 128 == 0, K <= kStreamMaxK
-      switch (a.group_size) {
-        case 32: return launch_stream<32, X, S>(a, stream, early);
-        case 64: return launch_stream<64, X, S>(a, stream, early);
-        default: return launch_stream<128, X, S>(a, stream, early);
-      }
-    }
+    if (kernel == Kernel::qmv_stream_t) return launch_stream_gs<false, X, S>(a, stream, early);  // K <= kStreamMaxK
+    if (kernel == Kernel::qmv_lut_t) return launch_stream_gs<true, X, S>(a, stream, early);  // lut_smem_bytes fits
   }
   if (kernel == Kernel::qmv_staged_t) {  // M = 1 (kStagedMaxM)
     constexpr int rows = kStagedWarps * kStagedRows;  // per block

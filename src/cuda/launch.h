@@ -12,7 +12,7 @@
 namespace onebit {
 namespace cuda {
 
-enum class Kernel { qmv_digits_t, qmv_stream_t, qmv_tc_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
+enum class Kernel { qmv_digits_t, qmv_lut_t, qmv_stream_t, qmv_tc_t, qmv_staged_t, qmv_t, qmm_tc_t, qmm_t, qmm_n };
 
 // Largest M each matrix-vector kernel takes: qmv_staged_t one row of x (staged in shared
 // memory); qmv_tc_t (1 bit, float16 / bfloat16 x, from M = 2) 16 (two mma tiles of N =

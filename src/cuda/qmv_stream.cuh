@@ -9,7 +9,14 @@
 //     the 32-value sums after it.
 //   - Per weight bit one predicated add; per 4 weights one shared load of x for
 //     the R rows; per group and row one scale (and bias) load.
+// The lookup variant (qmv_lut_t, Lut = true) stages, instead of x, a table per 4
+// consecutive values of x: the 16 sums of their subsets, so each 4 weight bits of a
+// row (a nibble of its word) are a byte permute, a shared load and an add, about 0.85
+// instructions a weight against 2; the tables take 16 bytes per value of x, so K is
+// shorter (lut_smem_bytes: 12288 in 227 KB).
 #pragma once
+
+#include <type_traits>
 
 #include "qmv.cuh"
 
@@ -41,6 +48,64 @@ __device__ __forceinline__ void stage_x(const X* x, int K, float4* xs, float* su
 #pragma unroll
     for (int i = 0; i < 8; ++i) dst[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
     sums[piece] = s;
+  }
+}
+
+// The lookup tables, in 64 KB per 4096 values of x (a lane step s of 32 chunks): entry i of
+// position j of chunk c = 32 s + l (the sum of those of values 128 c + 4 j .. + 3 whose bit
+// is set in i) at byte s * 65536 + i * 4096 + j * 128 + 4 l. A lane's byte offset for a
+// nibble of its word is then one byte permute of the word (the nibble, pre-shifted to a
+// byte's top, as byte 1; s and 4 l as bytes 2 and 0), j * 128 the load's immediate, and
+// the 32 lanes of a load fall in 32 distinct banks. The 32-value sums follow the tables.
+constexpr int kLutEntries = 16;
+constexpr int kLutStepBytes = 65536;
+__host__ __device__ constexpr std::size_t lut_smem_bytes(int K) {
+  return std::size_t((K + 4095) / 4096) * kLutStepBytes + std::size_t(K / 32) * 4;
+}
+
+// Values 4q .. 4q + 3 of x as float32 (16-byte x rows: the load is aligned).
+template <class X>
+__device__ __forceinline__ void load_x4(const X* p, float (&v)[4]) {
+  if constexpr (sizeof(X) == 4) {
+    const float4 f = __ldg(reinterpret_cast<const float4*>(p));
+    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+  } else {
+    const uint2 u = __ldg(reinterpret_cast<const uint2*>(p));
+    const X* e = reinterpret_cast<const X*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = to_float(e[i]);
+  }
+}
+
+// x (K values) as the tables and the 32-value sums, by all threads of the block. Thread
+// number t builds position j = t / 32 % 32 of chunk c = 32 (t / 1024) + t % 32, so a warp
+// writes 32 consecutive floats per entry.
+template <class X>
+__device__ __forceinline__ void stage_lut(const X* x, int K, char* lut, float* sums) {
+  const int chunks = K / kStreamChunk;
+  for (int t = threadIdx.x; t < (chunks + 31) / 32 * 1024; t += blockDim.x) {
+    const int l = t & 31, j = (t >> 5) & 31, s = t >> 10, c = 32 * s + l;
+    if (c >= chunks) continue;
+    float v[4], e[kLutEntries];
+    load_x4(x + std::int64_t(c) * kStreamChunk + 4 * j, v);
+    e[0] = 0.f;
+#pragma unroll
+    for (int b = 0; b < 4; ++b)
+#pragma unroll
+      for (int i = 0; i < (1 << b); ++i) e[(1 << b) + i] = e[i] + v[b];
+    float* at = reinterpret_cast<float*>(lut + s * kLutStepBytes + j * 128 + 4 * l);
+#pragma unroll
+    for (int i = 0; i < kLutEntries; ++i) at[i * 1024] = e[i];
+  }
+  for (int piece = threadIdx.x; piece < K / 32; piece += blockDim.x) {
+    XPiece<X> xr;
+    load_x32(x + std::int64_t(piece) * 32, xr);
+    float v[32];
+    widen_x32(xr, v);
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) sum += v[i];
+    sums[piece] = sum;
   }
 }
 
@@ -118,17 +183,12 @@ struct StreamWarp {
     }
   }
 
-  // Adds the item's products to acc (x staged in xs, sums).
+  // d[r][p]: the sum of the x values whose bits are set in word p of row r (chunk c; x
+  // staged in xs): a predicated add per bit, a shared load of 4 x values per 4 bits.
   template <int CH>
-  __device__ __forceinline__ void compute(StreamCursor k, const StreamItem<GS, S, R>& it, const float4* xs,
-                                          const float* sums, float (&acc)[R]) const {
-    constexpr int G = StreamItem<GS, S, R>::G, PG = 4 / G;  // pieces (32 weights) per group
-    const int c = k.s * 32 + lane;
-    if (c >= chunks) return;
+  __device__ __forceinline__ void dots(int c, const StreamItem<GS, S, R>& it, const float4* xs,
+                                       float (&d)[R][4]) const {
     const float4* xc = xs + c * 33;
-    const float4 s4 = reinterpret_cast<const float4*>(sums)[c];
-    const float sp[4] = {s4.x, s4.y, s4.z, s4.w};
-    float d[R][4];
 #pragma unroll
     for (int p = 0; p < 4; ++p) {  // piece p: word p of each row
       float dot[R][CH] = {};  // CH chains a row: 1 / CH of the dependent-add latency
@@ -149,6 +209,45 @@ struct StreamWarp {
         for (int i = 1; i < CH; ++i) d[r][p] += dot[r][i];
       }
     }
+  }
+
+  // The same from the lookup tables (stage_lut): per 4 bits a byte permute, a shared load
+  // and an add.
+  template <int CH>
+  __device__ __forceinline__ void dots(int c, const StreamItem<GS, S, R>& it, const char* lut,
+                                       float (&d)[R][4]) const {
+    const std::uint32_t lane_bytes = std::uint32_t(c >> 5) * kLutStepBytes + std::uint32_t(c & 31) * 4;
+#pragma unroll
+    for (int p = 0; p < 4; ++p)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        // Nibble 2b of the word as byte b's top half, and nibble 2b + 1.
+        const std::uint32_t even = (it.w[r][p] << 4) & 0xf0f0f0f0u, odd = it.w[r][p] & 0xf0f0f0f0u;
+        float dot[CH];  // the first CH lookups start the chains (no adds to zero)
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          const std::uint32_t at = __byte_perm(u & 1 ? odd : even, lane_bytes, 0x7604u | ((u >> 1) << 4));
+          const float v = *reinterpret_cast<const float*>(lut + at + (8 * p + u) * 128);
+          dot[u % CH] = u < CH ? v : dot[u % CH] + v;
+        }
+        d[r][p] = dot[0];
+#pragma unroll
+        for (int i = 1; i < CH; ++i) d[r][p] += dot[i];
+      }
+  }
+
+  // Adds the item's products to acc: x staged in `staged` (float4 units, or the lookup
+  // tables), its 32-value sums in `sums`.
+  template <int CH, class Staged>
+  __device__ __forceinline__ void compute(StreamCursor k, const StreamItem<GS, S, R>& it, const Staged* staged,
+                                          const float* sums, float (&acc)[R]) const {
+    constexpr int G = StreamItem<GS, S, R>::G, PG = 4 / G;  // pieces (32 weights) per group
+    const int c = k.s * 32 + lane;
+    if (c >= chunks) return;
+    const float4 s4 = reinterpret_cast<const float4*>(sums)[c];
+    const float sp[4] = {s4.x, s4.y, s4.z, s4.w};
+    float d[R][4];
+    dots<CH>(c, it, staged, d);
 #pragma unroll
     for (int j = 0; j < G; ++j) {
       float sx = 0.f;
@@ -168,13 +267,16 @@ struct StreamWarp {
 
 // M = 1, 1 bit, K % 128 == 0, rows of x and W 16-byte aligned. The grid may be smaller
 // than the tiles: warp number q (of all) takes tiles q, q + warps in the grid, ...
-template <int GS, class X, class S, int R, int WARPS = kStreamWarps, int CH = 2>
+// Dynamic shared memory: stream_smem_bytes(K), or lut_smem_bytes(K) with Lut (qmv_lut_t).
+template <int GS, class X, class S, int R, bool Lut, int WARPS = kStreamWarps, int CH = 2>
 __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) qmv_stream_t(KernelArgs a) {
   using O = typename OutType<X, S>::type;
   using Item = StreamItem<GS, S, R>;
   extern __shared__ float4 smem[];
-  float4* xs = smem;
-  float* sums = reinterpret_cast<float*>(smem + stream_x_units(a.K));
+  using Staged = std::conditional_t<Lut, char, float4>;
+  Staged* staged = reinterpret_cast<Staged*>(smem);
+  float* sums = Lut ? reinterpret_cast<float*>(reinterpret_cast<char*>(smem) + (a.K + 4095) / 4096 * kLutStepBytes)
+                    : reinterpret_cast<float*>(smem + stream_x_units(a.K));
 
   StreamWarp<GS, X, S, R> sw{a};
   sw.lane = threadIdx.x & 31;
@@ -193,7 +295,10 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) qmv_stream_t(KernelArg
   sw.load(cur, items[0]);
   wait_for_previous_kernel();
   allow_next_kernel();
-  stage_x<X>(static_cast<const X*>(a.x), a.K, xs, sums);
+  if constexpr (Lut)
+    stage_lut<X>(static_cast<const X*>(a.x), a.K, staged, sums);
+  else
+    stage_x<X>(static_cast<const X*>(a.x), a.K, staged, sums);
   __syncthreads();
 
   O* out = static_cast<O*>(a.out);
@@ -203,7 +308,7 @@ __global__ void __launch_bounds__(WARPS * 32, 16 / WARPS) qmv_stream_t(KernelArg
     StreamCursor nk = cur;
     nk.advance(sw.steps, sw.stride);
     sw.load(nk, next);
-    sw.template compute<CH>(cur, now, xs, sums, acc);
+    sw.template compute<CH>(cur, now, staged, sums, acc);
     if (cur.s == sw.steps - 1) {  // the tile's last item: its rows are done
       int r;
       const float v = warp_sum_rows<R>(acc, sw.lane, r);
