@@ -189,9 +189,14 @@ inline void prefetch_range(const void* p, std::int64_t n) {
 // as the pass consumes its own rows and the hardware prefetcher, which loses
 // its streams at every 4 KiB page (and cannot follow mlx order's 64 row
 // streams at all), is not relied on. Null where the task has no next pass.
+// The next pass's scales and biases go the same way, a line of each per word
+// step from the pass's first: issued all at once at the pass's start, they
+// made a cold call 5-9% slower (Zen 4, one thread; docs/decode.md).
 struct LutPrefetch {
   const std::uint8_t* next = nullptr;  // the next pass's first row
   int first_block = 0;                 // the pass's 16-row block this call starts at
+  const char* factors[2] = {nullptr, nullptr};  // the next pass's scales and biases (or null)
+  std::int64_t factor_lines = 0;                // 64-byte lines of each
 };
 
 // mlx order, read in place: words wd .. wd + L - 1 of each lane group's L
@@ -276,6 +281,9 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
       if (pf.next)
         for (int r = 0; r < R; r += kBlock / std::min(L, kBlock))  // a line per 16-row block (see LutPrefetch)
           prefetch(pf.next + 64 * (blocks * wd + pf.first_block + L * r / kBlock));
+      if (wd < pf.factor_lines)
+        for (const char* f : pf.factors)
+          if (f) prefetch(f + 64 * wd);
       if constexpr (Mlx) {
         if (wd % L == 0) stage_chunk<V, R>(w, row_bytes, lanes, wd, K * B / 32, chunk.words);
       }
@@ -392,24 +400,26 @@ void lut_task(void* ctx, std::int64_t t) {
   // A pass's factors, as a byte range of the scales (and biases): in either
   // layout rows [n, n + rows) hold elements [n G, (n + rows) G).
   const std::int64_t factor_bytes = G * static_cast<std::int64_t>(dtype_size(a.scale_dtype));
-  auto prefetch_pass = [&](std::int64_t b, bool words_too) {
-    const std::int64_t n = L * b, rows = std::min<std::int64_t>(share * L, N - n);
-    if (rows <= 0) return;
-    if (words_too) prefetch_range(w + 4 * n * words, 4 * rows * words);
+  // A task's first pass: prefetched at once (no pass before it did).
+  if (t * job.groups_per_task < b1) {
+    const std::int64_t n = L * t * job.groups_per_task, rows = std::min<std::int64_t>(share * L, N - n);
+    prefetch_range(w + 4 * n * words, 4 * rows * words);
     prefetch_range(static_cast<const char*>(a.scales) + n * factor_bytes, rows * factor_bytes);
     if (a.biases) prefetch_range(static_cast<const char*>(a.biases) + n * factor_bytes, rows * factor_bytes);
-  };
-  if (t * job.groups_per_task < b1) prefetch_pass(t * job.groups_per_task, true);
+  }
   constexpr int XR = V::kTune.lut_rows_x, RX = lut_share_rows<V>();
   static_assert(RX * L % kBlock == 0, "a pass is whole interleaved16 blocks");
   for (std::int64_t b = t * job.groups_per_task; b < b1; b += share) {
     const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
     const int R = (rows + L - 1) / L;
     for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
-    LutPrefetch pf;  // the next pass in this task, if any: its factors now, its words in lut_block
+    LutPrefetch pf;  // the next pass in this task, if any: its words and factors, in lut_block
     if (b + share < b1) {
-      prefetch_pass(b + share, false);
-      pf.next = w + 4 * L * (b + share) * words;
+      const std::int64_t n = L * (b + share), next_rows = std::min<std::int64_t>(share * L, N - n);
+      pf.next = w + 4 * n * words;
+      pf.factors[0] = static_cast<const char*>(a.scales) + n * factor_bytes;
+      pf.factors[1] = a.biases ? static_cast<const char*>(a.biases) + n * factor_bytes : nullptr;
+      pf.factor_lines = (next_rows * factor_bytes + 63) / 64;
     }
     if (!Interleaved && in_place) {  // mlx order, M = 1
       lut_blocks<V, B, GS, 1, share, true>(R, job, a.wq, L * b, rows, 0, fac, pf);
@@ -434,7 +444,8 @@ void lut_task(void* ctx, std::int64_t t) {
         for (int r0 = 0; r0 < R; r0 += RX)
           lut_blocks<V, B, GS, XR, RX, false>(std::min(RX, R - r0), pass, wq, n0 + r0 * L,
                                               std::min(RX * L, rows - L * r0), m, fac + r0,
-                                              LutPrefetch{pf.next, L * r0 / kBlock});
+                                              LutPrefetch{pf.next, L * r0 / kBlock, {pf.factors[0], pf.factors[1]},
+                                                          pf.factor_lines});
     }
     for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, false>(R, pass, wq, n0, rows, m, fac, pf);
   }
