@@ -32,18 +32,25 @@ __host__ __device__ constexpr std::size_t stream_smem_bytes(int K) {
   return std::size_t(stream_x_units(K)) * 16 + std::size_t(K / 32) * 4;
 }
 
+// v = values 32 piece .. 32 piece + 31 of x as float32; returns their sum.
+template <class X>
+__device__ __forceinline__ float load_piece(const X* x, int piece, float (&v)[32]) {
+  XPiece<X> xr;
+  load_x32(x + std::int64_t(piece) * 32, xr);
+  widen_x32(xr, v);
+  float s = 0.f;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) s += v[j];
+  return s;
+}
+
 // x (K values) as float32 into xs (chunk c's unit j at c * 33 + j) and its 32-value
 // sums, by all threads of the block.
 template <class X>
 __device__ __forceinline__ void stage_x(const X* x, int K, float4* xs, float* sums) {
   for (int piece = threadIdx.x; piece < K / 32; piece += blockDim.x) {
-    XPiece<X> xr;
-    load_x32(x + std::int64_t(piece) * 32, xr);
     float v[32];
-    widen_x32(xr, v);
-    float s = 0.f;
-#pragma unroll
-    for (int j = 0; j < 32; ++j) s += v[j];
+    const float s = load_piece(x, piece, v);
     float4* dst = xs + (piece >> 2) * 33 + (piece & 3) * 8;
 #pragma unroll
     for (int i = 0; i < 8; ++i) dst[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
@@ -98,14 +105,8 @@ __device__ __forceinline__ void stage_lut(const X* x, int K, char* lut, float* s
     for (int i = 0; i < kLutEntries; ++i) at[i * 1024] = e[i];
   }
   for (int piece = threadIdx.x; piece < K / 32; piece += blockDim.x) {
-    XPiece<X> xr;
-    load_x32(x + std::int64_t(piece) * 32, xr);
     float v[32];
-    widen_x32(xr, v);
-    float sum = 0.f;
-#pragma unroll
-    for (int i = 0; i < 32; ++i) sum += v[i];
-    sums[piece] = sum;
+    sums[piece] = load_piece(x, piece, v);
   }
 }
 
