@@ -413,12 +413,13 @@ void lut_task(void* ctx, std::int64_t t) {
     const int rows = static_cast<int>(std::min(L * std::min<std::int64_t>(share, b1 - b), N - L * b));
     const int R = (rows + L - 1) / L;
     for (int r = 0; r < R; ++r) lut_factors<V, Interleaved>(a, (b + r) * L, std::min(L, rows - L * r), G, fac[r]);
-    // The next pass: this task's, or after its last the next task's first (on one
-    // thread that task comes next; on more, whoever takes it finds its first pass in
-    // this core's cache instead of DRAM): 3-12% off a cold 4096 x 4096 or 1024 x
-    // 4096 call on one and two threads (Zen 4). Its words and factors, in lut_block.
+    // The next pass: this task's, or at M = 1 after its last the next task's first
+    // (on one thread that task comes next; on more, whoever takes it finds its first
+    // pass in this core's cache instead of DRAM): 3-12% off a cold 4096 x 4096 or
+    // 1024 x 4096 call on one and two threads (Zen 4); at M = 512 on two threads it
+    // measured ~2% slower, so not there. Its words and factors, in lut_block.
     LutPrefetch pf;
-    if (const std::int64_t next = b + share < b1 ? b + share : b1; next < groups) {
+    if (const std::int64_t next = b + share < b1 ? b + share : a.M == 1 ? b1 : groups; next < groups) {
       const std::int64_t n = L * next, next_rows = std::min<std::int64_t>(share * L, N - n);
       pf.next = w + 4 * n * words;
       pf.factors[0] = static_cast<const char*>(a.scales) + n * factor_bytes;
@@ -449,9 +450,12 @@ void lut_task(void* ctx, std::int64_t t) {
           lut_blocks<V, B, GS, XR, RX, false>(std::min(RX, R - r0), pass, wq, n0 + r0 * L,
                                               std::min(RX * L, rows - L * r0), m, fac + r0,
                                               LutPrefetch{pf.next, L * r0 / kBlock, {pf.factors[0], pf.factors[1]},
-                                                          pf.factor_lines});
+                                                          m == 0 ? pf.factor_lines : 0});
     }
-    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, false>(R, pass, wq, n0, rows, m, fac, pf);
+    // The factors' prefetch once a pass, by its first x row (each row's copy cost 5% at M = 32).
+    LutPrefetch first = pf, later = pf;
+    later.factor_lines = 0;
+    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, false>(R, pass, wq, n0, rows, m, fac, m == 0 ? first : later);
   }
 }
 
