@@ -189,14 +189,16 @@ inline void prefetch_range(const void* p, std::int64_t n) {
 // as the pass consumes its own rows and the hardware prefetcher, which loses
 // its streams at every 4 KiB page (and cannot follow mlx order's 64 row
 // streams at all), is not relied on. Null after the matrix's last pass.
-// The next pass's scales and biases go the same way, a line of each per word
-// step from the pass's first: issued all at once at the pass's start, they
-// made a cold call 5-9% slower (Zen 4, one thread; docs/decode.md).
+// The next pass's scales and biases go the same way, `factor_step` lines of each
+// per word step from the pass's first (more than one where they outnumber the
+// steps: small groups, float32 scales): issued all at once at the pass's start,
+// they made a cold call 5-9% slower (Zen 4, one thread; docs/decode.md).
 struct LutPrefetch {
   const std::uint8_t* next = nullptr;  // the next pass's first row
   int first_block = 0;                 // the pass's 16-row block this call starts at
   const char* factors[2] = {nullptr, nullptr};  // the next pass's scales and biases (or null)
   std::int64_t factor_lines = 0;                // 64-byte lines of each
+  std::int64_t factor_step = 1;                 // of them per word step
 };
 
 // mlx order, read in place: words wd .. wd + L - 1 of each lane group's L
@@ -281,9 +283,9 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
       if (pf.next)
         for (int r = 0; r < R; r += kBlock / std::min(L, kBlock))  // a line per 16-row block (see LutPrefetch)
           prefetch(pf.next + 64 * (blocks * wd + pf.first_block + L * r / kBlock));
-      if (wd < pf.factor_lines)
+      for (std::int64_t i = wd * pf.factor_step; i < std::min(pf.factor_lines, (wd + 1) * pf.factor_step); ++i)
         for (const char* f : pf.factors)
-          if (f) prefetch(f + 64 * wd);
+          if (f) prefetch(f + 64 * i);
       if constexpr (Mlx) {
         if (wd % L == 0) stage_chunk<V, R>(w, row_bytes, lanes, wd, K * B / 32, chunk.words);
       }
@@ -425,6 +427,7 @@ void lut_task(void* ctx, std::int64_t t) {
       pf.factors[0] = static_cast<const char*>(a.scales) + n * factor_bytes;
       pf.factors[1] = a.biases ? static_cast<const char*>(a.biases) + n * factor_bytes : nullptr;
       pf.factor_lines = (next_rows * factor_bytes + 63) / 64;
+      pf.factor_step = (pf.factor_lines + words - 1) / words;
     }
     if (!Interleaved && in_place) {  // mlx order, M = 1
       lut_blocks<V, B, GS, 1, share, true>(R, job, a.wq, L * b, rows, 0, fac, pf);
@@ -450,7 +453,7 @@ void lut_task(void* ctx, std::int64_t t) {
           lut_blocks<V, B, GS, XR, RX, false>(std::min(RX, R - r0), pass, wq, n0 + r0 * L,
                                               std::min(RX * L, rows - L * r0), m, fac + r0,
                                               LutPrefetch{pf.next, L * r0 / kBlock, {pf.factors[0], pf.factors[1]},
-                                                          m == 0 ? pf.factor_lines : 0});
+                                                          m == 0 ? pf.factor_lines : 0, pf.factor_step});
     }
     // The factors' prefetch once a pass, by its first x row (each row's copy cost 5% at M = 32).
     LutPrefetch first = pf, later = pf;
