@@ -11,9 +11,10 @@
 //     the R rows; per group and row one scale (and bias) load.
 // The lookup variant (qmv_lut_t, Lut = true) stages, instead of x, a table per 4
 // consecutive values of x: the 16 sums of their subsets, so each 4 weight bits of a
-// row (a nibble of its word) are a byte permute, a shared load and an add, about 0.85
-// instructions a weight against 2; the tables take 16 bytes per value of x, so K is
-// shorter (lut_smem_bytes: 12288 in 227 KB).
+// row (a nibble of its word) are a byte permute, a shared load and an add: about 0.85
+// instructions a weight in the inner loop, where qmv_stream_t spends 2 a weight in all
+// (ncu); the tables take 16 bytes per value of x, so K is shorter (lut_smem_bytes:
+// 12288 in 227 KB).
 #pragma once
 
 #include <type_traits>
