@@ -55,25 +55,20 @@ bool rows_aligned16(const MatmulPlan& plan) {
          plan.K * dtype_size(plan.x.dtype) % 16 == 0 && plan.K * plan.spec.bits / 32 % 4 == 0;
 }
 
-// qmv_digits_t only where PYONEBIT_CUDA_DIGITS=1 (read each call): slower than qmv_stream_t
-// at every shape measured (docs/cuda.md), kept for float32 x and as the base of M > 1.
-bool digits_allowed() {
-  const char* v = std::getenv("PYONEBIT_CUDA_DIGITS");
-  return v && std::string(v) == "1";
-}
-
-// qmv_lut_t (the lookup variant of qmv_stream_t) only where PYONEBIT_CUDA_LUT=1 (read each
-// call), until it is measured against qmv_stream_t.
-bool lut_allowed() {
-  const char* v = std::getenv("PYONEBIT_CUDA_LUT");
+// The opt-in M = 1 kernels run only where their variable is "1" (read each call):
+// qmv_digits_t (PYONEBIT_CUDA_DIGITS) is slower than qmv_stream_t at every shape measured
+// (docs/cuda.md), kept for float32 x and as the base of M > 1; qmv_lut_t
+// (PYONEBIT_CUDA_LUT, the lookup variant of qmv_stream_t) until it is measured against it.
+bool opted_in(const char* variable) {
+  const char* v = std::getenv(variable);
   return v && std::string(v) == "1";
 }
 
 // The matrix-vector kernels read with 16-byte loads only; unaligned data takes the tiled one.
-// M = 1 at 1 bit: the integer tensor-core one where asked for (digits_allowed), K is whole
+// M = 1 at 1 bit: the integer tensor-core one where asked for (opted_in), K is whole
 // 128-value chunks, W rows are 16-byte aligned and a cluster's slices hold K (digit_cluster;
 // 32-bit offsets); else, where a row is whole 128-value chunks (their offsets are 32-bit: fewer
-// than 2^31 words of W), the lookup one where asked for (lut_allowed) and its tables fit a
+// than 2^31 words of W), the lookup one where asked for (opted_in) and its tables fit a
 // block's shared memory, or the streaming one where all of x does; else the staged one.
 // 1 bit with float16 / bfloat16 x takes the tensor-core one for 2 <= M <= 16 (float32 x
 // would lose bits in the mma). The tensor-core qmm: 1 bit, float16 / bfloat16 x, 16-byte x
@@ -82,17 +77,19 @@ Kernel choose(const MatmulPlan& plan) {
   if (!plan.transpose) return Kernel::qmm_n;
   const bool aligned = rows_aligned16(plan);
   const DeviceLimits& device = device_limits();
-  if (plan.M == 1 && plan.spec.bits == 1 && digits_allowed() && plan.K % kDigitChunk == 0 &&
-      aligned16(plan.wq.data) && plan.N * (plan.K / 32) < (std::int64_t(1) << 31) &&
+  // One row of x at 1 bit, K whole 128-value chunks, 32-bit offsets: the M = 1 1-bit kernels' case.
+  const bool one_bit_row = plan.M == 1 && plan.spec.bits == 1 && plan.K % 128 == 0 &&
+                           plan.N * (plan.K / 32) < (std::int64_t(1) << 31);
+  static_assert(kDigitChunk == 128 && kStreamChunk == 128, "the kernels' chunks are the rule's");
+  if (one_bit_row && opted_in("PYONEBIT_CUDA_DIGITS") && aligned16(plan.wq.data) &&
       digit_smem_bytes(kDigitMaxChunks, 128) <= device.shared_per_block &&
       digit_cluster(static_cast<int>(plan.N), static_cast<int>(plan.K),
                     digit_max_chunks(plan.spec.group_size, static_cast<int>(dtype_size(plan.scales.dtype))),
                     device.multiprocessors, device.clusters ? kDigitMaxCluster : 1) > 0)
     return Kernel::qmv_digits_t;
-  const bool whole_chunks = aligned && plan.M == 1 && plan.spec.bits == 1 && plan.K % 128 == 0 &&
-                            plan.N * (plan.K / 32) < (std::int64_t(1) << 31);
+  const bool whole_chunks = aligned && one_bit_row;
   if (whole_chunks && plan.K <= kStreamMaxK && lut_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block &&
-      lut_allowed())
+      opted_in("PYONEBIT_CUDA_LUT"))
     return Kernel::qmv_lut_t;
   if (whole_chunks && plan.K <= kStreamMaxK && stream_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block)
     return Kernel::qmv_stream_t;
