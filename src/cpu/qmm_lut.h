@@ -269,6 +269,8 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
     step[r] = std::min(kBlock, rows - block);
   }
   constexpr int blocks = V::kTune.lut_share * L / kBlock;  // 16-row blocks per pass
+  // The next pass's factors are prefetched once, by its first x row (each row's copy cost 5% at M = 32).
+  const std::int64_t factor_lines = m == 0 ? pf.factor_lines : 0;
   struct NoChunk {};
   struct alignas(64) Chunk {  // mlx order: stage_chunk's words
     std::uint32_t words[R][L][L];
@@ -283,7 +285,7 @@ void lut_block(const LutJob& job, const std::uint32_t* wq, std::int64_t n0, int 
       if (pf.next)
         for (int r = 0; r < R; r += kBlock / std::min(L, kBlock))  // a line per 16-row block (see LutPrefetch)
           prefetch(pf.next + 64 * (blocks * wd + pf.first_block + L * r / kBlock));
-      for (std::int64_t i = wd * pf.factor_step; i < std::min(pf.factor_lines, (wd + 1) * pf.factor_step); ++i)
+      for (std::int64_t i = wd * pf.factor_step; i < std::min(factor_lines, (wd + 1) * pf.factor_step); ++i)
         for (const char* f : pf.factors)
           if (f) prefetch(f + 64 * i);
       if constexpr (Mlx) {
@@ -449,16 +451,14 @@ void lut_task(void* ctx, std::int64_t t) {
     std::int64_t m = 0;
     if constexpr (XR > 1) {  // XR x rows against RX lane groups at a time
       for (; m + XR <= a.M; m += XR)
-        for (int r0 = 0; r0 < R; r0 += RX)
+        for (int r0 = 0; r0 < R; r0 += RX) {
+          LutPrefetch from_r0 = pf;  // the same lines, from lane group r0's block on
+          from_r0.first_block = L * r0 / kBlock;
           lut_blocks<V, B, GS, XR, RX, false>(std::min(RX, R - r0), pass, wq, n0 + r0 * L,
-                                              std::min(RX * L, rows - L * r0), m, fac + r0,
-                                              LutPrefetch{pf.next, L * r0 / kBlock, {pf.factors[0], pf.factors[1]},
-                                                          m == 0 ? pf.factor_lines : 0, pf.factor_step});
+                                              std::min(RX * L, rows - L * r0), m, fac + r0, from_r0);
+        }
     }
-    // The factors' prefetch once a pass, by its first x row (each row's copy cost 5% at M = 32).
-    LutPrefetch first = pf, later = pf;
-    later.factor_lines = 0;
-    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, false>(R, pass, wq, n0, rows, m, fac, m == 0 ? first : later);
+    for (; m < a.M; ++m) lut_blocks<V, B, GS, 1, share, false>(R, pass, wq, n0, rows, m, fac, pf);
   }
 }
 
