@@ -231,6 +231,7 @@ def test_isa_code_never_leaks_into_shared_symbols(isa, isa_objects):
         kinds.setdefault(kind, []).append(name)
     exported = sorted(kinds.get("T", []))
     assert exported == sorted([f"_ZN6onebit3cpu{len(isa) + 4}{isa}_qmmERKNS0_7QmmArgsE",
+                               f"_ZN6onebit3cpu{len(isa) + 8}{isa}_convertEPKvNS_5DTypeEPvS3_l",
                                f"_ZN6onebit3cpu{len(isa) + 10}{isa}_supportedEv"]), exported
     weak = kinds.get("W", [])
     assert weak, "expected the std::vector helpers as weak symbols"

@@ -147,6 +147,18 @@ struct Avx512 {
     const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
   }
+  static void store_f16(std::uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  // Not vcvtneps2bf16, which flushes subnormals to zero.
+  static void store_bf16(std::uint16_t* p, F v) {
+    const __m512i u = _mm512_castps_si512(v), top = _mm512_srli_epi32(u, 16);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(top, _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    const __m512i h = _mm512_mask_or_epi32(rounded, nan, top, _mm512_set1_epi32(0x40));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(h));
+  }
 };
 
 #include "qmm_kernels.h"
@@ -154,6 +166,9 @@ struct Avx512 {
 }  // namespace
 
 void avx512_qmm(const QmmArgs& args) { qmm<Avx512>(args); }
+void avx512_convert(const void* src, DType from, void* dst, DType to, std::int64_t n) {
+  convert_floats<Avx512>(src, from, dst, to, n);
+}
 
 }  // namespace cpu
 }  // namespace onebit

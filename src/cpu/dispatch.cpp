@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../common/checks.h"
+#include "../common/dtype.h"
 #include "isa.h"
 #include "kernel_choice.h"
 
@@ -56,13 +57,13 @@ bool x86_has_f16c() {
 const std::vector<Isa>& compiled_isas() {
   static const std::vector<Isa> all = {
 #if ONEBIT_CPU_X86
-      {"avx512", avx512_supported, avx512_qmm, &kAvx512Tuning},
-      {"avx2", avx2_supported, avx2_qmm, &kAvx2Tuning},
+      {"avx512", avx512_supported, avx512_qmm, &kAvx512Tuning, avx512_convert},
+      {"avx2", avx2_supported, avx2_qmm, &kAvx2Tuning, avx2_convert},
 #endif
 #if ONEBIT_CPU_ARM64
-      {"neon", always, neon_qmm, &kNeonTuning},
+      {"neon", always, neon_qmm, &kNeonTuning, neon_convert},
 #endif
-      {"scalar", always, reference_qmm, nullptr},
+      {"scalar", always, reference_qmm, nullptr, convert},
   };
   return all;
 }

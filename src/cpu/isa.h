@@ -57,12 +57,15 @@ namespace onebit {
 namespace cpu {
 
 using QmmFn = void (*)(const QmmArgs& args);
+// n values from src (dtype from) to dst (dtype to), as common/dtype.h's convert.
+using ConvertFn = void (*)(const void* src, DType from, void* dst, DType to, std::int64_t n);
 
 struct Isa {
   const char* name;
   bool (*supported)();        // may this CPU run it
   QmmFn qmm;                    // runs args.kernel, parallel over the thread pool
   const KernelTuning* tuning;   // null for the scalar reference
+  ConvertFn convert;            // widens x to float32 and narrows results
 };
 
 #if ONEBIT_CPU_X86
@@ -71,11 +74,14 @@ struct Isa {
 bool x86_has_f16c();
 bool avx512_supported();
 void avx512_qmm(const QmmArgs& args);
+void avx512_convert(const void* src, DType from, void* dst, DType to, std::int64_t n);
 bool avx2_supported();
 void avx2_qmm(const QmmArgs& args);
+void avx2_convert(const void* src, DType from, void* dst, DType to, std::int64_t n);
 #endif
 #if ONEBIT_CPU_ARM64
 void neon_qmm(const QmmArgs& args);
+void neon_convert(const void* src, DType from, void* dst, DType to, std::int64_t n);
 #endif
 
 // The variants compiled into this build, best first; "scalar" (the

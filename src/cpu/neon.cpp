@@ -50,6 +50,13 @@ struct Neon {
   static F load_bf16(const std::uint16_t* p) {  // bfloat16 is the top half of a float32
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
   }
+  static void store_f16(std::uint16_t* p, F v) { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v))); }
+  static void store_bf16(std::uint16_t* p, F v) {
+    const uint32x4_t u = vreinterpretq_u32_f32(v), top = vshrq_n_u32(u, 16);
+    const uint32x4_t rounded = vshrq_n_u32(vaddq_u32(u, vaddq_u32(vdupq_n_u32(0x7fff), vandq_u32(top, vdupq_n_u32(1)))), 16);
+    const uint32x4_t nan = vcgtq_u32(vandq_u32(u, vdupq_n_u32(0x7fffffff)), vdupq_n_u32(0x7f800000));
+    vst1_u16(p, vmovn_u32(vbslq_u32(nan, vorrq_u32(top, vdupq_n_u32(0x40)), rounded)));
+  }
 };
 
 #include "qmm_kernels.h"
@@ -57,6 +64,9 @@ struct Neon {
 }  // namespace
 
 void neon_qmm(const QmmArgs& args) { qmm<Neon>(args); }
+void neon_convert(const void* src, DType from, void* dst, DType to, std::int64_t n) {
+  convert_floats<Neon>(src, from, dst, to, n);
+}
 
 }  // namespace cpu
 }  // namespace onebit

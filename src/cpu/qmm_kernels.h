@@ -24,6 +24,8 @@
 //                              (the kernels alternate them across accumulators)
 //   codes<B>(p)                the L codes of B bits (2, 4 or 8) from byte p, as floats
 //   load_f16(p) load_bf16(p)   L widened half / bfloat16 values
+//   store_f16(p, v) store_bf16(p, v)  v narrowed to L half / bfloat16 values at p,
+//                              rounded as half.h rounds (convert_floats.h)
 // With a table lookup (kTune.lut_bits = P > 0, L = 2^P), for the lookup
 // kernel (qmm_lut.h) and the row kernel's byte decode (qmm_rows.h):
 //   I                          a vector of L int32
@@ -62,6 +64,8 @@ constexpr bool traits_contract() {
   static_assert(std::is_same_v<decltype(V::template codes<2>(static_cast<const std::uint8_t*>(nullptr))), F>);
   static_assert(std::is_same_v<decltype(V::load_f16(static_cast<const std::uint16_t*>(nullptr))), F> &&
                 std::is_same_v<decltype(V::load_bf16(static_cast<const std::uint16_t*>(nullptr))), F>);
+  static_assert(std::is_void_v<decltype(V::store_f16(static_cast<std::uint16_t*>(nullptr), F{}))> &&
+                std::is_void_v<decltype(V::store_bf16(static_cast<std::uint16_t*>(nullptr), F{}))>);
   constexpr int P = V::kTune.lut_bits;
   if constexpr (P > 0) {
     using I = typename V::I;
@@ -83,6 +87,7 @@ constexpr bool traits_contract() {
 }
 #pragma GCC diagnostic pop
 
+#include "convert_floats.h"
 #include "qmm_common.h"
 #include "qmm_rows.h"
 #include "qmm_lut.h"

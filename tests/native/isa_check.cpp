@@ -1,5 +1,6 @@
 // Runs a SIMD kernel variant (argv[1], default "neon") against the scalar
-// reference on random problems. Built for aarch64 and run under qemu by
+// reference on random problems, after its float16 / bfloat16 conversions against
+// half.h's, bit for bit. Built for aarch64 and run under qemu by
 // tests/test_neon.py; natively with AddressSanitizer and
 // UndefinedBehaviorSanitizer for the x86 variants by tests/test_sanitizers.py;
 // with the AVX-512 intrinsics on SIMDe by tests/test_avx512_simde.py.
@@ -13,11 +14,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "../../src/common/half.h"
+#include "../../src/cpu/isa.h"
 #include "onebit/onebit.h"
 
 using onebit::ArrayRef;
@@ -146,6 +149,62 @@ void run_case(bool transpose, int bits, onebit::Mode mode, int gs, std::int64_t 
                                       onebit::WeightLayout::interleaved16));
 }
 
+// The variant's conversions (the backend's widening of x and narrowing of results)
+// against half.h's, bit for bit, except that a widened NaN need only be a NaN (x86
+// quiets a signalling one): every float16 and bfloat16 value widened, and narrowed
+// float32 values at and around every rounding boundary (each 16-bit top half with low
+// halves at the float16 and bfloat16 ties and their neighbours) and random ones. The
+// lengths leave a scalar tail after the vectors.
+void check_conversions() {
+  const onebit::cpu::Isa* variant = nullptr;
+  for (const onebit::cpu::Isa& i : onebit::cpu::compiled_isas())
+    if (isa == i.name) variant = &i;
+  const auto bits = [](float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+  };
+  int bad = 0;
+  for (DType half : {DType::float16, DType::bfloat16}) {
+    const bool f16 = half == DType::float16;
+    std::vector<std::uint16_t> h(65536 + 3);
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<std::uint16_t>(i);
+    std::vector<float> wide(h.size());
+    variant->convert(h.data(), half, wide.data(), DType::float32, static_cast<std::int64_t>(h.size()));
+    for (std::size_t i = 0; i < h.size(); ++i) {
+      const float want = f16 ? onebit::half_to_float(h[i]) : onebit::bf16_to_float(h[i]);
+      const bool ok = std::isnan(want) ? std::isnan(wide[i]) : bits(wide[i]) == bits(want);
+      if (!ok && ++bad <= 5)
+        std::printf("FAIL %s widening of %s 0x%04x: 0x%08x, want 0x%08x\n", isa.c_str(), onebit::dtype_name(half),
+                    h[i], bits(wide[i]), bits(want));
+    }
+    std::vector<float> f;
+    for (std::uint32_t top = 0; top < 65536; ++top)
+      for (std::uint32_t low : {0x0000u, 0x0001u, 0x0fffu, 0x1000u, 0x1001u, 0x1fffu, 0x7fffu, 0x8000u, 0x8001u, 0xffffu}) {
+        const std::uint32_t u = top << 16 | low;
+        float v;
+        std::memcpy(&v, &u, 4);
+        f.push_back(v);
+      }
+    for (int i = 0; i < 100003; ++i) {
+      const std::uint32_t u = static_cast<std::uint32_t>(rng());
+      float v;
+      std::memcpy(&v, &u, 4);
+      f.push_back(v);
+    }
+    std::vector<std::uint16_t> narrow(f.size());
+    variant->convert(f.data(), DType::float32, narrow.data(), half, static_cast<std::int64_t>(f.size()));
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      const std::uint16_t want = f16 ? onebit::float_to_half(f[i]) : onebit::float_to_bf16(f[i]);
+      if (narrow[i] != want && ++bad <= 5)
+        std::printf("FAIL %s narrowing of 0x%08x to %s: 0x%04x, want 0x%04x\n", isa.c_str(), bits(f[i]),
+                    onebit::dtype_name(half), narrow[i], want);
+    }
+  }
+  ++cases;
+  if (bad) ++failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,6 +220,7 @@ int main(int argc, char** argv) {
     std::printf("%s kernel not available in this build\n", isa.c_str());
     return 2;
   }
+  check_conversions();
   onebit::cpu::set_parallel_threshold(0);  // every case through the thread pool
   int threads = 1;
   for (bool transpose : {true, false})
