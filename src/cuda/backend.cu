@@ -58,7 +58,8 @@ bool rows_aligned16(const MatmulPlan& plan) {
 // The opt-in M = 1 kernels run only where their variable is "1" (read each call):
 // qmv_digits_t (PYONEBIT_CUDA_DIGITS) is slower than qmv_stream_t at every shape measured
 // (docs/cuda.md), kept for float32 x and as the base of M > 1; qmv_lut_t
-// (PYONEBIT_CUDA_LUT, the lookup variant of qmv_stream_t) until it is measured against it.
+// (PYONEBIT_CUDA_LUT, the lookup variant of qmv_stream_t) at four of the five shapes
+// measured and in the decode stream (its table build costs more than the lookups save).
 bool opted_in(const char* variable) {
   const char* v = std::getenv(variable);
   return v && std::string(v) == "1";
