@@ -103,6 +103,27 @@ def test_dtypes(isa, dtype, bits, mode, transpose):
 
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("dtype", [np.float16, BF16], ids=["f16", "bf16"])
+def test_half_results_are_the_float32_results_rounded(isa, dtype):
+    """The backend widens half x and narrows the float32 result with the ISA's vector
+conversions (convert_floats.h): the same bits as x widened and the float32 result
+rounded to nearest even by NumPy / ml_dtypes. Values past the half range, with ties
+and subnormal results; N = 37 and 200 leave scalar tails after the vectors."""
+    rng = np.random.default_rng(11)
+    _testing.set_cpu_isa(isa)
+    for N in (37, 200):
+        w = rng.standard_normal((N, 256)).astype(np.float32)
+        wq, scales, biases = pyonebit.quantize(w.astype(dtype), 64, 1, "affine")
+        x = (rng.standard_normal((3, 256)) * np.array([[1.0], [1e-5], [2e3]])).astype(dtype)
+        half = pyonebit.quantized_matmul(x, wq, scales, biases, group_size=64, bits=1)
+        wide = pyonebit.quantized_matmul(x.astype(np.float32), wq, scales, biases, group_size=64, bits=1)
+        assert half.dtype == np.dtype(dtype) and wide.dtype == np.float32
+        with np.errstate(over="ignore"):  # the 2e3 row's sums overflow float16 to inf, as they should
+            rounded = wide.astype(dtype)
+        np.testing.assert_array_equal(half.view(np.uint16), rounded.view(np.uint16))
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 @pytest.mark.parametrize("transpose", [True, False], ids=["T", "N"])
 def test_batched_and_broadcast(isa, transpose):
     rng = np.random.default_rng(3)
