@@ -161,6 +161,17 @@ tail; N = 37: full and partial lane groups)."""
 
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_rows_longer_than_the_kept_tables(isa):
+    """The lookup kernel keeps up to 2 MB of x tables per calling thread between calls;
+a longer row's (K = 131200 at 1 bit: 2.05 MB with AVX-512's 16-float tables) are the
+call's own. Both, one after the other, against the reference."""
+    rng = np.random.default_rng(23)
+    for K in (131200, 1024, 131200):
+        x, q = make_case(rng, 2, 37, K, True, 128, 1, "affine")
+        check(isa, x, q, True, 128, 1, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 def test_single_output_column(isa):
     rng = np.random.default_rng(5)
     for M in (1, 2, 65):

@@ -473,10 +473,15 @@ void qmm_lut(const QmmArgs& a) {
   const int gs = a.spec.group_size;
   const std::int64_t table_floats = a.K * B / 32 * lut_lookups<V>() * V::L, groups = (a.N + V::L - 1) / V::L;
   const std::int64_t chunk = std::clamp<std::int64_t>(kLutTableBytes / (4 * table_floats), 1, a.M);
-  // The calling thread's buffers, kept between calls (at most kLutTableBytes of tables):
-  // fresh zeroed vectors cost 1-3 us a call (Zen 4; 224 KB of tables at K = 14336).
-  float* const T = scratch<V, 3>(static_cast<std::size_t>(chunk * table_floats));
-  float* const xs = scratch<V, 4>(static_cast<std::size_t>(chunk * (a.K / gs)));
+  // Tables within kLutTableBytes (K up to 131072 at 1 bit with AVX-512) and the group sums
+  // go in the calling thread's buffers, kept between calls: fresh zeroed vectors cost 1-3
+  // us a call (Zen 4; 224 KB of tables at K = 14336). A longer row's are the call's own.
+  const std::size_t table_count = static_cast<std::size_t>(chunk * table_floats);
+  const std::size_t sum_count = static_cast<std::size_t>(chunk * (a.K / gs));
+  const bool kept = 4 * table_count <= static_cast<std::size_t>(kLutTableBytes);
+  std::vector<float> own(kept ? 0 : table_count + sum_count);
+  float* const T = kept ? scratch<V, 3>(table_count) : own.data();
+  float* const xs = kept ? scratch<V, 4>(sum_count) : own.data() + table_count;
   const bool interleaved = a.layout == WeightLayout::interleaved16;
   const int share = V::kTune.lut_share;
   for (std::int64_t m0 = 0; m0 < a.M; m0 += chunk) {
