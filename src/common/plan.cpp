@@ -56,15 +56,16 @@ void check_packed(const ArrayRef& wq, const char* op) {
     value_error(op, "wq must have at least 2 dimensions, got shape " + shape_str(wq.shape));
 }
 
-// Scales/biases checks shared by dequantize and quantized_matmul.
+// Scales/biases checks shared by dequantize and quantized_matmul: scales of the
+// shape `expected` that wq (of shape wq_shape) needs. Messages are built only on failure.
 // Returns the biases to store in the plan (empty ArrayRef in symmetric mode).
 ArrayRef check_scales_biases(const ArrayRef& scales, const ArrayRef* biases,
                              const std::vector<std::int64_t>& expected, const QuantSpec& spec,
-                             const std::string& expected_from, const char* op) {
+                             const std::vector<std::int64_t>& wq_shape, const char* op) {
   check_float(scales, op, "scales");
   if (scales.shape != expected)
-    value_error(op, "scales has shape " + shape_str(scales.shape) + " but " + expected_from +
-                        " needs " + shape_str(expected));
+    value_error(op, "scales has shape " + shape_str(scales.shape) + " but wq of shape " + shape_str(wq_shape) +
+                        " with group_size=" + std::to_string(spec.group_size) + " needs " + shape_str(expected));
   if (spec.mode == Mode::symmetric) {
     if (biases) value_error(op, "biases must be None in symmetric mode");
     return ArrayRef{};
@@ -230,10 +231,7 @@ DequantizePlan plan_dequantize_for(const char* op, const ArrayRef& wq, const Arr
                         std::to_string(spec.group_size));
   std::vector<std::int64_t> expected = wq.shape;
   expected.back() = plan.K / spec.group_size;
-  plan.biases = check_scales_biases(scales, biases, expected, spec,
-                                    "wq of shape " + shape_str(wq.shape) + " with group_size=" +
-                                        std::to_string(spec.group_size),
-                                    op);
+  plan.biases = check_scales_biases(scales, biases, expected, spec, wq.shape, op);
   plan.scales = scales;
   plan.out_dtype = out_dtype ? *out_dtype : scales.dtype;
   if (!is_float_dtype(plan.out_dtype))
@@ -276,9 +274,7 @@ MatmulPlan plan_quantized_matmul(const ArrayRef& x, const ArrayRef& wq, const Ar
                         std::to_string(spec.group_size));
   std::vector<std::int64_t> expected = wq.shape;
   expected.back() = unpacked / spec.group_size;
-  const std::string from = "wq of shape " + shape_str(wq.shape) + " with group_size=" +
-                           std::to_string(spec.group_size);
-  plan.biases = check_scales_biases(scales, biases, expected, spec, from, op);
+  plan.biases = check_scales_biases(scales, biases, expected, spec, wq.shape, op);
   plan.scales = scales;
 
   const std::int64_t xK = x.shape.back();
