@@ -13,7 +13,6 @@ from libcpp.vector cimport vector
 
 cimport numpy as cnp
 import numpy as np
-import ml_dtypes
 
 from pyonebit._onebit cimport (
     CArrayRef, CBinding, CCpuKernelChoice, CDeviceCaps, CDispatch, CDType, CDequantizePlan, CMatmulPlan, CMode,
@@ -24,7 +23,7 @@ from pyonebit cimport _onebit as core
 
 cnp.import_array()
 
-from pyonebit import _dlpack
+from pyonebit import _bfloat16, _dlpack
 from pyonebit._dtype_error import DTypeError
 
 cdef extern from "_errors.h":
@@ -33,17 +32,24 @@ cdef extern from "_errors.h":
 # The class stays referenced by this module, so the borrowed pointer stays valid.
 onebit_dtype_error = <PyObject*>DTypeError
 
+# bfloat16 is resolved through pyonebit._bfloat16, which imports ml_dtypes only when needed.
 _NP_DTYPES = {
     CDType.float32: np.dtype(np.float32),
     CDType.float16: np.dtype(np.float16),
-    CDType.bfloat16: np.dtype(ml_dtypes.bfloat16),
     CDType.uint32: np.dtype(np.uint32),
 }
 _CORE_DTYPES = {v: k for k, v in _NP_DTYPES.items()}
 
 
 cdef CDType _core_dtype(dt):
-    return _CORE_DTYPES.get(dt, CDType.unsupported)
+    found = _CORE_DTYPES.get(dt)
+    if found is not None:
+        return found
+    return CDType.bfloat16 if _bfloat16.is_bfloat16(dt) else CDType.unsupported
+
+
+cdef _np_dtype(CDType dtype):
+    return _bfloat16.dtype() if dtype == CDType.bfloat16 else _NP_DTYPES[dtype]
 
 
 def _as_array(obj, str name, str op):
@@ -89,7 +95,7 @@ cdef CQuantSpec _spec(group_size, bits, mode, str op) except *:
 
 
 cdef _empty(vector[int64_t] shape, CDType dtype):
-    return np.empty(tuple(shape), dtype=_NP_DTYPES[dtype])
+    return np.empty(tuple(shape), dtype=_np_dtype(dtype))
 
 
 cdef CDequantizePlan _dequantize_plan(list keep, wq, scales, biases, CQuantSpec spec,
@@ -189,7 +195,7 @@ cdef _dequantize(wq, scales, biases, group_size, bits, mode, dtype, cbool emulat
     cdef CDType out_dtype
     cdef CDType* out_dtype_ptr = NULL
     if dtype is not None:
-        dt = np.dtype(dtype)
+        dt = _bfloat16.as_dtype(dtype)
         out_dtype = _core_dtype(dt)
         if out_dtype == CDType.unsupported or out_dtype == CDType.uint32:
             raise DTypeError(f"[dequantize] dtype must be float32, float16 or bfloat16, got {dt}")
@@ -268,7 +274,7 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     if out is None:
         out = _empty(plan.out_shape, plan.out_dtype)
     else:
-        _check_out(out, tuple(plan.out_shape), _NP_DTYPES[plan.out_dtype], keep, op)
+        _check_out(out, tuple(plan.out_shape), _np_dtype(plan.out_dtype), keep, op)
     cdef void* out_ptr = cnp.PyArray_DATA(out)
     with nogil:
         core.quantized_matmul(plan, out_ptr, backend_name)

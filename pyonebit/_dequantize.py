@@ -2,20 +2,17 @@
 wider dtype."""
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
-
-_HALF = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
-
+from . import _bfloat16, _core
 
 def _is_wider(out: np.dtype, scales: np.dtype) -> bool:
     """Whether ``out`` holds ``scale * q + bias`` more exactly than ``scales``."""
-    if scales.kind != "f" and scales not in _HALF:
+    half = scales == np.float16 or _bfloat16.is_bfloat16(scales)
+    if scales.kind != "f" and not half:
         return False  # not a float: the core names the error
-    return out == np.float64 or (out == np.float32 and scales in _HALF)
+    return out == np.float64 or (out == np.float32 and half)
 
 
 def dequantize(
@@ -40,7 +37,7 @@ def dequantize(
     half-precision rounded values MLX returns."""
     if dtype is None:
         return _core.dequantize(wq, scales, biases, group_size, bits, mode)
-    out_dtype = np.dtype(dtype)
+    out_dtype = _bfloat16.as_dtype(dtype)
     s = _core._as_array(scales, "scales", "dequantize")
     if not _is_wider(out_dtype, s.dtype):
         # float64 is wider than every float: these scales are not, and the core names them.

@@ -7,10 +7,10 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
-BF16 = np.dtype(ml_dtypes.bfloat16)
+from . import _bfloat16
+
 _NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
 
 
@@ -41,4 +41,4 @@ def _bfloat16_without_copy(obj: Any) -> np.ndarray | None:
             a = np.asarray(obj, copy=False)
         except (ValueError, TypeError, DeprecationWarning, BufferError, RuntimeError):
             return None
-    return a if a.dtype == BF16 else None
+    return a if _bfloat16.is_bfloat16(a.dtype) else None

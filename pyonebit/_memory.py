@@ -14,6 +14,8 @@ import operator
 import numpy as np
 import numpy.typing as npt
 
+from . import _bfloat16
+
 
 def aligned_empty(
     shape: int | tuple[int, ...], dtype: npt.DTypeLike = np.float32, alignment: int | None = None
@@ -22,7 +24,7 @@ def aligned_empty(
     ``alignment`` bytes (default: the OS page size, 16 KiB on Apple silicon)
     and whose allocation is padded to a whole number of such blocks. (Empty
     arrays have no data to align; NumPy gives them a placeholder pointer.)"""
-    dtype = np.dtype(dtype)
+    dtype = _bfloat16.as_dtype(dtype)
     shape = (operator.index(shape),) if not isinstance(shape, tuple) else tuple(map(operator.index, shape))
     if any(d < 0 for d in shape):
         raise ValueError(f"[aligned_empty] negative dimensions are not allowed, got {shape}")
