@@ -401,15 +401,27 @@ void lut_task(void* ctx, std::int64_t t) {
   std::uint32_t* staged =
       in_place ? nullptr : scratch<V, 2, std::uint32_t>(static_cast<std::size_t>(share * L * words));
   const auto* w = reinterpret_cast<const std::uint8_t*>(a.wq);
-  // A pass's factors, as a byte range of the scales (and biases): in either
-  // layout rows [n, n + rows) hold elements [n G, (n + rows) G).
+  // Pass b (lane groups b ..): its rows, and where its words and factors lie. A pass's
+  // factors are a byte range of the scales (and biases): in either layout rows [n, n +
+  // rows) hold elements [n G, (n + rows) G).
   const std::int64_t factor_bytes = G * static_cast<std::int64_t>(dtype_size(a.scale_dtype));
+  auto pass_rows = [&](std::int64_t b) { return std::min<std::int64_t>(share * L, N - L * b); };
+  auto pass_lines = [&](std::int64_t b) {
+    LutPrefetch p;
+    const std::int64_t n = L * b;
+    p.next = w + 4 * n * words;
+    p.factors[0] = static_cast<const char*>(a.scales) + n * factor_bytes;
+    p.factors[1] = a.biases ? static_cast<const char*>(a.biases) + n * factor_bytes : nullptr;
+    p.factor_lines = (pass_rows(b) * factor_bytes + 63) / 64;
+    p.factor_step = (p.factor_lines + words - 1) / words;
+    return p;
+  };
   // A task's first pass: prefetched at once (no pass before it did).
-  if (t * job.groups_per_task < b1) {
-    const std::int64_t n = L * t * job.groups_per_task, rows = std::min<std::int64_t>(share * L, N - n);
-    prefetch_range(w + 4 * n * words, 4 * rows * words);
-    prefetch_range(static_cast<const char*>(a.scales) + n * factor_bytes, rows * factor_bytes);
-    if (a.biases) prefetch_range(static_cast<const char*>(a.biases) + n * factor_bytes, rows * factor_bytes);
+  if (const std::int64_t b0 = t * job.groups_per_task; b0 < b1) {
+    const LutPrefetch first = pass_lines(b0);
+    prefetch_range(first.next, 4 * pass_rows(b0) * words);
+    for (const char* f : first.factors)
+      if (f) prefetch_range(f, 64 * first.factor_lines);
   }
   constexpr int XR = V::kTune.lut_rows_x, RX = lut_share_rows<V>();
   static_assert(RX * L % kBlock == 0, "a pass is whole interleaved16 blocks");
@@ -422,15 +434,8 @@ void lut_task(void* ctx, std::int64_t t) {
     // pass in this core's cache instead of DRAM): 3-12% off a cold 4096 x 4096 or
     // 1024 x 4096 call on one and two threads (Zen 4); at M = 512 on two threads it
     // measured ~2% slower, so not there. Its words and factors, in lut_block.
-    LutPrefetch pf;
-    if (const std::int64_t next = b + share < b1 ? b + share : a.M == 1 ? b1 : groups; next < groups) {
-      const std::int64_t n = L * next, next_rows = std::min<std::int64_t>(share * L, N - n);
-      pf.next = w + 4 * n * words;
-      pf.factors[0] = static_cast<const char*>(a.scales) + n * factor_bytes;
-      pf.factors[1] = a.biases ? static_cast<const char*>(a.biases) + n * factor_bytes : nullptr;
-      pf.factor_lines = (next_rows * factor_bytes + 63) / 64;
-      pf.factor_step = (pf.factor_lines + words - 1) / words;
-    }
+    const std::int64_t next = b + share < b1 ? b + share : a.M == 1 ? b1 : groups;
+    const LutPrefetch pf = next < groups ? pass_lines(next) : LutPrefetch{};
     if (!Interleaved && in_place) {  // mlx order, M = 1
       lut_blocks<V, B, GS, 1, share, true>(R, job, a.wq, L * b, rows, 0, fac, pf);
       continue;
