@@ -88,11 +88,10 @@ Kernel choose(const MatmulPlan& plan) {
                     digit_max_chunks(plan.spec.group_size, static_cast<int>(dtype_size(plan.scales.dtype))),
                     device.multiprocessors, device.clusters ? kDigitMaxCluster : 1) > 0)
     return Kernel::qmv_digits_t;
-  const bool whole_chunks = aligned && one_bit_row;
-  if (whole_chunks && plan.K <= kStreamMaxK && lut_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block &&
-      opted_in("PYONEBIT_CUDA_LUT"))
+  const bool streams = aligned && one_bit_row && plan.K <= kStreamMaxK;  // the stream kernel's template
+  if (streams && lut_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block && opted_in("PYONEBIT_CUDA_LUT"))
     return Kernel::qmv_lut_t;
-  if (whole_chunks && plan.K <= kStreamMaxK && stream_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block)
+  if (streams && stream_smem_bytes(static_cast<int>(plan.K)) <= device.shared_per_block)
     return Kernel::qmv_stream_t;
   if (aligned && plan.M > kStagedMaxM && plan.M <= kTcvMaxM && plan.spec.bits == 1 &&
       plan.x.dtype != DType::float32)
