@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 from . import _bfloat16, _core
 
+
 def _is_wider(out: np.dtype, scales: np.dtype) -> bool:
     """Whether ``out`` holds ``scale * q + bias`` more exactly than ``scales``."""
     half = scales == np.float16 or _bfloat16.is_bfloat16(scales)
