@@ -58,6 +58,11 @@ def _as_array(obj, str name, str op):
     a copy: arrays, the buffer protocol, __array_interface__, and __dlpack__
     (CPU tensors of other frameworks; bfloat16 ones through __array__:
     pyonebit._dlpack)."""
+    # The common case, an ndarray to use as it is, in C-level checks (a decode step's calls
+    # are short enough for the attribute lookups below to show).
+    if cnp.PyArray_CheckExact(obj) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>obj) and \
+            cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>obj):
+        return obj
     if obj is None:
         raise TypeError(f"[{op}] {name} must be an array, got None")
     if not isinstance(obj, np.ndarray) and hasattr(obj, "__dlpack__"):
@@ -83,6 +88,11 @@ cdef CArrayRef _ref(cnp.ndarray a):
 
 cdef CQuantSpec _spec(group_size, bits, mode, str op) except *:
     cdef CQuantSpec s
+    if type(group_size) is int and type(bits) is int and type(mode) is str:  # the common case
+        s.group_size = group_size
+        s.bits = bits
+        s.mode = core.parse_mode(mode.encode(), op.encode())
+        return s
     for name, value in (("group_size", group_size), ("bits", bits)):
         if isinstance(value, bool) or not hasattr(value, "__index__"):
             raise TypeError(f"[{op}] {name} must be an int, got {type(value).__name__}")
@@ -242,8 +252,16 @@ def _check_out(out, tuple shape, dtype, list inputs, str op):
         raise ValueError(f"[{op}] out must be C-contiguous, aligned and native byte order")
     if not out.flags.writeable:
         raise ValueError(f"[{op}] out must be writeable")
+    cdef char* o = <char*>cnp.PyArray_DATA(<cnp.ndarray>out)
+    cdef char* p
     for a in inputs:
-        if a is not None and np.may_share_memory(out, a):
+        if a is None:
+            continue
+        if cnp.PyArray_CheckExact(a) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+            p = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)  # dense: its bytes are one range
+            if p < o + cnp.PyArray_NBYTES(<cnp.ndarray>out) and o < p + cnp.PyArray_NBYTES(<cnp.ndarray>a):
+                raise ValueError(f"[{op}] out must not overlap an input array")
+        elif np.may_share_memory(out, a):
             raise ValueError(f"[{op}] out must not overlap an input array")
 
 

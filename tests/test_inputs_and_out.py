@@ -142,3 +142,20 @@ def test_out_overlapping_an_input_is_rejected(packed):
     x, out = shared[:512].reshape(4, 128), shared[500:564].reshape(4, 16)
     with pytest.raises(ValueError, match=r"^\[quantized_matmul\] out must not overlap an input"):
         pyonebit.quantized_matmul(x, wq, scales, biases, out=out)
+
+
+@pytest.mark.parametrize("out_start,overlaps", [(511, True), (512, False), (-63, True), (-64, False)])
+def test_out_touching_an_input_is_rejected_only_when_they_share_an_element(packed, out_start, overlaps):
+    # x is elements 64 .. 575 of one buffer; out (64 elements) starts out_start after x's
+    # first: one element shared, or none at either end.
+    wq, scales, biases = packed
+    shared = np.ones(64 + 512 + 64 + 1, np.float32)
+    x = shared[64:576].reshape(4, 128)
+    out = shared[64 + out_start:64 + out_start + 64].reshape(4, 16)
+    if overlaps:
+        with pytest.raises(ValueError, match=r"^\[quantized_matmul\] out must not overlap an input"):
+            pyonebit.quantized_matmul(x, wq, scales, biases, out=out)
+    else:
+        expected = pyonebit.quantized_matmul(x.copy(), wq, scales, biases)
+        assert pyonebit.quantized_matmul(x, wq, scales, biases, out=out) is out
+        np.testing.assert_array_equal(out, expected)
