@@ -172,6 +172,19 @@ call's own. Both, one after the other, against the reference."""
 
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_every_thread_reads_each_calls_x(isa):
+    """Up to M = 8 each thread builds its own copy of the lookup kernel's x tables on its
+first task of a call and keeps it: calls with the same shapes and new x, one after the
+other on two threads, each against the reference (a stale copy fails)."""
+    rng = np.random.default_rng(31)
+    pyonebit.set_num_threads(2)
+    for M in (1, 3, 8, 9, 1):
+        x, q = make_case(rng, M, 512, 1024, True, 128, 1, "affine")
+        for x_now in (x, -x, x[::-1].copy()):
+            check(isa, x_now, q, True, 128, 1, "affine")
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 def test_single_output_column(isa):
     rng = np.random.default_rng(5)
     for M in (1, 2, 65):

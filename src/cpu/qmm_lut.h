@@ -71,10 +71,11 @@ void lut_tables(const float* x, std::int64_t K, float* T) {
 
 struct LutJob {
   const QmmArgs* a;
-  const float* T;              // M x table_floats tables of x
+  const float* T;              // M x table_floats tables of x, or null: each thread's own
   std::int64_t table_floats;   // per x row
   const float* xs;             // M x G group sums of x
   std::int64_t groups_per_task;  // lane groups (L W rows each)
+  std::uint64_t serial;        // where T is null: this job's number (thread_tables)
 };
 
 // The L words at p, of which only the first n <= L exist.
@@ -378,6 +379,22 @@ void stage_pass(const std::uint8_t* src, int rows, std::int64_t words, std::uint
   }
 }
 
+// Each thread's own copy of a job's x tables (LutJob::T null), built on its first task of
+// the job. Shared, a call's tables (64 KB at K = 4096, rewritten every call) come to the
+// other threads line by line from the caller's cache, which cost a second thread most of
+// its half of a small matrix; a copy costs it the time the caller spends on its own.
+template <class V, int B>
+const float* thread_tables(const LutJob& job) {
+  const QmmArgs& a = *job.a;
+  float* const T = scratch<V, 3>(static_cast<std::size_t>(a.M * job.table_floats));
+  thread_local std::uint64_t built = 0;  // the serial of the job T holds
+  if (built != job.serial) {
+    for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T + m * job.table_floats);
+    built = job.serial;
+  }
+  return T;
+}
+
 // One task: passes of lut_share lane groups, each against every x row
 // (their packed rows stay in L1/L2). Interleaved: W is read in place. mlx
 // order: at M = 1, where every word is used once, in place too, L words
@@ -390,7 +407,8 @@ void lut_task(void* ctx, std::int64_t t) {
   constexpr int L = V::L, share = V::kTune.lut_share;
   // interleaved16 blocks must not straddle passes.
   static_assert(share * L % kBlock == 0, "a pass is whole interleaved16 blocks");
-  const auto& job = *static_cast<const LutJob*>(ctx);
+  LutJob job = *static_cast<const LutJob*>(ctx);
+  if (!job.T) job.T = thread_tables<V, B>(job);
   const QmmArgs& a = *job.a;
   const std::int64_t N = a.N, groups = (N + L - 1) / L, G = a.K / GS, words = a.K * B / 32;
   const std::int64_t b1 = std::min(groups, (t + 1) * job.groups_per_task);
@@ -471,6 +489,10 @@ void lut_task(void* ctx, std::int64_t t) {
 // with AVX-512, 11 K with AVX2); the rows go through in chunks whose tables
 // fit this budget (allocated per call), each chunk reading W once more.
 constexpr std::int64_t kLutTableBytes = 2 << 20;
+// Up to this many rows of x, each thread builds its own copy of the tables (thread_tables):
+// measured at M = 1, 4 and 8 on two threads (Zen 4, docs/decode.md); past it the copies
+// (M x 64 KB at K = 4096) would cost each thread more, and are not measured.
+constexpr std::int64_t kLutThreadTablesMaxM = 8;
 
 // Needs no Factors: lut_factors makes them per lane group of rows.
 template <class V, int B>
@@ -489,14 +511,20 @@ void qmm_lut(const QmmArgs& a) {
   float* const xs = kept ? scratch<V, 4>(sum_count) : own.data() + table_count;
   const bool interleaved = a.layout == WeightLayout::interleaved16;
   const int share = V::kTune.lut_share;
+  // A few rows of x: each thread builds its own tables (thread_tables); more are worth
+  // sharing.
+  const bool per_thread = kept && a.M <= kLutThreadTablesMaxM && pool_threads() > 1;
+  static std::atomic<std::uint64_t> serials{0};
   for (std::int64_t m0 = 0; m0 < a.M; m0 += chunk) {
     QmmArgs c = a;  // x rows m0 .. m0 + chunk
     c.M = std::min(chunk, a.M - m0);
     c.x = a.x + m0 * a.K;
     c.out = a.out + m0 * a.N;
-    for (std::int64_t m = 0; m < c.M; ++m) lut_tables<V, B>(c.x + m * a.K, a.K, T + m * table_floats);
+    if (!per_thread)
+      for (std::int64_t m = 0; m < c.M; ++m) lut_tables<V, B>(c.x + m * a.K, a.K, T + m * table_floats);
     group_sums<V>(c.x, c.M, a.K, gs, xs);
-    LutJob job{&c, T, table_floats, xs, split(groups, share, 1024 / V::L)};
+    LutJob job{&c, per_thread ? nullptr : T, table_floats, xs, split(groups, share, 1024 / V::L),
+               serials.fetch_add(1, std::memory_order_relaxed) + 1};
     visit<format::kGroupSizes>(gs, [&](auto g) {
       constexpr int GS = decltype(g)::value;
       parallel_for((groups + job.groups_per_task - 1) / job.groups_per_task,
