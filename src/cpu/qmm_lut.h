@@ -490,8 +490,8 @@ void lut_task(void* ctx, std::int64_t t) {
 // fit this budget (allocated per call), each chunk reading W once more.
 constexpr std::int64_t kLutTableBytes = 2 << 20;
 // Up to this many rows of x, each thread builds its own copy of the tables (thread_tables):
-// measured at M = 1, 4 and 8 on two threads (Zen 4, docs/decode.md); past it the copies
-// (M x 64 KB at K = 4096) would cost each thread more, and are not measured.
+// faster at M = 1, 4 and 8 on two threads (Zen 4, docs/decode.md); at 16 and 32 the same
+// within the noise, so there the tables (M x 64 KB at K = 4096) are built once.
 constexpr std::int64_t kLutThreadTablesMaxM = 8;
 
 // Needs no Factors: lut_factors makes them per lane group of rows.
