@@ -253,13 +253,16 @@ def _check_out(out, tuple shape, dtype, list inputs, str op):
     if not out.flags.writeable:
         raise ValueError(f"[{op}] out must be writeable")
     cdef char* o = <char*>cnp.PyArray_DATA(<cnp.ndarray>out)
+    cdef cnp.npy_intp o_bytes = cnp.PyArray_NBYTES(<cnp.ndarray>out), a_bytes
     cdef char* p
     for a in inputs:
         if a is None:
             continue
         if cnp.PyArray_CheckExact(a) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
-            p = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)  # dense: its bytes are one range
-            if p < o + cnp.PyArray_NBYTES(<cnp.ndarray>out) and o < p + cnp.PyArray_NBYTES(<cnp.ndarray>a):
+            # Dense: its bytes are one range (an empty array shares none, as np.may_share_memory says).
+            p = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+            a_bytes = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+            if o_bytes and a_bytes and p < o + o_bytes and o < p + a_bytes:
                 raise ValueError(f"[{op}] out must not overlap an input array")
         elif np.may_share_memory(out, a):
             raise ValueError(f"[{op}] out must not overlap an input array")

@@ -159,3 +159,12 @@ def test_out_touching_an_input_is_rejected_only_when_they_share_an_element(packe
         expected = pyonebit.quantized_matmul(x.copy(), wq, scales, biases)
         assert pyonebit.quantized_matmul(x, wq, scales, biases, out=out) is out
         np.testing.assert_array_equal(out, expected)
+
+
+def test_an_empty_out_inside_an_input_is_accepted(packed):
+    # x has no rows, so out is empty; its address lies inside wq's bytes, but an empty array
+    # shares no element (np.may_share_memory's rule).
+    wq, scales, biases = packed
+    x = np.ones((0, 128), np.float32)
+    out = np.ndarray((0, 16), np.float32, buffer=wq, offset=20)
+    assert pyonebit.quantized_matmul(x, wq, scales, biases, out=out) is out
