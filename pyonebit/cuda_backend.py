@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _bfloat16, _core
 from ._dtype_error import DTypeError
 
 _OP = "quantized_matmul"
@@ -281,7 +281,7 @@ def quantized_matmul(x, wq, scales, biases=None, transpose=True, group_size=128,
     if lead is not None and lead.framework == "torch" and not keep and type(transpose) is bool:
         _remember_plan(plan, x, wq, scales, biases, transpose, group_size, bits, mode)
     if lead is None:  # NumPy in, NumPy out
-        result_dtype = np.dtype(_np_name(plan.out_dtype))
+        result_dtype = _bfloat16.as_dtype(plan.out_dtype)
         if out is None:
             out = np.empty(plan.out_shape, result_dtype)
         else:
@@ -374,14 +374,6 @@ class DeviceWeights:
             import cupy
 
             y[...] = (y.astype(cupy.float32) + b).astype(y.dtype)
-
-
-def _np_name(name: str):
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return ml_dtypes.bfloat16
-    return name
 
 
 def trace_start() -> int:

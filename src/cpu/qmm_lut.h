@@ -69,6 +69,12 @@ void lut_tables(const float* x, std::int64_t K, float* T) {
   }
 }
 
+// The tables of the M rows of x of a (M x table_floats floats at T).
+template <class V, int B>
+void lut_tables_rows(const QmmArgs& a, std::int64_t table_floats, float* T) {
+  for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T + m * table_floats);
+}
+
 struct LutJob {
   const QmmArgs* a;
   const float* T;              // M x table_floats tables of x, or null: each thread's own
@@ -389,7 +395,7 @@ const float* thread_tables(const LutJob& job) {
   float* const T = scratch<V, 3>(static_cast<std::size_t>(a.M * job.table_floats));
   thread_local std::uint64_t built = 0;  // the serial of the job T holds
   if (built != job.serial) {
-    for (std::int64_t m = 0; m < a.M; ++m) lut_tables<V, B>(a.x + m * a.K, a.K, T + m * job.table_floats);
+    lut_tables_rows<V, B>(a, job.table_floats, T);
     built = job.serial;
   }
   return T;
@@ -520,8 +526,7 @@ void qmm_lut(const QmmArgs& a) {
     c.M = std::min(chunk, a.M - m0);
     c.x = a.x + m0 * a.K;
     c.out = a.out + m0 * a.N;
-    if (!per_thread)
-      for (std::int64_t m = 0; m < c.M; ++m) lut_tables<V, B>(c.x + m * a.K, a.K, T + m * table_floats);
+    if (!per_thread) lut_tables_rows<V, B>(c, table_floats, T);
     group_sums<V>(c.x, c.M, a.K, gs, xs);
     LutJob job{&c, per_thread ? nullptr : T, table_floats, xs, split(groups, share, 1024 / V::L),
                serials.fetch_add(1, std::memory_order_relaxed) + 1};
