@@ -159,3 +159,80 @@ def test_attributes_are_read_only(rng, name):
     assert getattr(layer, name) is before or np.array_equal(getattr(layer, name), before)
     if isinstance(before, np.ndarray):
         assert not before.flags.writeable  # nor can the arrays be changed in place
+
+
+@pytest.mark.parametrize("backend", pyonebit.backends())
+@pytest.mark.parametrize("bits,mode", MODES, ids=lambda v: str(v))
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+def test_concatenated_layers_give_their_outputs_side_by_side(rng, backend, bits, mode, dtype):
+    # Row counts off the 16-row blocks, so the fused layer's rows sit at other lanes.
+    group_size = 64
+    layers = [pyonebit.QuantizedLinear.from_float(random_weights(rng, (n, 3 * group_size), dtype),
+                                                  bits=bits, group_size=group_size, mode=mode,
+                                                  backend=backend) for n in (5, 16, 37)]
+    fused = pyonebit.QuantizedLinear.concatenate(layers)
+    assert (fused.out_features, fused.backend, fused.bias) == (58, backend, None)
+    for name in ("wq", "scales", "biases"):
+        parts = [getattr(layer, name) for layer in layers]
+        if parts[0] is None:
+            assert getattr(fused, name) is None
+        else:
+            np.testing.assert_array_equal(getattr(fused, name), np.concatenate(parts))
+    what = w_hat64(fused.wq, fused.scales, fused.biases, bits, group_size, mode)
+    for shape in [(3 * group_size,), (1, 3 * group_size), (2, 9, 3 * group_size), (40, 3 * group_size)]:
+        x = random_weights(rng, shape, dtype)
+        y = fused(x)
+        apart = np.concatenate([layer(x) for layer in layers], -1)
+        assert_matmul_close(y, x, what, True, apart.dtype)
+        # The CPU kernels' sums do not depend on where a row sits; Metal's tiles of rows at
+        # the end of a matrix add in another order (so do CUDA's).
+        if backend == "cpu":
+            np.testing.assert_array_equal(y, apart)
+
+
+@pytest.mark.parametrize("backend", pyonebit.backends())
+def test_concatenate_takes_a_backend_one_layer_and_biases(rng, backend):
+    layers = [pyonebit.QuantizedLinear.from_float(random_weights(rng, (n, 128), np.float16),
+                                                  random_weights(rng, (n,), np.float32))
+              for n in (8, 3)]
+    alone = pyonebit.QuantizedLinear.concatenate(layers[:1], backend=backend)
+    assert alone.backend == backend
+    np.testing.assert_array_equal(alone.wq, layers[0].wq)
+    assert alone.wq is not layers[0].wq  # a copy: the layers stay independent
+    fused = pyonebit.QuantizedLinear.concatenate(layers)
+    assert fused.backend is None  # the first layer's
+    np.testing.assert_array_equal(fused.bias, np.concatenate([layers[0].bias, layers[1].bias]))
+    x = random_weights(rng, (4, 128), np.float16)
+    np.testing.assert_array_equal(fused(x), np.concatenate([layer(x) for layer in layers], -1))
+
+
+def _layer(rng, n=8, k=128, dtype=np.float32, bias=False, **kw):
+    return pyonebit.QuantizedLinear.from_float(
+        random_weights(rng, (n, k), dtype), np.ones(n, np.float32) if bias else None, **kw)
+
+
+BAD_CONCATENATIONS = [
+    (lambda r: [], ValueError, "layers must hold at least one layer"),
+    (lambda r: _layer(r), TypeError, "layers must be a sequence of QuantizedLinear, got QuantizedLinear"),
+    (lambda r: [_layer(r), "q_proj"], TypeError, "layers[1] must be a QuantizedLinear, got str"),
+    (lambda r: [_layer(r), _layer(r, k=256)], ValueError,
+     "every layer must have the in_features of layers[0] (128), layers[1] has 256"),
+    (lambda r: [_layer(r), _layer(r), _layer(r, bits=2)], ValueError,
+     "every layer must have the bits of layers[0] (1), layers[2] has 2"),
+    (lambda r: [_layer(r), _layer(r, group_size=64)], ValueError,
+     "every layer must have the group_size of layers[0] (128), layers[1] has 64"),
+    (lambda r: [_layer(r), _layer(r, mode="symmetric")], ValueError,
+     "every layer must have the mode of layers[0] (affine), layers[1] has symmetric"),
+    (lambda r: [_layer(r), _layer(r, dtype=np.float16)], TypeError,
+     "every layer must have the scales dtype of layers[0] (float32), layers[1] has float16"),
+    (lambda r: [_layer(r, bias=True), _layer(r)], ValueError,
+     "every layer must have the bias (present or not) of layers[0] (True), layers[1] has False"),
+]
+
+
+@pytest.mark.parametrize("layers,error,message", BAD_CONCATENATIONS,
+                         ids=[m[:24] for _, _, m in BAD_CONCATENATIONS])
+def test_bad_concatenations_name_the_layer_and_the_rule(rng, layers, error, message):
+    with pytest.raises(error) as info:
+        pyonebit.QuantizedLinear.concatenate(layers(rng))
+    assert str(info.value) == "[QuantizedLinear.concatenate] " + message
