@@ -92,6 +92,20 @@ def test_4bit_group32_model_answers_a_factual_question():
     assert r["text"] == "The capital of France is Paris.", r["text"]
 
 
+def test_fused_projections_give_the_same_logits_on_cpu():
+    """The runner's q / k / v and gate / up as one QuantizedLinear each (one call, outputs
+    split): the same logits, bit for bit, as one call per projection, prompt and decode."""
+    ck = checkpoint()
+    linears = weights.weight_set(ck, "q1-affine", "cpu")
+    fused, apart = (Decoder(ck.config, ck.norms, linears, fuse=f) for f in (True, False))
+    assert {"blk.0.attn_qkv", "blk.29.ffn_gate_up"} <= fused.linears.keys()
+    assert "blk.0.attn_q" not in fused.linears and "blk.0.attn_q" in apart.linears
+    ids = ck.tokenizer.encode("The capital of France is").ids
+    caches = fused.new_cache(len(ids) + 2), apart.new_cache(len(ids) + 2)
+    for step in (ids, ids[-1:], ids[-2:-1]):
+        np.testing.assert_array_equal(fused.forward(step, caches[0]), apart.forward(step, caches[1]))
+
+
 def small_workload(prompt_tokens=None, chunk_tokens=16, steps=3):
     return vl.Workload(checkpoint(), 1, chunk_tokens, 1, steps, prompt_tokens)
 

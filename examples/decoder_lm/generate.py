@@ -64,8 +64,9 @@ def generate(decoder, tokenizer, prompt_ids, max_tokens, temperature=0.0, seed=0
                 gen_tokens=len(out), gen_s=gen_s)
 
 
-def build_decoder(ckpt, weight_name, backend, group_size=weights.GROUP_SIZE):
-    return Decoder(ckpt.config, ckpt.norms, weights.weight_set(ckpt, weight_name, backend, group_size))
+def build_decoder(ckpt, weight_name, backend, group_size=weights.GROUP_SIZE, fuse=True):
+    return Decoder(ckpt.config, ckpt.norms, weights.weight_set(ckpt, weight_name, backend, group_size),
+                   fuse=fuse)
 
 
 def main(argv=None):
@@ -79,6 +80,8 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--raw", action="store_true", help="no chat template: continue the prompt")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="one product per projection (default: q/k/v and gate/up fused)")
     parser.add_argument("--profile", action="store_true", help="print where the time went (cProfile)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the generation; report median and range of tokens/s")
@@ -93,7 +96,7 @@ def main(argv=None):
         parser.error(f"--group-size must be one of {sorted(pyonebit.supported_group_sizes())}")
 
     ckpt = Checkpoint()
-    decoder = build_decoder(ckpt, args.weights, args.backend, args.group_size)
+    decoder = build_decoder(ckpt, args.weights, args.backend, args.group_size, not args.no_fuse)
     prompt = args.prompt if args.raw else chat_prompt(args.prompt)
     ids = ckpt.tokenizer.encode(prompt).ids
     backend = "NumPy float32" if args.weights == "float" else args.backend
