@@ -73,10 +73,11 @@ def test_empty_sum():
 
 
 def test_small_calls_stay_on_one_thread():
-    # M*N*K*bits below 2^22: waking the pool costs more than it saves.
-    assert choice(1, N=1024, K=1024, isa="avx512")["serial"]
-    assert not choice(1, N=2048, K=2048, isa="avx512")["serial"]
-    assert not choice(1, N=1024, K=1024, bits=4, isa="avx2")["serial"]
+    # M*N*K*bits below 2^20: waking the pool costs more than it saves.
+    assert choice(1, N=1024, K=512, isa="avx512")["serial"]
+    assert choice(1, N=1000, K=1024, isa="avx2")["serial"]
+    assert not choice(1, N=1024, K=1024, isa="avx512")["serial"]
+    assert not choice(1, N=512, K=512, bits=4, isa="avx2")["serial"]
     set_parallel_threshold(0)  # the tests' override: split everything
     try:
         assert not choice(1, N=64, K=256, isa="avx512")["serial"]

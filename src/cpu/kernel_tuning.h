@@ -32,7 +32,7 @@ struct KernelTuning {
 
 // Below this much work (M*N*K*bits per batch) waking the pool's workers costs
 // more than it saves.
-inline constexpr std::int64_t kParallelWork = std::int64_t{1} << 22;
+inline constexpr std::int64_t kParallelWork = std::int64_t{1} << 20;
 
 // clang-format off
 //                                           lut  lut   rows rows cols cols parallel       rows tile tile cols cols panel lut   lut
