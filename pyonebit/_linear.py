@@ -7,7 +7,7 @@ shape ``(out_features, in_features)`` in pyonebit's (MLX's) packed format.
 from __future__ import annotations
 
 import operator
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -238,7 +238,7 @@ class QuantizedLinear:
         return cls(joined([la.wq for la in layers]), joined([la.scales for la in layers]),
                    joined([la.biases for la in layers]), joined([la.bias for la in layers]),
                    group_size=first.group_size, bits=first.bits, mode=first.mode,
-                   backend=first.backend if backend is _SAME_BACKEND else backend)
+                   backend=first.backend if backend is _SAME_BACKEND else cast("str | None", backend))
 
     def _mlx_order(self, stored: np.ndarray) -> np.ndarray:
         if self.layout == "mlx":
