@@ -19,9 +19,10 @@ cache), runs each once per pass, and reports per matrix shape:
     memory stalls: the call runs at the memory limit or at its own cache-hot
     speed, whichever is slower.
 
-Two paths: "layer" (QuantizedLinear, weights in the CPU's preferred layout)
-and "raw" (quantized_matmul on MLX-order arrays, as loader-free users call
-it). Tokens per second for the whole model at M = 1 is the sum of the cold
+Three paths: "layer" (QuantizedLinear, weights in the CPU's preferred layout),
+"raw" (quantized_matmul on MLX-order arrays, as loader-free users call it) and
+"fused" (as "layer", with each block's q/k/v and gate/up one layer each:
+QuantizedLinear.concatenate, 4 calls a block instead of 7). Tokens per second for the whole model at M = 1 is the sum of the cold
 times of one block's matrices times the number of blocks: the quantized
 matrix products alone (no attention, norms or sampling).
 
@@ -45,6 +46,11 @@ BLOCK = [("q_proj", 4096, 4096), ("k_proj", 1024, 4096), ("v_proj", 1024, 4096),
          ("o_proj", 4096, 4096), ("gate_proj", 14336, 4096), ("up_proj", 14336, 4096),
          ("down_proj", 4096, 14336)]
 MODEL_BLOCKS = 32
+# The "fused" path's block: projections of one input as one matrix (rows concatenated).
+FUSED_PARTS = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+FUSED_BLOCK = [("qkv_proj", 6144, 4096), ("o_proj", 4096, 4096), ("gate_up_proj", 28672, 4096),
+               ("down_proj", 4096, 14336)]
+PATHS = ("layer", "raw", "fused")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--m", type=int_list, default=[1], help="rows of x per call, e.g. 1,4,8 (default 1)")
     p.add_argument("--threads", type=int_list, default=None,
                    help="thread counts, e.g. 1,2 (default: 1 and the pool's size)")
-    p.add_argument("--paths", default="layer,raw", help="layer, raw or both (default layer,raw)")
+    p.add_argument("--paths", default="layer,raw",
+                   help="any of layer, raw, fused, comma-separated (default layer,raw)")
     p.add_argument("--rounds", type=positive_int, default=7,
                    help="passes over the stream; medians and ranges over them (default 7)")
     p.add_argument("--group-size", type=positive_int, default=128, help="default 128")
@@ -67,8 +74,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     paths = [s.strip() for s in args.paths.split(",") if s.strip()]
     for path in paths:
-        if path not in ("layer", "raw"):
-            p.error(f"--paths: each entry must be 'layer' or 'raw', got {path!r}")
+        if path not in PATHS:
+            p.error(f"--paths: each entry must be one of {', '.join(PATHS)}, got {path!r}")
     for bits in args.bits:
         if bits not in _core.supported_bits():
             p.error(f"--bits: each entry must be one of {list(_core.supported_bits())}, got {bits}")
@@ -79,6 +86,18 @@ def main(argv=None) -> int:
     finally:
         _core.set_num_threads(before)
     return 0
+
+
+def fused_blocks(layers):
+    """The stream's layers as FUSED_BLOCK: each block's FUSED_PARTS concatenated (copies)."""
+    from .._linear import QuantizedLinear
+
+    out = []
+    for b in range(0, len(layers), len(BLOCK)):
+        by_name = {name: layer for (name, _, _), layer in zip(BLOCK, layers[b:b + len(BLOCK)])}
+        out += [QuantizedLinear.concatenate([by_name[p] for p in FUSED_PARTS[name]])
+                if name in FUSED_PARTS else by_name[name] for name, _, _ in FUSED_BLOCK]
+    return out
 
 
 def random_weights(rng, N, K, bits, gs):
@@ -142,9 +161,12 @@ def run(blocks, bits_list, m_list, threads_list, paths, rounds, gs):
         mats = [(name, N, K, random_weights(rng, N, K, bits, gs)) for _ in range(blocks)
                 for name, N, K in BLOCK]
         nbytes = {name: sum(a.nbytes for a in w) for name, _, _, w in mats}
+        if "fused" in paths:
+            nbytes.update({name: sum(nbytes[p] for p in parts) for name, parts in FUSED_PARTS.items()})
         total = sum(sum(a.nbytes for a in w) for _, _, _, w in mats)
         layers = [QuantizedLinear(*w, group_size=gs, bits=bits) for _, _, _, w in mats] \
-            if "layer" in paths else []
+            if {"layer", "fused"} & set(paths) else []
+        fused = fused_blocks(layers) if "fused" in paths else []
         for T in threads_list:
             _core.set_num_threads(T)
             bw = read_bandwidth(max(8 * total, 256 << 20), rounds)
@@ -158,15 +180,19 @@ def run(blocks, bits_list, m_list, threads_list, paths, rounds, gs):
             for M in m_list:
                 x = rng.standard_normal((M, max(K for _, _, K in BLOCK))).astype(np.float16)
                 for path in paths:
-                    if path == "layer":
-                        calls = [lambda l=l, K=K: l(x[:, :K]) for l, (_, _, K, _) in zip(layers, mats)]
-                    else:
+                    block = FUSED_BLOCK if path == "fused" else BLOCK
+                    names = [name for _ in range(blocks) for name, _, _ in block]
+                    if path == "raw":
                         calls = [lambda w=w, K=K: _core.quantized_matmul(x[:, :K], *w, True, gs, bits)
                                  for _, _, K, w in mats]
+                    else:
+                        calls = [lambda l=l: l(x[:, :l.in_features])
+                                 for l in (fused if path == "fused" else layers)]
+                    assert len(calls) == len(names), (path, len(calls), len(names))
                     cold = timed_passes(calls, rounds)
                     step = 0.0
-                    for name, N, K in BLOCK:
-                        idx = [i for i, m in enumerate(mats) if m[0] == name]
+                    for name, N, K in block:
+                        idx = [i for i, n in enumerate(names) if n == name]
                         times = [t for i in idx for t in cold[i]]
                         c_med, c_lo, c_hi = spread(times)
                         h_med, h_lo, h_hi = spread(hot_time(calls[idx[0]], rounds))
@@ -178,7 +204,7 @@ def run(blocks, bits_list, m_list, threads_list, paths, rounds, gs):
                               f"{h_med * 1e6:5.0f} ({h_lo * 1e6:.0f}-{h_hi * 1e6:.0f}) "
                               f"{c_med / max(floor, h_med):5.2f} "
                               f"{h_med / (nbytes[name] / cache_bw[name]):9.2f}")
-                    block_bytes = sum(nbytes[name] for name, _, _ in BLOCK)
+                    block_bytes = sum(nbytes[name] for name, _, _ in block)
                     print(f"{path:5s} {M:3d} {'block':>10s}: {step * 1e6:.0f} us, "
                           f"{block_bytes / step / 1e9:.1f} GB/s = {block_bytes / step / bw_med:.2f} "
                           f"of bandwidth; {MODEL_BLOCKS}-block model: "
