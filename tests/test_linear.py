@@ -206,9 +206,9 @@ def test_concatenate_takes_a_backend_one_layer_and_biases(rng, backend):
     np.testing.assert_array_equal(fused(x), np.concatenate([layer(x) for layer in layers], -1))
 
 
-def _layer(rng, n=8, k=128, dtype=np.float32, bias=False, **kw):
+def _layer(rng, n=8, k=128, dtype=np.float32, bias=None, **kw):
     return pyonebit.QuantizedLinear.from_float(
-        random_weights(rng, (n, k), dtype), np.ones(n, np.float32) if bias else None, **kw)
+        random_weights(rng, (n, k), dtype), np.ones(n, bias) if bias else None, **kw)
 
 
 BAD_CONCATENATIONS = [
@@ -225,8 +225,10 @@ BAD_CONCATENATIONS = [
      "every layer must have the mode of layers[0] (affine), layers[1] has symmetric"),
     (lambda r: [_layer(r), _layer(r, dtype=np.float16)], TypeError,
      "every layer must have the scales dtype of layers[0] (float32), layers[1] has float16"),
-    (lambda r: [_layer(r, bias=True), _layer(r)], ValueError,
+    (lambda r: [_layer(r, bias=np.float32), _layer(r)], ValueError,
      "every layer must have the bias (present or not) of layers[0] (True), layers[1] has False"),
+    (lambda r: [_layer(r, bias=np.float32), _layer(r, bias=np.float16)], TypeError,
+     "every layer must have the bias dtype of layers[0] (float32), layers[1] has float16"),
 ]
 
 

@@ -19,7 +19,8 @@ FUSED = {"attn_qkv": ("attn_q", "attn_k", "attn_v"), "ffn_gate_up": ("ffn_gate",
 
 def fuse_projections(linears):
     """linears with each block's FUSED groups as one layer each (the parts' outputs side by
-    side; on the CPU the same values as the parts'), and where each part's output ends."""
+    side; on the CPU the same values as the parts'), and per fused layer its parts'
+    (start, end) columns."""
     fused, splits = dict(linears), {}
     for name in linears:
         if not name.endswith(".attn_q"):
