@@ -501,6 +501,24 @@ def _set_parallel_threshold(int64_t work):
     core.set_parallel_threshold(work)
 
 
+def _add_bias(cnp.ndarray y, cnp.ndarray bias):
+    """Private, for QuantizedLinear: y += bias over y's last axis, in place, each sum as
+    np.add(y, bias, out=y, casting="unsafe") rounds it, for C-contiguous, native float32,
+    float16 or bfloat16 y (..., N) and bias (N,); False (nothing done) for anything else."""
+    cdef CDType yd = _core_dtype(y.dtype), bd = _core_dtype(bias.dtype)
+    if (yd == CDType.unsupported or yd == CDType.uint32 or bd == CDType.unsupported
+            or bd == CDType.uint32 or y.ndim == 0 or bias.ndim != 1
+            or bias.shape[0] != y.shape[y.ndim - 1] or not cnp.PyArray_IS_C_CONTIGUOUS(y)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(bias) or not cnp.PyArray_ISWRITEABLE(y)
+            or not cnp.PyArray_ISNOTSWAPPED(y) or not cnp.PyArray_ISNOTSWAPPED(bias)):
+        return False
+    cdef int64_t n = bias.shape[0]
+    cdef int64_t rows = y.size // n if n else 0
+    with nogil:
+        core.add_bias(cnp.PyArray_DATA(y), yd, rows, n, cnp.PyArray_DATA(bias), bd)
+    return True
+
+
 def get_num_threads():
     """Threads used by the CPU kernels."""
     return core.get_num_threads()

@@ -271,8 +271,8 @@ class QuantizedLinear:
             return self._device(x, out)
         y = _core.quantized_matmul(x, self._wq, self._scales, self._biases, True, self.group_size,
                                    self.bits, self.mode, self.backend, out, self.layout)
-        if self.bias is not None:
-            np.add(y, self.bias, out=y, casting="unsafe")
+        if self.bias is not None and not _core._add_bias(y, self.bias):
+            np.add(y, self.bias, out=y, casting="unsafe")  # what _add_bias computes, in NumPy
         return y
 
     def dequantize(self, dtype: npt.DTypeLike | None = None) -> np.ndarray:

@@ -92,6 +92,8 @@ cdef extern from "onebit/onebit.h" namespace "onebit" nogil:
     int get_num_threads()
     uint64_t read_memory(const void* data, size_t nbytes) nogil
     void set_parallel_threshold "onebit::cpu::set_parallel_threshold"(int64_t work)
+    void add_bias(void* y, CDType y_dtype, int64_t rows, int64_t n, const void* bias,
+                  CDType bias_dtype) except +raise_py_error
 
 
 # Metal backend counters (src/metal/host/stats.h; header only, so present in

@@ -353,7 +353,8 @@ class DeviceWeights:
     def _add_bias(self, y):
         """y += bias, computed in float32 and rounded to y's dtype (as np.add with casting='unsafe')."""
         if isinstance(y, np.ndarray):
-            np.add(y, self._bias, out=y, casting="unsafe")
+            if not _core._add_bias(y, self._bias):
+                np.add(y, self._bias, out=y, casting="unsafe")
             return
         framework = type(y).__module__.split(".", 1)[0]
         key = (framework, str(getattr(y, "device", "")))

@@ -212,6 +212,13 @@ int get_num_threads();
 // last-level cache: the memory read bandwidth its kernels are held to.
 std::uint64_t read_memory(const void* data, std::size_t bytes);
 
+// y[r, j] += bias[j] for r < rows, j < n (y C-contiguous rows x n, in place), each sum
+// as NumPy's np.add(y, bias, out=y, casting="unsafe") makes it for float32, float16 and
+// bfloat16: both widened to float32, added, rounded to y's dtype (nearest even).
+// QuantizedLinear's bias. Throws ValueError for other dtypes.
+void add_bias(void* y, DType y_dtype, std::int64_t rows, std::int64_t n, const void* bias,
+              DType bias_dtype);
+
 namespace cpu {
 // Calls with less work than this (M*N*K*bits per batch) run on the calling
 // thread alone, waking no worker; 0 parallelizes everything (tests), a
