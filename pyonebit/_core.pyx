@@ -504,7 +504,8 @@ def _set_parallel_threshold(int64_t work):
 def _add_bias(cnp.ndarray y, cnp.ndarray bias):
     """Private, for QuantizedLinear: y += bias over y's last axis, in place, each sum as
     np.add(y, bias, out=y, casting="unsafe") rounds it, for C-contiguous, native float32,
-    float16 or bfloat16 y (..., N) and bias (N,); False (nothing done) for anything else."""
+    float16 or bfloat16 y (..., N) and bias (N,) that shares no memory with y (the layer's
+    own copy); False (nothing done) for anything else."""
     cdef CDType yd = _core_dtype(y.dtype), bd = _core_dtype(bias.dtype)
     if (yd == CDType.unsupported or yd == CDType.uint32 or bd == CDType.unsupported
             or bd == CDType.uint32 or y.ndim == 0 or bias.ndim != 1

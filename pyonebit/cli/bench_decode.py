@@ -22,9 +22,10 @@ cache), runs each once per pass, and reports per matrix shape:
 Three paths: "layer" (QuantizedLinear, weights in the CPU's preferred layout),
 "raw" (quantized_matmul on MLX-order arrays, as loader-free users call it) and
 "fused" (as "layer", with each block's q/k/v and gate/up one layer each:
-QuantizedLinear.concatenate, 4 calls a block instead of 7). Tokens per second for the whole model at M = 1 is the sum of the cold
-times of one block's matrices times the number of blocks: the quantized
-matrix products alone (no attention, norms or sampling).
+QuantizedLinear.concatenate, 4 calls a block instead of 7). Tokens per second
+for the whole model at M = 1 is the sum of the cold times of one block's
+matrices times the number of blocks: the quantized matrix products alone (no
+attention, norms or sampling).
 
 Weights are random codes with float16 scales and biases (speed does not
 depend on their values). Expected time: about 1-2 minutes with the defaults.

@@ -3,7 +3,6 @@
 // widened to float32, added in float32, rounded to nearest even), with the active ISA's
 // conversions: NumPy's float16 loop costs ~7 ns a value, as much as a small layer's product.
 #include <algorithm>
-#include <cstring>
 
 #include "../common/dtype.h"
 #include "isa.h"
