@@ -16,6 +16,7 @@ void add_bias(void* y, DType y_dtype, std::int64_t rows, std::int64_t n, const v
     throw ValueError("[add_bias] y and bias must be float32, float16 or bfloat16");
   if (rows < 0 || n < 0) throw ValueError("[add_bias] rows and n must be >= 0");
   const cpu::Isa& isa = cpu::active_isa();
+  const bool widen = y_dtype != DType::float32;  // else y is added to in place
   constexpr std::int64_t kChunk = 512;  // values of a row at a time, in float32 on the stack
   float b[kChunk], v[kChunk];
   for (std::int64_t j0 = 0; j0 < n; j0 += kChunk) {
@@ -23,10 +24,10 @@ void add_bias(void* y, DType y_dtype, std::int64_t rows, std::int64_t n, const v
     isa.convert(static_cast<const char*>(bias) + j0 * bsize, bias_dtype, b, DType::float32, c);
     for (std::int64_t r = 0; r < rows; ++r) {
       char* yr = static_cast<char*>(y) + (r * n + j0) * ysize;
-      float* f = y_dtype == DType::float32 ? reinterpret_cast<float*>(yr) : v;
-      if (f == v) isa.convert(yr, y_dtype, v, DType::float32, c);
+      float* f = widen ? v : reinterpret_cast<float*>(yr);
+      if (widen) isa.convert(yr, y_dtype, v, DType::float32, c);
       for (std::int64_t i = 0; i < c; ++i) f[i] += b[i];
-      if (f == v) isa.convert(v, DType::float32, yr, y_dtype, c);
+      if (widen) isa.convert(v, DType::float32, yr, y_dtype, c);
     }
   }
 }
